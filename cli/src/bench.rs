@@ -1,0 +1,232 @@
+//! `teal bench`: measures the numbers the README promises, against `teal serve` running as a
+//! child process (so start-up and memory are the real process's), a fake OpenAI-compatible LLM
+//! answering instantly on loopback, and the filesystem MCP server with a request counter.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Measured requests per scenario (after a warm-up).
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// How many times to start the server to time start-up.
+    #[arg(long, default_value_t = 20)]
+    starts: usize,
+    #[arg(long, default_value = "examples/agents")]
+    config: PathBuf,
+    #[arg(long, default_value = "examples/data")]
+    data: PathBuf,
+}
+
+/// The fake LLM: a tool call to `fs_read_file` when the user asks `[use-tool]` and tools are
+/// offered, the final answer after a tool result, otherwise a short answer. No delay.
+async fn fake_llm(Json(body): Json<Value>) -> Json<Value> {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let last = messages.last().cloned().unwrap_or_default();
+    let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    let message = if last["role"] == "tool" {
+        json!({"role": "assistant", "content": format!("read {} bytes", last["content"].as_str().map_or(0, str::len))})
+    } else if has_tools && last["content"].as_str().is_some_and(|c| c.contains("[use-tool]")) {
+        json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": "call-1", "type": "function",
+            "function": {"name": "fs_read_file", "arguments": "{\"path\":\"hello.txt\"}"}
+        }]})
+    } else {
+        json!({"role": "assistant", "content": "ok"})
+    };
+    let finish = if message.get("tool_calls").is_some() { "tool_calls" } else { "stop" };
+    Json(json!({
+        "id": "bench", "object": "chat.completion", "model": body["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    }))
+}
+
+async fn count_requests(State(counter): State<Arc<AtomicU64>>, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::POST {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    next.run(req).await
+}
+
+async fn spawn_local(router: Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+/// Starts `teal serve` and returns once it printed its address, with the time to first `/health`.
+async fn start_server(
+    args: &BenchArgs,
+    llm: &str,
+    fs: &str,
+    http: &reqwest::Client,
+) -> anyhow::Result<(Server, Duration)> {
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args(["serve", "--addr", "127.0.0.1:0", "--no-bundled-fs", "--config"])
+        .arg(&args.config)
+        .env("TA_BASE_URL", format!("{llm}/v1"))
+        .env("TA_API_KEY", "bench-key")
+        .env(crate::serve::BUNDLED_FS_VAR, format!("{fs}/mcp"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting teal serve")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let Some(line) = lines.next_line().await? else { bail!("teal serve exited before listening") };
+        if let Some(rest) = line.strip_prefix("teal serve: listening on ") {
+            break rest.trim().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let health = http.get(format!("{base}/health")).send().await?;
+    if !health.status().is_success() {
+        bail!("/health answered {}", health.status());
+    }
+    Ok((Server { child, base }, started.elapsed()))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx]
+}
+
+async fn timed(n: usize, mut f: impl AsyncFnMut() -> anyhow::Result<()>) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f().await?;
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    out.sort_by(f64::total_cmp);
+    Ok(out)
+}
+
+async fn invoke(http: &reqwest::Client, url: &str, text: &str) -> anyhow::Result<()> {
+    let body = json!({"items": [{"content_type": "text", "content": text}]});
+    let resp = http.post(url).json(&body).send().await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {v}");
+    }
+    Ok(())
+}
+
+fn rss_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let llm = spawn_local(Router::new().route("/v1/chat/completions", post(fake_llm))).await?;
+    let mcp_posts = Arc::new(AtomicU64::new(0));
+    let fs = teal_mcp_filesystem::FsConfig::new(&args.data)?;
+    let fs_router = teal_mcp_filesystem::router(fs, teal_mcp_filesystem::SessionMode::Stateful)
+        .layer(axum::middleware::from_fn_with_state(mcp_posts.clone(), count_requests));
+    let fs_url = spawn_local(fs_router).await?;
+
+    let mut starts = Vec::new();
+    for _ in 0..args.starts.max(1) {
+        let (mut server, took) = start_server(&args, &llm, &fs_url, &http).await?;
+        starts.push(took.as_secs_f64() * 1000.0);
+        let _ = server.child.kill().await;
+    }
+    starts.sort_by(f64::total_cmp);
+
+    let (server, _) = start_server(&args, &llm, &fs_url, &http).await?;
+    let pid = server.child.id().context("server pid")?;
+    let chat = format!("{}/chat/1.0", server.base);
+    let fs_agent = format!("{}/fs-assistant/0.1", server.base);
+    let llm_direct = format!("{llm}/v1/chat/completions");
+    let direct_body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+
+    // Warm-up: connections, sessions, catalogs.
+    for _ in 0..50 {
+        invoke(&http, &chat, "hello").await?;
+        invoke(&http, &fs_agent, "[use-tool] read hello.txt").await?;
+    }
+    let n = args.requests.max(1);
+    let llm_ms = timed(n, async || {
+        http.post(&llm_direct).json(&direct_body).send().await?.error_for_status()?.bytes().await?;
+        Ok(())
+    })
+    .await?;
+    let chat_ms = timed(n, async || invoke(&http, &chat, "hello").await).await?;
+    let before = mcp_posts.load(Ordering::Relaxed);
+    let tool_ms = timed(n, async || invoke(&http, &fs_agent, "[use-tool] read hello.txt").await).await?;
+    let mcp_per_call = (mcp_posts.load(Ordering::Relaxed) - before) as f64 / n as f64;
+    let rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
+    let hwm = rss_kib(pid, "VmHWM:").unwrap_or(0);
+
+    let llm_p50 = percentile(&llm_ms, 0.5);
+    let row = |name: &str, v: &[f64], llm_calls: f64| {
+        let p50 = percentile(v, 0.5);
+        println!(
+            "{name:<34} p50 {p50:>7.3} ms  p99 {:>7.3} ms  overhead beyond LLM (p50) {:>6.3} ms",
+            percentile(v, 0.99),
+            p50 - llm_calls * llm_p50
+        );
+    };
+    println!(
+        "teal bench: {n} requests per scenario, fake LLM on loopback, release={}",
+        !cfg!(debug_assertions)
+    );
+    println!(
+        "{:<34} median {:>7.2} ms  (min {:.2}, max {:.2}; {} starts)",
+        "process start -> first /health",
+        percentile(&starts, 0.5),
+        starts[0],
+        starts[starts.len() - 1],
+        starts.len()
+    );
+    println!(
+        "{:<34} p50 {llm_p50:>7.3} ms  p99 {:>7.3} ms",
+        "fake LLM call, direct",
+        percentile(&llm_ms, 0.99)
+    );
+    row("warm invoke, no tools (1 LLM call)", &chat_ms, 1.0);
+    row("warm invoke, 1 MCP tool (2 LLM)", &tool_ms, 2.0);
+    println!("{:<34} {mcp_per_call:.3}", "MCP HTTP requests per tool call");
+    println!(
+        "{:<34} {:.1} MB (peak {:.1} MB) after {} requests",
+        "server RSS",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        100 + 2 * n
+    );
+    drop(server);
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! `teal`: run the API locally (`serve`), check agent configs (`validate`), measure (`bench`).
+//!
+//! Thin: every behaviour lives in teal-core (the API, the agent loop) or in the filesystem MCP
+//! server crate; this binary wires them with local defaults.
+
+mod bench;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "teal", version, about = "Teal Agents, serverless: run, check and measure agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every endpoint locally: agents from a folder, in-memory sessions, secrets from env,
+    /// a bundled filesystem MCP server, and the offline model unless TA_API_KEY/TA_BASE_URL is set.
+    Serve(serve::ServeArgs),
+    /// Check agent configs (files or folders); exits non-zero with every error found.
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Measure start-up, warm invoke overhead, MCP round trips and memory against a fake LLM.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { paths } => validate(&paths),
+        Command::Serve(args) => run_async(serve::run(args)),
+        Command::Bench(args) => run_async(bench::run(args)),
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> ExitCode {
+    let vars = serve::config_vars(None);
+    let mut failed = false;
+    for path in paths {
+        match teal_core::config::load_path_with_vars(path, &vars) {
+            Ok(parsed) => {
+                for w in &parsed.warnings {
+                    println!("warning: {w}");
+                }
+                for a in &parsed.agents {
+                    println!(
+                        "ok: {} {}/{} ({} MCP server(s))",
+                        a.source,
+                        a.name,
+                        a.version,
+                        a.agent.mcp_servers.len()
+                    );
+                }
+            }
+            Err(errors) => {
+                failed = true;
+                for e in errors.iter() {
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}

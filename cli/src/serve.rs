@@ -1,0 +1,117 @@
+//! `teal serve`: the real API router on a local port, with embedded defaults.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use teal_core::bootstrap::{self, OfflinePolicy, Settings};
+use teal_core::llm::LlmClient;
+use teal_core::secrets::EnvSecretStore;
+use teal_core::store::MemorySessionStore;
+use teal_mcp_filesystem::{FsConfig, SessionMode};
+
+/// The variable the example agents use for the bundled filesystem server's URL.
+pub const BUNDLED_FS_VAR: &str = "TEAL_BUNDLED_FS_URL";
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    /// Agent config file or folder [env: TA_SERVICE_CONFIG] [default: examples/agents]
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Folder the bundled filesystem MCP server exposes.
+    #[arg(long, default_value = "examples/data")]
+    data: PathBuf,
+    /// Do not start the bundled filesystem MCP server (take TEAL_BUNDLED_FS_URL from the env).
+    #[arg(long)]
+    no_bundled_fs: bool,
+}
+
+/// Variables a config's `url` may reference: the process env, with `bundled_fs` on top.
+pub fn config_vars(bundled_fs: Option<&str>) -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    if let Some(url) = bundled_fs {
+        vars.insert(BUNDLED_FS_VAR.to_owned(), url.to_owned());
+    }
+    vars
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    teal_core::telemetry::init_json_logs();
+    let mut settings = Settings::from_env()?;
+    let config_path =
+        args.config.or(settings.config_path.take()).unwrap_or_else(|| PathBuf::from("examples/agents"));
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let bundled = if args.no_bundled_fs {
+        None
+    } else {
+        let fs = FsConfig::new(&args.data)
+            .with_context(|| format!("bundled filesystem MCP server: --data {}", args.data.display()))?;
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the bundled MCP server")?;
+        let url = format!("http://{}/mcp", listener.local_addr()?);
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|v| *v).await;
+            };
+            if let Err(e) = teal_mcp_filesystem::serve(listener, fs, SessionMode::Stateful, stop).await {
+                tracing::error!(error = %e, "bundled filesystem MCP server stopped");
+            }
+        });
+        Some(url)
+    };
+
+    let vars = config_vars(bundled.as_deref());
+    let parsed = teal_core::config::load_path_with_vars(&config_path, &vars)
+        .map_err(|e| anyhow::anyhow!("agent configs in {} are invalid:\n{e}", config_path.display()))?;
+    for w in &parsed.warnings {
+        tracing::warn!(warning = %w, "config");
+    }
+    let registry = teal_core::config::Registry::new(parsed.agents).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let llm = bootstrap::build_llm(|k| std::env::var(k).ok(), OfflinePolicy::Allow)?;
+    let llm_desc = llm.describe();
+    let offline = matches!(llm, teal_core::llm::Llm::Offline(_));
+    let state = Arc::new(bootstrap::build_state(
+        &settings,
+        registry,
+        Arc::new(llm),
+        Arc::new(EnvSecretStore::new()),
+        Arc::new(MemorySessionStore::new(settings.session_ttl, 10_000)),
+    ));
+
+    let listener =
+        tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    println!("teal serve: listening on http://{addr}");
+    if let Some(url) = &bundled {
+        println!("  bundled filesystem MCP server at {url} (serving {})", args.data.display());
+    }
+    for agent in state.registry.iter() {
+        println!(
+            "  agent {}/{}: POST http://{addr}/{}/{}  model {} via {llm_desc}",
+            agent.name, agent.version, agent.name, agent.version, agent.agent.model
+        );
+    }
+    if offline {
+        println!(
+            "  no LLM configured: the offline model answers. Set TA_API_KEY (and TA_BASE_URL for Azure OpenAI, Ollama or vLLM) to use a real model."
+        );
+    }
+    bootstrap::prewarm(&state);
+
+    let app = teal_core::api::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = shutdown_tx.send(true);
+        })
+        .await
+        .context("serving")?;
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! The HTTP API: one axum [`Router`] per endpoint, merged by [`router`] for the local server.
+//!
+//! The same routes serve Lambda (through `lambda_http`) and `teal serve` (through axum), so the
+//! local server is the real code. Owns request parsing, the invoke flow (agent lookup ->
+//! session -> tools -> loop -> session), readiness checks and the error -> status mapping. It
+//! holds no clients of its own: [`AppState`] is built once per process and shared.
+
+mod error;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use futures::future::join_all;
+use serde_json::json;
+use tracing::Instrument;
+
+pub use error::ApiError;
+pub use types::{InvokeResponse, TokenUsage};
+
+use crate::agent::{Run, RunReport};
+use crate::config::{AgentConfig, Registry};
+use crate::llm::{LlmClient, Message};
+use crate::mcp::McpPool;
+use crate::store::{SessionId, SessionStore};
+
+/// Per-process API settings.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest accepted request body (default 1 MiB).
+    pub body_limit: usize,
+    /// Deadline of one run when the caller gives none (Lambda gives its own).
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { body_limit: 1024 * 1024, request_timeout: Duration::from_secs(120) }
+    }
+}
+
+/// Everything the routes share, built once per process (per Lambda container).
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub llm: Arc<dyn LlmClient>,
+    pub mcp: McpPool,
+    pub sessions: Arc<dyn SessionStore>,
+    pub settings: ApiSettings,
+    pub started: Instant,
+}
+
+/// A deadline set by the runtime (in Lambda: the invocation's deadline minus a margin). When a
+/// request carries it as an extension, runs stop there instead of after `request_timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub Instant);
+
+/// The id of one request, in logs, the response body and `x-request-id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub type SharedState = Arc<AppState>;
+
+/// Every endpoint, for the local server.
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .merge(health_router())
+        .merge(ready_router())
+        .merge(tools_router())
+        .merge(invoke_router())
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// `POST /{name}/{version}`
+pub fn invoke_router() -> Router<SharedState> {
+    Router::new().route("/{name}/{version}", post(invoke)).layer(DefaultBodyLimit::disable())
+}
+
+/// `GET /health`
+pub fn health_router() -> Router<SharedState> {
+    Router::new().route("/health", get(health))
+}
+
+/// `GET /ready`
+pub fn ready_router() -> Router<SharedState> {
+    Router::new().route("/ready", get(ready))
+}
+
+/// `GET /{name}/{version}/tools`
+pub fn tools_router() -> Router<SharedState> {
+    Router::new().route("/{name}/{version}/tools", get(tools))
+}
+
+/// Gives every request an id and logs one line when it ends.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, duration_ms = ms, "request finished");
+        } else {
+            tracing::info!(status, duration_ms = ms, "request finished");
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn request_id(ext: Option<Extension<RequestId>>) -> String {
+    ext.map(|Extension(RequestId(id))| id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn find_agent(state: &AppState, name: &str, version: &str) -> Result<Arc<AgentConfig>, ApiError> {
+    state.registry.get(name, version).ok_or_else(|| ApiError::AgentNotFound {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        known: state.registry.known(),
+    })
+}
+
+async fn invoke(
+    State(state): State<SharedState>,
+    Path((name, version)): Path<(String, String)>,
+    rid: Option<Extension<RequestId>>,
+    deadline: Option<Extension<Deadline>>,
+    req: Request,
+) -> Response {
+    let rid = request_id(rid);
+    let deadline = deadline
+        .map(|Extension(Deadline(d))| d)
+        .unwrap_or_else(|| Instant::now() + state.settings.request_timeout);
+    let limit = state.settings.body_limit;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let result = if declared.is_some_and(|n| n > limit) {
+        Err(ApiError::PayloadTooLarge { limit })
+    } else {
+        match axum::body::to_bytes(req.into_body(), limit).await {
+            Ok(body) => invoke_agent(&state, &name, &version, &rid, &body, deadline).await,
+            // The only way reading a buffered body fails here is passing the limit.
+            Err(_) => Err(ApiError::PayloadTooLarge { limit }),
+        }
+    };
+    match result {
+        Ok(resp) => {
+            let mut r = Json(resp).into_response();
+            if let Ok(v) = HeaderValue::from_str(&rid) {
+                r.headers_mut().insert("x-request-id", v);
+            }
+            r
+        }
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::warn!(agent = %name, version = %version, error = %e, "invoke failed");
+            }
+            e.into_response_with_id(&rid)
+        }
+    }
+}
+
+/// The invoke flow, callable from any adapter (HTTP route, streaming Lambda).
+pub async fn invoke_agent(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    request_id: &str,
+    body: &[u8],
+    deadline: Instant,
+) -> Result<InvokeResponse, ApiError> {
+    invoke_agent_with_events(state, name, version, request_id, body, deadline, &|_| {}).await
+}
+
+/// [`invoke_agent`] with a progress callback (tool calls started and finished).
+pub async fn invoke_agent_with_events(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    request_id: &str,
+    body: &[u8],
+    deadline: Instant,
+    on_event: &(dyn Fn(crate::agent::RunEvent) + Send + Sync),
+) -> Result<InvokeResponse, ApiError> {
+    let agent = find_agent(state, name, version)?;
+    if body.len() > state.settings.body_limit {
+        return Err(ApiError::PayloadTooLarge { limit: state.settings.body_limit });
+    }
+    let input = types::parse_invoke_body(body).map_err(ApiError::BadRequest)?;
+    let session = match &input.session_id {
+        Some(s) => SessionId::parse(s).map_err(|e| ApiError::BadRequest(format!("session_id: {e}")))?,
+        None => SessionId::generate(),
+    };
+    let mut conversation = if input.continues_session && input.session_id.is_some() {
+        state.sessions.load(&session).await.map_err(|e| ApiError::SessionStore(e.to_string()))?
+    } else {
+        Vec::new()
+    };
+    conversation.extend(input.messages.iter().cloned());
+
+    let tools = state.mcp.agent_tools(&agent).await.map_err(|e| ApiError::Mcp(e, Default::default()))?;
+    let run =
+        Run { agent: &agent, llm: state.llm.as_ref(), pool: &state.mcp, tools: &tools, deadline, on_event };
+    let RunReport { output, trace } = run.execute(&conversation).await?;
+
+    let mut turn = input.messages;
+    turn.push(Message::assistant(output.clone()));
+    state.sessions.append(&session, &turn).await.map_err(|e| ApiError::SessionStore(e.to_string()))?;
+    tracing::info!(
+        agent = %agent.name,
+        version = %agent.version,
+        iterations = trace.iterations,
+        tool_calls = trace.tool_calls.len(),
+        total_tokens = trace.usage.total_tokens,
+        "agent run finished"
+    );
+    Ok(InvokeResponse {
+        session_id: session.as_str().to_owned(),
+        request_id: request_id.to_owned(),
+        source: format!("{}:{}", agent.name, agent.version),
+        token_usage: trace.usage.into(),
+        output_raw: output,
+        extra_data: types::ExtraData {
+            items: vec![
+                types::KeyValue { key: "iterations".into(), value: trace.iterations.to_string() },
+                types::KeyValue { key: "tool_calls".into(), value: trace.tool_calls.len().to_string() },
+            ],
+        },
+    })
+}
+
+async fn health(State(state): State<SharedState>) -> Response {
+    Json(health_body(&state)).into_response()
+}
+
+/// The `/health` body: liveness only, no upstream is contacted.
+pub fn health_body(state: &AppState) -> serde_json::Value {
+    json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "agents": state.registry.len(),
+    })
+}
+
+async fn ready(State(state): State<SharedState>) -> Response {
+    let (ok, body) = readiness(&state).await;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// Really checks each configured MCP server (a `tools/list` round trip) and the session store.
+pub async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
+    let mut servers = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for agent in state.registry.iter() {
+        for s in &agent.agent.mcp_servers {
+            if seen.insert((s.name.clone(), s.url.to_string())) {
+                servers.push(s.clone());
+            }
+        }
+    }
+    let mcp_checks = join_all(servers.iter().map(|s| async move {
+        let started = Instant::now();
+        let r = state.mcp.check(s).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match r {
+            Ok(n) => json!({"name": format!("mcp:{}", s.name), "ok": true, "tools": n, "ms": ms}),
+            Err(e) => {
+                tracing::warn!(server = %s.name, error = %e, "readiness check failed");
+                json!({"name": format!("mcp:{}", s.name), "ok": false, "error": e.to_string(), "ms": ms})
+            }
+        }
+    }));
+    let store_check = async {
+        let started = Instant::now();
+        let r = state.sessions.ping().await;
+        let name = format!("sessions:{}", state.sessions.backend());
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match r {
+            Ok(()) => json!({"name": name, "ok": true, "ms": ms}),
+            Err(e) => json!({"name": name, "ok": false, "error": e.to_string(), "ms": ms}),
+        }
+    };
+    let (mut checks, store) = futures::join!(mcp_checks, store_check);
+    checks.push(store);
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c["ok"] != json!(true))
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect();
+    let ok = failed.is_empty();
+    (ok, json!({"status": if ok { "ready" } else { "not_ready" }, "failed": failed, "checks": checks}))
+}
+
+async fn tools(
+    State(state): State<SharedState>,
+    Path((name, version)): Path<(String, String)>,
+    rid: Option<Extension<RequestId>>,
+) -> Response {
+    let rid = request_id(rid);
+    match tool_catalog(&state, &name, &version).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response_with_id(&rid),
+    }
+}
+
+/// The tools an agent is offered: namespaced name, server, original name, description, schema.
+pub async fn tool_catalog(
+    state: &AppState,
+    name: &str,
+    version: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let agent = find_agent(state, name, version)?;
+    let tools = state.mcp.agent_tools(&agent).await.map_err(|e| ApiError::Mcp(e, Default::default()))?;
+    let list: Vec<serde_json::Value> = tools
+        .specs
+        .iter()
+        .map(|spec| {
+            let route = tools.route(&spec.name);
+            json!({
+                "name": spec.name,
+                "server": route.map(|r| r.server_name()),
+                "tool": route.map(|r| r.tool_name()),
+                "description": spec.description,
+                "input_schema": spec.parameters,
+            })
+        })
+        .collect();
+    Ok(json!({"agent": format!("{}:{}", agent.name, agent.version), "tools": list}))
+}

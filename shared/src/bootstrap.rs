@@ -1,0 +1,179 @@
+//! Building the process-wide [`AppState`] once, from typed settings read at start.
+//!
+//! Owns reading `TA_*` variables (failing fast with the variable and value at fault), choosing
+//! the LLM adapter, loading the agent registry and pre-warming MCP connections. Lambda functions
+//! and `teal serve` both call this; it must not serve requests itself.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::{ApiSettings, AppState};
+use crate::config::{self, ConfigErrors, Registry};
+use crate::llm::{Llm, OfflineModel, OpenAiClient, OpenAiSettings};
+use crate::mcp::{McpPool, McpSettings};
+use crate::secrets::SecretStore;
+use crate::store::SessionStore;
+
+/// Why the process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("invalid env var {name}={value} ({expected})")]
+    Env { name: &'static str, value: String, expected: &'static str },
+    #[error("agent configs are invalid:\n{0}")]
+    Config(ConfigErrors),
+    #[error("{0}")]
+    Llm(String),
+}
+
+/// Settings read from the environment once per process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `TA_SERVICE_CONFIG`: a YAML file or a folder of them.
+    pub config_path: Option<PathBuf>,
+    pub api: ApiSettings,
+    pub mcp: McpSettings,
+    /// `TA_SESSION_TTL` seconds (default 3600).
+    pub session_ttl: Duration,
+}
+
+impl Settings {
+    /// Reads `TA_SERVICE_CONFIG`, `TA_REQUEST_TIMEOUT`, `TA_BODY_LIMIT`, `TA_CATALOG_TTL`,
+    /// `TA_SESSION_TTL` through `get` (the process env in production, a map in tests).
+    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, BootError> {
+        let secs =
+            |name: &'static str, default: u64| -> Result<Duration, BootError> {
+                match get(name) {
+                    None => Ok(Duration::from_secs(default)),
+                    Some(v) => {
+                        v.trim().parse::<u64>().ok().filter(|n| *n > 0).map(Duration::from_secs).ok_or(
+                            BootError::Env { name, value: v, expected: "a whole number of seconds > 0" },
+                        )
+                    }
+                }
+            };
+        let body_limit = match get("TA_BODY_LIMIT") {
+            None => ApiSettings::default().body_limit,
+            Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or(BootError::Env {
+                name: "TA_BODY_LIMIT",
+                value: v,
+                expected: "a number of bytes > 0",
+            })?,
+        };
+        Ok(Self {
+            config_path: get("TA_SERVICE_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
+            api: ApiSettings { body_limit, request_timeout: secs("TA_REQUEST_TIMEOUT", 120)? },
+            mcp: McpSettings { catalog_ttl: secs("TA_CATALOG_TTL", 300)? },
+            session_ttl: secs("TA_SESSION_TTL", 3600)?,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, BootError> {
+        Self::from_env_map(|k| std::env::var(k).ok())
+    }
+}
+
+/// Whether the offline model may stand in when no LLM is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflinePolicy {
+    /// Local runs and demos: no key means the offline model, said loudly at start.
+    Allow,
+    /// Deployments: no key is a start-up error, never a silent fallback.
+    Refuse,
+}
+
+/// Chooses the LLM adapter from `TA_BASE_URL` / `TA_API_KEY` (see [`OpenAiSettings`]).
+pub fn build_llm(get: impl Fn(&str) -> Option<String>, policy: OfflinePolicy) -> Result<Llm, BootError> {
+    match OpenAiSettings::from_env_map(get).map_err(|e| BootError::Llm(e.to_string()))? {
+        Some(settings) => {
+            Ok(Llm::OpenAi(OpenAiClient::new(settings).map_err(|e| BootError::Llm(e.to_string()))?))
+        }
+        None if policy == OfflinePolicy::Allow => Ok(Llm::Offline(OfflineModel)),
+        None => Err(BootError::Llm(
+            "no LLM configured: set TA_API_KEY (and TA_BASE_URL for Azure OpenAI, Ollama or vLLM)".into(),
+        )),
+    }
+}
+
+/// Loads the registry from a file or folder; every error of every file is reported. `vars` are
+/// what a server `url` may reference as `${NAME}`.
+pub fn load_registry(
+    path: &std::path::Path,
+    vars: &std::collections::HashMap<String, String>,
+) -> Result<(Registry, Vec<config::ConfigWarning>), BootError> {
+    let parsed = config::load_path_with_vars(path, vars).map_err(BootError::Config)?;
+    let registry = Registry::new(parsed.agents).map_err(BootError::Config)?;
+    Ok((registry, parsed.warnings))
+}
+
+/// Assembles the shared state from parts built once.
+pub fn build_state(
+    settings: &Settings,
+    registry: Registry,
+    llm: Arc<dyn crate::llm::LlmClient>,
+    secrets: Arc<dyn SecretStore>,
+    sessions: Arc<dyn SessionStore>,
+) -> AppState {
+    AppState {
+        registry: Arc::new(registry),
+        llm,
+        mcp: McpPool::new(settings.mcp.clone(), secrets),
+        sessions,
+        settings: settings.api.clone(),
+        started: Instant::now(),
+    }
+}
+
+/// Connects to every agent's MCP servers and lists their tools in the background, so the first
+/// request finds warm sessions and a cached catalog. Failures are logged, not fatal.
+pub fn prewarm(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let agents: Vec<_> = state.registry.iter().cloned().collect();
+        let results = futures::future::join_all(agents.iter().map(|a| state.mcp.agent_tools(a))).await;
+        for (agent, r) in agents.iter().zip(results) {
+            match r {
+                Ok(t) => tracing::info!(agent = %agent.name, tools = t.len(), "MCP tools ready"),
+                Err(e) => {
+                    tracing::warn!(agent = %agent.name, error = %e, "MCP pre-warm failed; will retry on first use")
+                }
+            }
+        }
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "pre-warm finished");
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn settings_have_defaults_and_name_bad_variables() {
+        let s = Settings::from_env_map(env(&[])).expect("defaults");
+        assert_eq!(s.api.body_limit, 1024 * 1024);
+        assert_eq!(s.api.request_timeout, Duration::from_secs(120));
+        assert!(s.config_path.is_none());
+        let e = Settings::from_env_map(env(&[("TA_REQUEST_TIMEOUT", "abc")])).expect_err("bad");
+        assert_eq!(e.to_string(), "invalid env var TA_REQUEST_TIMEOUT=abc (a whole number of seconds > 0)");
+        let e = Settings::from_env_map(env(&[("TA_BODY_LIMIT", "-1")])).expect_err("bad");
+        assert_eq!(e.to_string(), "invalid env var TA_BODY_LIMIT=-1 (a number of bytes > 0)");
+    }
+
+    #[test]
+    fn offline_model_only_where_allowed() {
+        assert!(matches!(build_llm(env(&[]), OfflinePolicy::Allow), Ok(Llm::Offline(_))));
+        let e = build_llm(env(&[]), OfflinePolicy::Refuse).expect_err("refused");
+        assert!(e.to_string().starts_with("no LLM configured: set TA_API_KEY"));
+        let llm = build_llm(env(&[("TA_API_KEY", "k")]), OfflinePolicy::Refuse).expect("configured");
+        assert!(matches!(llm, Llm::OpenAi(_)));
+    }
+}

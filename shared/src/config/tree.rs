@@ -1,0 +1,410 @@
+//! A small positioned YAML tree built from saphyr-parser events.
+//!
+//! Owns the only contact with the YAML parser: documents, anchors/aliases (shared with `Rc`, so an
+//! alias bomb costs nothing), a nesting limit, and the YAML 1.2 core-schema resolution of plain
+//! scalars. Every node keeps its 1-based line and column; scalars keep their text exactly as the
+//! parser gave it and whether they were plain. It must not know anything about agent configs.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// Deeper nesting than this is refused (it also keeps recursive drops far from the stack limit).
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// One YAML node with its position.
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// 1-based line of the node's first character.
+    pub line: usize,
+    /// 1-based column of the node's first character.
+    #[allow(dead_code)] // kept for messages that may want it; lines are what we print today
+    pub col: usize,
+    pub value: Value,
+}
+
+#[derive(Debug)]
+pub(crate) enum Value {
+    Scalar(Scalar),
+    Seq(Vec<Rc<Node>>),
+    /// Entries in document order, duplicates and `<<` merge keys included (the reader decides).
+    Map(Vec<(Rc<Node>, Rc<Node>)>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Scalar {
+    /// The scalar's content as written (after YAML unescaping/folding for quoted and block styles).
+    pub text: String,
+    /// Quoted or block scalar: always a string, never resolved to null/bool/number.
+    pub quoted: bool,
+    /// `!!str` (or the non-specific `!`): also always a string.
+    pub str_tag: bool,
+}
+
+/// What a scalar means under the YAML 1.2 core schema.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Resolved<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+impl Scalar {
+    pub fn resolve(&self) -> Resolved<'_> {
+        if self.quoted || self.str_tag {
+            return Resolved::Str(&self.text);
+        }
+        resolve_plain(&self.text)
+    }
+}
+
+impl Node {
+    /// "a mapping", "a string", "null"…, for `expected X, found Y` messages.
+    pub fn kind(&self) -> &'static str {
+        match &self.value {
+            Value::Map(_) => "a mapping",
+            Value::Seq(_) => "a sequence",
+            Value::Scalar(s) => match s.resolve() {
+                Resolved::Null => "null",
+                Resolved::Bool(_) => "a boolean",
+                Resolved::Int(_) | Resolved::Float(_) => "a number",
+                Resolved::Str(_) => "a string",
+            },
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar(s) if s.resolve() == Resolved::Null)
+    }
+
+    pub fn scalar(&self) -> Option<&Scalar> {
+        match &self.value {
+            Value::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// YAML 1.2 core schema (10.3.2) for a plain scalar.
+pub(crate) fn resolve_plain(t: &str) -> Resolved<'_> {
+    match t {
+        "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
+        "true" | "True" | "TRUE" => return Resolved::Bool(true),
+        "false" | "False" | "FALSE" => return Resolved::Bool(false),
+        ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
+        _ => {}
+    }
+    let (neg, unsigned) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if matches!(unsigned, ".inf" | ".Inf" | ".INF") {
+        return Resolved::Float(if neg { f64::NEG_INFINITY } else { f64::INFINITY });
+    }
+    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return match t.parse::<i64>() {
+            Ok(i) => Resolved::Int(i),
+            // Out of i64 range: still a number, just not one we can hold exactly.
+            Err(_) => t.parse::<f64>().map_or(Resolved::Str(t), Resolved::Float),
+        };
+    }
+    // Octal and hex have no sign in the core schema.
+    if let Some(oct) = t.strip_prefix("0o")
+        && !oct.is_empty()
+        && oct.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return i64::from_str_radix(oct, 8).map_or(Resolved::Str(t), Resolved::Int);
+    }
+    if let Some(hex) = t.strip_prefix("0x")
+        && !hex.is_empty()
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return i64::from_str_radix(hex, 16).map_or(Resolved::Str(t), Resolved::Int);
+    }
+    if is_core_float(unsigned)
+        && let Ok(f) = t.parse::<f64>()
+    {
+        return Resolved::Float(f);
+    }
+    Resolved::Str(t)
+}
+
+/// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, sign already stripped.
+fn is_core_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_digits = digits(&mut i);
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let frac_digits = digits(&mut i);
+        if int_digits == 0 && frac_digits == 0 {
+            return false;
+        }
+    } else if int_digits == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Where and why the text could not be turned into a tree.
+#[derive(Debug, PartialEq)]
+pub(crate) struct TreeError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// All documents of `text`, in order. On an error, the documents completed before it are
+/// returned too, so their own problems can still be reported.
+pub(crate) fn parse(text: &str) -> (Vec<Rc<Node>>, Option<TreeError>) {
+    let mut b = Builder::default();
+    for ev in Parser::new_from_str(text) {
+        let step = match ev {
+            Ok((ev, span)) => b.on_event(ev, span),
+            Err(e) => Err(TreeError { line: e.marker().line(), message: e.info().to_owned() }),
+        };
+        if let Err(e) = step {
+            return (b.docs, Some(e));
+        }
+    }
+    (b.docs, None)
+}
+
+enum Frame {
+    Seq { at: (usize, usize), anchor: usize, items: Vec<Rc<Node>> },
+    Map { at: (usize, usize), anchor: usize, entries: Vec<(Rc<Node>, Rc<Node>)>, key: Option<Rc<Node>> },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    /// Completed anchored nodes of the current document.
+    anchors: HashMap<usize, Rc<Node>>,
+    docs: Vec<Rc<Node>>,
+}
+
+impl Builder {
+    fn on_event(&mut self, ev: Event<'_>, span: Span) -> Result<(), TreeError> {
+        let at = (span.start.line(), span.start.col() + 1);
+        match ev {
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+            // Anchors belong to one document.
+            Event::DocumentStart(_) => self.anchors.clear(),
+            Event::Scalar(text, style, anchor, tag) => {
+                let str_tag = tag.as_deref().is_some_and(|t| {
+                    (t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
+                        || (t.handle.is_empty() && t.suffix == "!")
+                });
+                let scalar =
+                    Scalar { text: text.into_owned(), quoted: !matches!(style, ScalarStyle::Plain), str_tag };
+                let node = Rc::new(Node { line: at.0, col: at.1, value: Value::Scalar(scalar) });
+                if anchor > 0 {
+                    self.anchors.insert(anchor, Rc::clone(&node));
+                }
+                self.push(node);
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(node) => {
+                    let node = Rc::clone(node);
+                    self.push(node);
+                }
+                None => {
+                    let open = self.stack.iter().any(|f| match f {
+                        Frame::Seq { anchor, .. } | Frame::Map { anchor, .. } => *anchor == id,
+                    });
+                    let message = if open {
+                        "alias refers to a node that contains it (recursive alias)"
+                    } else {
+                        // The parser keeps anchor ids across `---`; YAML does not.
+                        "while parsing node, found unknown anchor (anchors do not cross `---`)"
+                    };
+                    return Err(TreeError { line: at.0, message: message.to_owned() });
+                }
+            },
+            Event::SequenceStart(anchor, _) => {
+                self.open(at.0)?;
+                self.stack.push(Frame::Seq { at, anchor, items: Vec::new() });
+            }
+            Event::MappingStart(anchor, _) => {
+                self.open(at.0)?;
+                self.stack.push(Frame::Map { at, anchor, entries: Vec::new(), key: None });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (at, anchor, value) = match self.stack.pop() {
+                    Some(Frame::Seq { at, anchor, items }) => (at, anchor, Value::Seq(items)),
+                    Some(Frame::Map { at, anchor, entries, .. }) => (at, anchor, Value::Map(entries)),
+                    None => return Ok(()),
+                };
+                let node = Rc::new(Node { line: at.0, col: at.1, value });
+                if anchor > 0 {
+                    self.anchors.insert(anchor, Rc::clone(&node));
+                }
+                self.push(node);
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&self, line: usize) -> Result<(), TreeError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(TreeError { line, message: format!("nesting deeper than {MAX_DEPTH} levels") });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, node: Rc<Node>) {
+        match self.stack.last_mut() {
+            None => self.docs.push(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, key, .. }) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => entries.push((k, node)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn map_get<'a>(n: &'a Node, key: &str) -> &'a Node {
+        match &n.value {
+            Value::Map(e) => &e.iter().find(|(k, _)| k.scalar().unwrap().text == key).unwrap().1,
+            _ => panic!("not a map"),
+        }
+    }
+
+    #[test]
+    fn core_schema_resolution() {
+        assert_eq!(resolve_plain(""), Resolved::Null);
+        assert_eq!(resolve_plain("~"), Resolved::Null);
+        assert_eq!(resolve_plain("NULL"), Resolved::Null);
+        assert_eq!(resolve_plain("True"), Resolved::Bool(true));
+        assert_eq!(resolve_plain("FALSE"), Resolved::Bool(false));
+        // YAML 1.1 booleans are strings in 1.2.
+        assert_eq!(resolve_plain("yes"), Resolved::Str("yes"));
+        assert_eq!(resolve_plain("off"), Resolved::Str("off"));
+        assert_eq!(resolve_plain("42"), Resolved::Int(42));
+        assert_eq!(resolve_plain("-7"), Resolved::Int(-7));
+        assert_eq!(resolve_plain("+7"), Resolved::Int(7));
+        assert_eq!(resolve_plain("0o17"), Resolved::Int(15));
+        assert_eq!(resolve_plain("0x1F"), Resolved::Int(31));
+        assert_eq!(resolve_plain("0.1"), Resolved::Float(0.1));
+        assert_eq!(resolve_plain(".5"), Resolved::Float(0.5));
+        assert_eq!(resolve_plain("1."), Resolved::Float(1.0));
+        assert_eq!(resolve_plain("1e3"), Resolved::Float(1000.0));
+        assert_eq!(resolve_plain("-2.5E-1"), Resolved::Float(-0.25));
+        assert_eq!(resolve_plain("-.inf"), Resolved::Float(f64::NEG_INFINITY));
+        assert!(matches!(resolve_plain(".NaN"), Resolved::Float(f) if f.is_nan()));
+        assert_eq!(resolve_plain("99999999999999999999"), Resolved::Float(1e20));
+        for s in ["1.2.3", "0x", "0xZZ", "e3", ".", "1e", "+", "-", "1_000", "0b101", "inf", "v1"] {
+            assert_eq!(resolve_plain(s), Resolved::Str(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn nodes_keep_line_column_text_and_quoting() {
+        let (docs, err) = parse("# c\na: 0.1\nb:\n  - \"2\"\n  - 'x'\nc: !!str 1.10\nd: ! 7\n");
+        assert_eq!(err, None);
+        let root = &docs[0];
+        let a = map_get(root, "a");
+        assert_eq!((a.line, a.col), (2, 4));
+        let s = a.scalar().unwrap();
+        assert_eq!((s.text.as_str(), s.quoted), ("0.1", false));
+        assert_eq!(s.resolve(), Resolved::Float(0.1));
+        let Value::Seq(items) = &map_get(root, "b").value else { panic!() };
+        assert_eq!((items[0].line, items[0].col), (4, 5));
+        assert_eq!(items[0].scalar().unwrap().resolve(), Resolved::Str("2"));
+        assert!(items[1].scalar().unwrap().quoted);
+        assert_eq!(map_get(root, "c").scalar().unwrap().resolve(), Resolved::Str("1.10"));
+        assert_eq!(map_get(root, "d").scalar().unwrap().resolve(), Resolved::Str("7"));
+    }
+
+    #[test]
+    fn aliases_share_the_anchored_node() {
+        let (docs, err) = parse("a: &x {k: v}\nb: *x\n");
+        assert_eq!(err, None);
+        let (a, b) = (map_get(&docs[0], "a"), map_get(&docs[0], "b"));
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(map_get(b, "k").scalar().unwrap().text, "v");
+    }
+
+    #[test]
+    fn anchors_do_not_cross_documents() {
+        let (docs, err) = parse("a: &x 1\n---\nb: *x\n");
+        assert_eq!(docs.len(), 1);
+        let err = err.unwrap();
+        assert_eq!(err.line, 3);
+        assert!(err.message.contains("unknown anchor"), "{}", err.message);
+    }
+
+    #[test]
+    fn recursive_alias_is_an_error() {
+        let (_, err) = parse("a: &x\n  b: *x\n");
+        assert_eq!(
+            err.unwrap(),
+            TreeError {
+                line: 2,
+                message: "alias refers to a node that contains it (recursive alias)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn multiple_documents_and_syntax_error_line() {
+        let (docs, err) = parse("a: 1\n---\nb: 2\n---\nc: [1,\n");
+        assert_eq!(docs.len(), 2);
+        assert!(err.is_some());
+        let (_, err) = parse("a: 1\nb: : x\n  c\n");
+        let err = err.unwrap();
+        assert_eq!(err.line, 2, "{err:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // Block nesting: the parser itself has no limit here.
+        let text = format!("{}x\n", "- ".repeat(100_000));
+        let (_, err) = parse(&text);
+        let err = err.unwrap();
+        assert_eq!(err, TreeError { line: 1, message: "nesting deeper than 128 levels".into() });
+        let ok = format!("{}x\n", "- ".repeat(100));
+        assert_eq!(parse(&ok).1, None);
+        // Flow nesting: the parser's own limit answers first.
+        assert!(parse(&"[".repeat(100_000)).1.is_some());
+    }
+
+    #[test]
+    fn alias_bombs_stay_small() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..40 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let (docs, err) = parse(&text);
+        assert_eq!(err, None);
+        assert_eq!(docs.len(), 1);
+    }
+}

@@ -1,0 +1,17 @@
+//! teal-core: everything the teal-serverless functions share to execute an agent.
+//!
+//! A request flows: [`api`] parses it -> [`config::Registry`] finds the agent -> [`mcp::McpPool`]
+//! gives its tools (warm connections, cached catalog) -> [`agent::Run`] loops over the
+//! [`llm::LlmClient`] and the tools -> [`store::SessionStore`] keeps the turn -> [`api`] answers in
+//! Teal Agents' `InvokeResponse` shape. Functions and the CLI only build an [`api::AppState`] once
+//! and hand requests to it.
+
+pub mod agent;
+pub mod api;
+pub mod bootstrap;
+pub mod config;
+pub mod llm;
+pub mod mcp;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;

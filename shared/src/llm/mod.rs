@@ -1,0 +1,167 @@
+//! The LLM port: one chat-completion call with tool calling, as the agent loop needs it.
+//!
+//! Owns the provider-neutral message types, the [`LlmClient`] trait, the error type with its
+//! retry policy, and the closed set of adapters ([`Llm`]): the OpenAI-compatible HTTP adapter
+//! (OpenAI, Azure OpenAI, Ollama, vLLM) and the deterministic offline model. It must not know
+//! about MCP, HTTP routes or configs: the loop hands it messages and tool specs.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+pub mod offline;
+pub mod openai;
+
+pub use offline::OfflineModel;
+pub use openai::{OpenAiClient, OpenAiSettings};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// One message of a conversation, in the provider-neutral shape the loop keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    /// Text content; `None` for an assistant turn that only calls tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Tool calls requested by an assistant turn (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a `Tool` message: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    pub fn system(text: impl Into<String>) -> Self {
+        Self { role: Role::System, content: Some(text.into()), tool_calls: Vec::new(), tool_call_id: None }
+    }
+    pub fn user(text: impl Into<String>) -> Self {
+        Self { role: Role::User, content: Some(text.into()), tool_calls: Vec::new(), tool_call_id: None }
+    }
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Self { role: Role::Assistant, content: Some(text.into()), tool_calls: Vec::new(), tool_call_id: None }
+    }
+    pub fn tool_result(call_id: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            role: Role::Tool,
+            content: Some(text.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: Some(call_id.into()),
+        }
+    }
+}
+
+/// A tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Provider-assigned id, echoed back in the `Tool` message that answers it.
+    pub id: String,
+    /// Namespaced tool name (`{server}_{tool}`).
+    pub name: String,
+    /// The arguments exactly as the model sent them: a JSON text that may be invalid.
+    pub arguments: String,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments (an object schema).
+    pub parameters: serde_json::Value,
+}
+
+/// Token usage, summed over a run with `+=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, rhs: Self) {
+        self.prompt_tokens += rhs.prompt_tokens;
+        self.completion_tokens += rhs.completion_tokens;
+        self.total_tokens += rhs.total_tokens;
+    }
+}
+
+/// One chat-completion call.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatRequest<'a> {
+    pub model: &'a str,
+    pub messages: &'a [Message],
+    pub tools: &'a [ToolSpec],
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+/// The model's answer to one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    /// Always `Role::Assistant`: text, tool calls, or both.
+    pub message: Message,
+    pub usage: Usage,
+    pub finish_reason: Option<String>,
+}
+
+/// Why a call failed after retries.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("LLM rate limited (HTTP 429) after {attempts} attempt(s)")]
+    RateLimited { attempts: u32 },
+    #[error("LLM answered HTTP {status} after {attempts} attempt(s): {body}")]
+    Status { status: u16, body: String, attempts: u32 },
+    #[error("LLM rejected the API key (HTTP {status})")]
+    Unauthorized { status: u16 },
+    #[error("LLM unreachable after {attempts} attempt(s): {detail}")]
+    Connect { detail: String, attempts: u32 },
+    #[error("LLM call timed out after {attempts} attempt(s)")]
+    Timeout { attempts: u32 },
+    #[error("LLM answer is not a valid chat completion: {0}")]
+    InvalidResponse(String),
+    #[error("request deadline reached while waiting for the LLM")]
+    Deadline,
+}
+
+/// The port the agent loop calls. Implementations retry transient failures themselves, never
+/// past `deadline`.
+#[async_trait::async_trait]
+pub trait LlmClient: Send + Sync {
+    async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError>;
+    /// A short human description, e.g. "openai-compatible at https://api.openai.com/v1" or "offline".
+    fn describe(&self) -> String;
+}
+
+/// The closed set of adapters, chosen once at start-up.
+#[derive(Debug)]
+pub enum Llm {
+    OpenAi(OpenAiClient),
+    Offline(OfflineModel),
+}
+
+#[async_trait::async_trait]
+impl LlmClient for Llm {
+    async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
+        match self {
+            Llm::OpenAi(c) => c.complete(request, deadline).await,
+            Llm::Offline(m) => m.complete(request, deadline).await,
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            Llm::OpenAi(c) => c.describe(),
+            Llm::Offline(m) => m.describe(),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The pool of MCP clients, one per distinct server, kept for the life of the process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig, JsonObject};
+use rmcp::service::{RoleClient, RunningService, ServiceError};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use secrecy::ExposeSecret;
+use tokio::sync::Mutex;
+
+use super::McpError;
+use super::convert::{result_text, tool_spec};
+use crate::config::{AgentConfig, McpServerConfig};
+use crate::llm::ToolSpec;
+use crate::secrets::SecretStore;
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+/// Pool-wide settings.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    /// How long a server's tool list is reused before it is listed again.
+    pub catalog_ttl: Duration,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self { catalog_ttl: Duration::from_secs(300) }
+    }
+}
+
+/// MCP clients shared by every request of the process. Cheap to clone.
+#[derive(Clone)]
+pub struct McpPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    settings: McpSettings,
+    secrets: Arc<dyn SecretStore>,
+    http: reqwest::Client,
+    servers: StdMutex<HashMap<String, Arc<ServerConn>>>,
+}
+
+/// One configured server: its client (connected lazily, replaced when its transport dies) and
+/// its filtered, namespaced catalog.
+struct ServerConn {
+    cfg: McpServerConfig,
+    client: Mutex<Option<Arc<Client>>>,
+    catalog: Mutex<Option<Catalog>>,
+}
+
+struct Catalog {
+    fetched: Instant,
+    tools: Arc<Vec<(ToolSpec, String)>>,
+}
+
+/// Where a namespaced tool name leads.
+#[derive(Clone)]
+pub struct ToolRoute {
+    server: Arc<ServerConn>,
+    tool: String,
+}
+
+impl ToolRoute {
+    pub fn server_name(&self) -> &str {
+        &self.server.cfg.name
+    }
+    pub fn tool_name(&self) -> &str {
+        &self.tool
+    }
+}
+
+/// The tools one agent may use in one request: specs for the LLM and routes for the calls.
+#[derive(Clone, Default)]
+pub struct AgentTools {
+    pub specs: Vec<ToolSpec>,
+    routes: HashMap<String, ToolRoute>,
+}
+
+impl AgentTools {
+    pub fn route(&self, namespaced: &str) -> Option<&ToolRoute> {
+        self.routes.get(namespaced)
+    }
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+}
+
+/// The outcome of one tool call, as it goes back to the LLM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutcome {
+    pub text: String,
+    pub is_error: bool,
+}
+
+impl McpPool {
+    pub fn new(settings: McpSettings, secrets: Arc<dyn SecretStore>) -> Self {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "custom HTTP client settings refused; using defaults");
+                reqwest::Client::new()
+            });
+        Self {
+            inner: Arc::new(PoolInner { settings, secrets, http, servers: StdMutex::new(HashMap::new()) }),
+        }
+    }
+
+    fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
+        let key = format!("{}|{}|{:?}|{:?}", cfg.name, cfg.url, cfg.headers, cfg.timeout);
+        let mut servers = self.inner.servers.lock().unwrap_or_else(|p| p.into_inner());
+        servers
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(ServerConn { cfg: cfg.clone(), client: Mutex::new(None), catalog: Mutex::new(None) })
+            })
+            .clone()
+    }
+
+    /// The tools of every server of `agent`, listed concurrently (cached per server for the
+    /// catalog TTL). Any server that cannot be listed fails the whole call: an agent must not
+    /// silently run without the tools its config promises.
+    pub async fn agent_tools(&self, agent: &AgentConfig) -> Result<AgentTools, McpError> {
+        let servers = &agent.agent.mcp_servers;
+        if servers.is_empty() {
+            return Ok(AgentTools::default());
+        }
+        let lists = join_all(servers.iter().map(|cfg| async move {
+            let conn = self.conn(cfg);
+            let tools = self.catalog(&conn).await?;
+            Ok::<_, McpError>((conn, tools))
+        }))
+        .await;
+        let mut out = AgentTools::default();
+        for listed in lists {
+            let (conn, tools) = listed?;
+            for (spec, tool) in tools.iter() {
+                if out.routes.contains_key(&spec.name) {
+                    tracing::warn!(tool = %spec.name, "two MCP tools share one namespaced name; keeping the first");
+                    continue;
+                }
+                out.routes.insert(spec.name.clone(), ToolRoute { server: conn.clone(), tool: tool.clone() });
+                out.specs.push(spec.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn catalog(&self, conn: &Arc<ServerConn>) -> Result<Arc<Vec<(ToolSpec, String)>>, McpError> {
+        let mut cached = conn.catalog.lock().await;
+        if let Some(c) = cached.as_ref()
+            && c.fetched.elapsed() < self.inner.settings.catalog_ttl
+        {
+            return Ok(c.tools.clone());
+        }
+        let listed = self.list(conn).await?;
+        let cfg = &conn.cfg;
+        let tools: Vec<(ToolSpec, String)> = listed
+            .iter()
+            .filter(|t| cfg.tools.permits(&t.name))
+            .map(|t| (tool_spec(&cfg.name, t), t.name.to_string()))
+            .collect();
+        tracing::info!(server = %cfg.name, listed = listed.len(), offered = tools.len(), "MCP tool catalog refreshed");
+        let tools = Arc::new(tools);
+        *cached = Some(Catalog { fetched: Instant::now(), tools: tools.clone() });
+        Ok(tools)
+    }
+
+    async fn list(&self, conn: &Arc<ServerConn>) -> Result<Vec<rmcp::model::Tool>, McpError> {
+        let cfg = &conn.cfg;
+        for attempt in 0..2 {
+            let client = self.client(conn).await?;
+            match tokio::time::timeout(cfg.timeout, client.list_all_tools()).await {
+                Ok(Ok(tools)) => return Ok(tools),
+                Ok(Err(e)) if attempt == 0 && stale_transport(&e, &client) => {
+                    drop_client(conn, &client).await
+                }
+                Ok(Err(e)) => {
+                    drop_client_on_transport_error(conn, &client, &e).await;
+                    return Err(service_error(&cfg.name, e));
+                }
+                Err(_) => return Err(timeout_error(cfg)),
+            }
+        }
+        Err(McpError::Unreachable { server: cfg.name.clone(), detail: "connection closed twice".into() })
+    }
+
+    /// Calls one tool. `arguments` is the model's JSON text; anything wrong with it, an unknown
+    /// tool, or a JSON-RPC error from the server comes back as an error outcome for the LLM.
+    /// Only a server that cannot be reached or does not answer in time is an `Err`.
+    pub async fn call(&self, route: &ToolRoute, arguments: &str) -> Result<ToolOutcome, McpError> {
+        let args: JsonObject = match arguments.trim() {
+            "" => JsonObject::new(),
+            text => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(map)) => map,
+                Ok(other) => {
+                    return Ok(ToolOutcome {
+                        text: format!("arguments must be a JSON object, got: {other}"),
+                        is_error: true,
+                    });
+                }
+                Err(e) => {
+                    return Ok(ToolOutcome {
+                        text: format!("arguments are not valid JSON: {e}"),
+                        is_error: true,
+                    });
+                }
+            },
+        };
+        let conn = &route.server;
+        let cfg = &conn.cfg;
+        for attempt in 0..2 {
+            let client = self.client(conn).await?;
+            let params = CallToolRequestParams::new(route.tool.clone()).with_arguments(args.clone());
+            match tokio::time::timeout(cfg.timeout, client.call_tool(params)).await {
+                Ok(Ok(result)) => {
+                    let (text, is_error) = result_text(&result);
+                    return Ok(ToolOutcome { text, is_error });
+                }
+                Ok(Err(ServiceError::McpError(e))) => {
+                    return Ok(ToolOutcome {
+                        text: format!("MCP error {}: {}", e.code.0, e.message),
+                        is_error: true,
+                    });
+                }
+                // The request never left: the client's transport was already gone. Safe to resend.
+                Ok(Err(e)) if attempt == 0 && stale_transport(&e, &client) => {
+                    drop_client(conn, &client).await
+                }
+                Ok(Err(e)) => {
+                    drop_client_on_transport_error(conn, &client, &e).await;
+                    return Err(service_error(&cfg.name, e));
+                }
+                Err(_) => return Err(timeout_error(cfg)),
+            }
+        }
+        Err(McpError::Unreachable { server: cfg.name.clone(), detail: "connection closed twice".into() })
+    }
+
+    /// A real round trip to `cfg`'s server (an uncached `tools/list`), for `/ready`.
+    pub async fn check(&self, cfg: &McpServerConfig) -> Result<usize, McpError> {
+        let conn = self.conn(cfg);
+        let n = self.list(&conn).await?.len();
+        Ok(n)
+    }
+
+    /// The live client of `conn`, connecting (initialize) when there is none or it has died.
+    async fn client(&self, conn: &Arc<ServerConn>) -> Result<Arc<Client>, McpError> {
+        let mut slot = conn.client.lock().await;
+        if let Some(c) = slot.as_ref()
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        let client = Arc::new(self.connect(&conn.cfg).await?);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn connect(&self, cfg: &McpServerConfig) -> Result<Client, McpError> {
+        let mut headers = HashMap::new();
+        for (name, template) in &cfg.headers {
+            if name.eq_ignore_ascii_case("content-type") || name.eq_ignore_ascii_case("accept") {
+                tracing::warn!(server = %cfg.name, header = %name, "header is set by the MCP transport; ignoring the configured value");
+                continue;
+            }
+            let mut values = HashMap::new();
+            for secret in template.secret_names() {
+                let v = self.inner.secrets.get(secret).await.map_err(|e| McpError::Secret {
+                    server: cfg.name.clone(),
+                    secret: secret.to_owned(),
+                    detail: e.to_string(),
+                })?;
+                values.insert(secret.to_owned(), v);
+            }
+            let rendered = template
+                .render(|n| values.get(n).map(|v| v.expose_secret().to_owned()).ok_or_else(|| n.to_owned()));
+            let value =
+                rendered.ok().and_then(|v| http::HeaderValue::from_str(&v).ok()).ok_or_else(|| {
+                    McpError::Protocol {
+                        server: cfg.name.clone(),
+                        detail: format!("header {name} does not render to a valid HTTP header value"),
+                    }
+                })?;
+            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| McpError::Protocol {
+                server: cfg.name.clone(),
+                detail: format!("header name {name}: {e}"),
+            })?;
+            headers.insert(name, value);
+        }
+        let transport_cfg =
+            StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str()).custom_headers(headers);
+        let transport = StreamableHttpClientTransport::with_client(self.inner.http.clone(), transport_cfg);
+        let started = Instant::now();
+        let info = client_info();
+        match tokio::time::timeout(cfg.timeout, info.serve(transport)).await {
+            Ok(Ok(client)) => {
+                tracing::info!(server = %cfg.name, url = %cfg.url, ms = started.elapsed().as_millis() as u64, "MCP session initialised");
+                Ok(client)
+            }
+            Ok(Err(e)) => Err(McpError::Unreachable { server: cfg.name.clone(), detail: e.to_string() }),
+            Err(_) => Err(timeout_error(cfg)),
+        }
+    }
+}
+
+fn client_info() -> ClientConfig {
+    let mut info = ClientConfig::default();
+    info.client_info.name = "teal-serverless".into();
+    info.client_info.version = env!("CARGO_PKG_VERSION").into();
+    info
+}
+
+/// The client's transport was already closed when we used it: nothing was sent.
+fn stale_transport(e: &ServiceError, client: &Client) -> bool {
+    matches!(e, ServiceError::TransportClosed) || client.is_closed()
+}
+
+async fn drop_client(conn: &ServerConn, dead: &Arc<Client>) {
+    let mut slot = conn.client.lock().await;
+    if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
+        *slot = None;
+    }
+}
+
+async fn drop_client_on_transport_error(conn: &ServerConn, client: &Arc<Client>, e: &ServiceError) {
+    if matches!(e, ServiceError::TransportSend(_) | ServiceError::TransportClosed) {
+        drop_client(conn, client).await;
+    }
+}
+
+fn service_error(server: &str, e: ServiceError) -> McpError {
+    match e {
+        ServiceError::TransportSend(_) | ServiceError::TransportClosed => {
+            McpError::Unreachable { server: server.to_owned(), detail: e.to_string() }
+        }
+        other => McpError::Protocol { server: server.to_owned(), detail: other.to_string() },
+    }
+}
+
+fn timeout_error(cfg: &McpServerConfig) -> McpError {
+    McpError::Timeout { server: cfg.name.clone(), timeout_ms: cfg.timeout.as_millis() }
+}
