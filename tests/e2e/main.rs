@@ -1,1 +1,9 @@
-fn main() {}
+//! End-to-end tests over real HTTP: API router + real MCP server + fake OpenAI wire.
+
+mod helpers;
+
+mod concurrency;
+mod errors;
+mod faults;
+mod invoke;
+mod observability;
