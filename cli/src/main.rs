@@ -59,7 +59,9 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
-    let vars = serve::config_vars(None);
+    // Check configs as `teal serve` loads them: it provides the bundled server's URL itself.
+    let mut vars = serve::config_vars(None);
+    vars.entry(serve::BUNDLED_FS_VAR.to_owned()).or_insert_with(|| "http://127.0.0.1/mcp".to_owned());
     let mut failed = false;
     for path in paths {
         match teal_core::config::load_path_with_vars(path, &vars) {

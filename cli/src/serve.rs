@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use teal_core::bootstrap::{self, OfflinePolicy, Settings};
 use teal_core::llm::LlmClient;
 use teal_core::secrets::EnvSecretStore;
@@ -106,6 +107,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     bootstrap::prewarm(&state);
 
     let app = teal_core::api::router(state);
+    // Small JSON answers must not wait for a delayed ACK (Nagle): 40 ms per response otherwise.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;

@@ -27,7 +27,10 @@ async fn malformed_or_invalid_bodies_get_400_naming_the_problem() {
     let (status, _, body) =
         app.post_json("plain/1", &json!({"chat_history": [{"role": "wizard", "content": "hi"}]})).await;
     assert_eq!(status, 400);
-    assert_eq!(body["error"]["message"], "chat_history[0].role: must be \"user\" or \"assistant\", got \"wizard\"");
+    assert_eq!(
+        body["error"]["message"],
+        "chat_history[0].role: must be \"user\" or \"assistant\", got \"wizard\""
+    );
     assert!(app.llm_requests().await.is_empty(), "bad input never reaches the LLM");
 }
 
@@ -38,7 +41,10 @@ async fn an_unknown_agent_gets_404_listing_the_known_ones() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["message"], "no agent ghost/2");
     assert_eq!(body["error"]["known_agents"], json!(["fs-agent/1", "plain/1"]));
-    assert_eq!(headers["x-request-id"].to_str().expect("ascii"), body["error"]["request_id"].as_str().expect("id"));
+    assert_eq!(
+        headers["x-request-id"].to_str().expect("ascii"),
+        body["error"]["request_id"].as_str().expect("id")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +57,8 @@ async fn a_body_over_the_limit_gets_413() {
     // Chunked bodies (no Content-Length) are cut at the limit too.
     let addr = app.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut raw = b"POST /plain/1 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n640\r\n".to_vec();
+    let mut raw =
+        b"POST /plain/1 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n640\r\n".to_vec();
     raw.extend(vec![b' '; 0x640]);
     raw.extend(b"\r\n0\r\n\r\n");
     stream.write_all(&raw).await.expect("write");
@@ -65,7 +72,10 @@ async fn a_body_over_the_limit_gets_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_llm_failing_after_retries_gives_502_naming_the_llm() {
     let app = spawn_stack().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500).set_body_string("boom")).mount(&app.llm).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
+        .mount(&app.llm)
+        .await;
     let (status, _, body) = app.say("plain/1", "hi").await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["upstream"], "llm");
@@ -75,7 +85,9 @@ async fn an_llm_failing_after_retries_gives_502_naming_the_llm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_past_its_deadline_gets_504_with_what_happened() {
-    let app = spawn_stack_with(StackOptions { request_timeout: Duration::from_millis(400), ..Default::default() }).await;
+    let app =
+        spawn_stack_with(StackOptions { request_timeout: Duration::from_millis(400), ..Default::default() })
+            .await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(10)))
         .mount(&app.llm)

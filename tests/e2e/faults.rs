@@ -11,7 +11,9 @@ const READ_HELLO: &str = r#"call:fs_read_file {"path":"hello.txt"}"#;
 async fn an_llm_429_is_retried_and_the_request_succeeds() {
     let app = spawn_stack().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0").set_body_string("slow down"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("retry-after", "0").set_body_string("slow down"),
+        )
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&app.llm)

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use teal_core::api::{ApiSettings, AppState};
 use teal_core::llm::{Llm, OpenAiClient, OpenAiSettings};
@@ -74,7 +75,10 @@ impl McpServer {
                 .build()
                 .expect("MCP runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).expect("tokio listener").tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
                 tokio::select! {
                     _ = axum::serve(listener, router) => {}
                     _ = stopped => {}

@@ -12,7 +12,10 @@ async fn a_tool_call_reads_the_file_through_mcp_and_the_final_answer_quotes_it()
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output_raw"], "TOOL SAID: hello from the e2e data dir");
     assert_eq!(body["source"], "fs-agent:1");
-    assert_eq!(body["token_usage"], json!({"completion_tokens": 10, "prompt_tokens": 20, "total_tokens": 30}));
+    assert_eq!(
+        body["token_usage"],
+        json!({"completion_tokens": 10, "prompt_tokens": 20, "total_tokens": 30})
+    );
     assert_eq!(body["extra_data"]["items"][1], json!({"key": "tool_calls", "value": "1"}));
     assert_eq!(headers["x-request-id"].to_str().expect("ascii"), body["request_id"].as_str().expect("id"));
 
@@ -64,8 +67,12 @@ async fn chat_history_reaches_the_llm_in_order_after_the_system_prompt() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output_raw"], "ECHO: second");
     let sent = app.llm_requests().await;
-    let roles: Vec<&str> =
-        sent[0]["messages"].as_array().expect("messages").iter().map(|m| m["role"].as_str().expect("role")).collect();
+    let roles: Vec<&str> = sent[0]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["role"].as_str().expect("role"))
+        .collect();
     assert_eq!(roles, ["system", "user", "assistant", "user"]);
     assert!(sent[0].get("tools").is_none(), "an agent without MCP servers offers no tools");
 }
@@ -74,17 +81,23 @@ async fn chat_history_reaches_the_llm_in_order_after_the_system_prompt() {
 async fn items_with_a_session_id_continue_the_conversation() {
     let app = spawn_stack().await;
     mount_script(&app).await;
-    let first = json!({"session_id": "conv-42", "items": [{"content_type": "text", "content": "my name is Ada"}]});
+    let first =
+        json!({"session_id": "conv-42", "items": [{"content_type": "text", "content": "my name is Ada"}]});
     let (status, _, body) = app.post_json("plain/1", &first).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["session_id"], "conv-42");
 
-    let second = json!({"session_id": "conv-42", "items": [{"content_type": "text", "content": "who am I?"}]});
+    let second =
+        json!({"session_id": "conv-42", "items": [{"content_type": "text", "content": "who am I?"}]});
     let (status, _, body) = app.post_json("plain/1", &second).await;
     assert_eq!(status, 200, "{body}");
     let sent = app.llm_requests().await;
-    let contents: Vec<&str> =
-        sent[1]["messages"].as_array().expect("messages").iter().map(|m| m["content"].as_str().unwrap_or("")).collect();
+    let contents: Vec<&str> = sent[1]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(contents, ["You chat.", "my name is Ada", "ECHO: my name is Ada", "who am I?"]);
 
     let (_, _, fresh) = app.say("plain/1", "no session").await;
@@ -101,7 +114,8 @@ async fn tool_errors_go_back_to_the_llm_and_the_request_still_succeeds() {
     let out = body["output_raw"].as_str().expect("output");
     assert!(out.starts_with("TOOL SAID: tool error: access denied"), "{out}");
 
-    let (status, _, body) = app.say("fs-agent/1", r#"call:fs_write_file {"path":"secret-write-target.txt","content":"x"}"#).await;
+    let (status, _, body) =
+        app.say("fs-agent/1", r#"call:fs_write_file {"path":"secret-write-target.txt","content":"x"}"#).await;
     assert_eq!(status, 200, "{body}");
     let out = body["output_raw"].as_str().expect("output");
     assert!(out.starts_with("TOOL SAID: unknown tool fs_write_file; available tools: "), "{out}");
@@ -125,7 +139,8 @@ async fn health_ready_and_tools_describe_the_running_stack() {
 
     let (status, ready) = app.get("/ready").await;
     assert_eq!(status, 200, "{ready}");
-    let names: Vec<&str> = ready["checks"].as_array().expect("checks").iter().map(|c| c["name"].as_str().expect("n")).collect();
+    let names: Vec<&str> =
+        ready["checks"].as_array().expect("checks").iter().map(|c| c["name"].as_str().expect("n")).collect();
     assert_eq!(names, ["mcp:fs", "sessions:memory"]);
     let listed = ready["checks"][0]["tools"].as_u64().expect("tool count");
     assert!(listed >= 5, "{ready}");

@@ -1,0 +1,95 @@
+//! The `teal` binary as a user runs it: `serve` with the example agents answers the README's
+//! request through the bundled MCP server, and `validate` exits non-zero with precise messages.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+fn teal() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_teal"));
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cmd.env_remove("TA_API_KEY").env_remove("TA_BASE_URL").env_remove("TA_SERVICE_CONFIG");
+    cmd
+}
+
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_the_readme_request_with_the_offline_model_through_mcp() {
+    let mut child = teal()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let served = Served(child);
+    let mut banner = Vec::new();
+    let mut base = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        banner.push(line.clone());
+        if let Some(rest) = line.strip_prefix("teal serve: listening on ") {
+            base = Some(rest.trim().to_owned());
+        }
+        if line.contains("no LLM configured") {
+            break;
+        }
+    }
+    let base = base.unwrap_or_else(|| panic!("no listening line in:\n{}", banner.join("\n")));
+    let banner = banner.join("\n");
+    assert!(banner.contains("agent fs-assistant/0.1"), "{banner}");
+    assert!(banner.contains("via offline (deterministic, no network)"), "{banner}");
+    assert!(banner.contains("Set TA_API_KEY"), "the banner says how to switch to a real model:\n{banner}");
+
+    let http = reqwest::Client::new();
+    let body =
+        json!({"items": [{"content_type": "text", "content": "fs_read_file {\"path\": \"hello.txt\"}"}]});
+    let resp = http.post(format!("{base}/fs-assistant/0.1")).json(&body).send().await.expect("invoke");
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.expect("json");
+    let want = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data/hello.txt"))
+        .expect("read");
+    assert_eq!(v["output_raw"], want.as_str());
+    assert_eq!(v["source"], "fs-assistant:0.1");
+
+    let ready = http.get(format!("{base}/ready")).send().await.expect("ready");
+    assert_eq!(ready.status(), 200);
+    drop(served);
+}
+
+#[test]
+fn validate_accepts_the_examples_and_rejects_a_bad_file_with_its_line() {
+    let ok = teal().args(["validate", "examples/agents"]).output().expect("run");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("fs-assistant/0.1"), "{out}");
+    assert!(out.contains("chat/1.0"), "{out}");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: tealagents/v1alpha1\nkind: Chat\nname: x\nversion: 1\nspec:\n  agent:\n    model: m\n    \
+         system_prompt: s\n    mcp_servers:\n      - name: fs\n        url: /relative/mcp\n",
+    )
+    .expect("write");
+    let failed = teal().arg("validate").arg(&bad).output().expect("run");
+    assert_eq!(failed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:11 spec.agent.mcp_servers[0].url: relative URL without a base",
+            bad.display()
+        )),
+        "{err}"
+    );
+}
