@@ -179,11 +179,32 @@ impl McpPool {
     }
 
     async fn list(&self, conn: &Arc<ServerConn>) -> Result<Vec<rmcp::model::Tool>, McpError> {
+        match self.with_client(conn, |client| async move { client.list_all_tools().await }).await? {
+            Ok(tools) => Ok(tools),
+            Err(e) => Err(McpError::Protocol {
+                server: conn.cfg.name.clone(),
+                detail: format!("tools/list failed: MCP error {}: {}", e.code.0, e.message),
+            }),
+        }
+    }
+
+    /// Runs `op` on the server's live client within the server's timeout. A client found dead
+    /// (nothing was sent) is replaced and `op` runs once more; a client whose transport failed
+    /// is dropped so the next use reconnects. A JSON-RPC error from the server is `Ok(Err)`.
+    async fn with_client<T, Fut>(
+        &self,
+        conn: &Arc<ServerConn>,
+        op: impl Fn(Arc<Client>) -> Fut,
+    ) -> Result<Result<T, rmcp::ErrorData>, McpError>
+    where
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
         let cfg = &conn.cfg;
         for attempt in 0..2 {
             let client = self.client(conn).await?;
-            match tokio::time::timeout(cfg.timeout, client.list_all_tools()).await {
-                Ok(Ok(tools)) => return Ok(tools),
+            match tokio::time::timeout(cfg.timeout, op(client.clone())).await {
+                Ok(Ok(value)) => return Ok(Ok(value)),
+                Ok(Err(ServiceError::McpError(e))) => return Ok(Err(e)),
                 Ok(Err(e)) if attempt == 0 && stale_transport(&e, &client) => {
                     drop_client(conn, &client).await
                 }
@@ -219,34 +240,20 @@ impl McpPool {
                 }
             },
         };
-        let conn = &route.server;
-        let cfg = &conn.cfg;
-        for attempt in 0..2 {
-            let client = self.client(conn).await?;
-            let params = CallToolRequestParams::new(route.tool.clone()).with_arguments(args.clone());
-            match tokio::time::timeout(cfg.timeout, client.call_tool(params)).await {
-                Ok(Ok(result)) => {
-                    let (text, is_error) = result_text(&result);
-                    return Ok(ToolOutcome { text, is_error });
-                }
-                Ok(Err(ServiceError::McpError(e))) => {
-                    return Ok(ToolOutcome {
-                        text: format!("MCP error {}: {}", e.code.0, e.message),
-                        is_error: true,
-                    });
-                }
-                // The request never left: the client's transport was already gone. Safe to resend.
-                Ok(Err(e)) if attempt == 0 && stale_transport(&e, &client) => {
-                    drop_client(conn, &client).await
-                }
-                Ok(Err(e)) => {
-                    drop_client_on_transport_error(conn, &client, &e).await;
-                    return Err(service_error(&cfg.name, e));
-                }
-                Err(_) => return Err(timeout_error(cfg)),
+        let params = CallToolRequestParams::new(route.tool.clone()).with_arguments(args);
+        let called = self
+            .with_client(&route.server, |client| {
+                let params = params.clone();
+                async move { client.call_tool(params).await }
+            })
+            .await?;
+        Ok(match called {
+            Ok(result) => {
+                let (text, is_error) = result_text(&result);
+                ToolOutcome { text, is_error }
             }
-        }
-        Err(McpError::Unreachable { server: cfg.name.clone(), detail: "connection closed twice".into() })
+            Err(e) => ToolOutcome { text: format!("MCP error {}: {}", e.code.0, e.message), is_error: true },
+        })
     }
 
     /// A real round trip to `cfg`'s server (an uncached `tools/list`), for `/ready`.
