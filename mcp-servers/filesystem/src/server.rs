@@ -1,48 +1,107 @@
-//! The MCP face of the crate: tool names, argument shapes and descriptions, and the mapping of
-//! every outcome to a `CallToolResult`.
+//! The MCP face of the crate: tool names, argument shapes and descriptions, the read-only
+//! switch, and the mapping of every outcome to a `CallToolResult`.
 //!
 //! Tool names and argument names follow `@modelcontextprotocol/server-filesystem`, so agents
 //! written for it work unchanged. Every failure (refusal, missing file, bad pattern, even a
 //! panicking blocking task) becomes a result with `isError: true`; so do arguments that miss
 //! the schema (rmcp 3.11 reports `failed to deserialize parameters: …` that way, before our
-//! code runs). One `tracing` event per call records tool, path, outcome and duration, never
-//! file contents.
+//! code runs). One `tracing` event per call records tool, path, outcome (`ok`, `error` or
+//! `denied`) and duration, never file contents.
+//!
+//! Read-only mode: the mutating tools (those whose `read_only_hint` is not `true`) are left out
+//! of `tools/list`, and calling one anyway is refused before any path is looked at.
 
 use std::{sync::Arc, time::Instant};
 
 use rmcp::{
     ServerHandler,
     handler::server::{router::tool::ToolRouter, wrapper::Parameters},
-    model::{CallToolResult, ContentBlock},
+    model::{CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams, Tool},
+    service::RequestContext,
     tool, tool_handler, tool_router,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::{confine::Root, error::FsError, ops};
+use crate::{
+    error::FsError,
+    ops::{self, Ctx, Edit},
+};
 
-/// Arguments of `read_file`, `list_directory` and `get_file_info`.
+/// Arguments of `list_directory`, `get_file_info` and `create_directory`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct PathArgs {
-    /// Path relative to the allowed directory ("" or "." is the directory itself). An absolute
-    /// path is accepted only if it lies inside the allowed directory.
+    /// A path relative to the first allowed directory ("" or "." is that directory), or an
+    /// absolute path inside any allowed directory.
     pub path: String,
+}
+
+/// Arguments of `read_text_file` and `read_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReadTextFileArgs {
+    /// Path of the file (relative to the first allowed directory, or absolute inside one).
+    pub path: String,
+    /// Return only the first N lines.
+    #[serde(default)]
+    pub head: Option<usize>,
+    /// Return only the last N lines.
+    #[serde(default)]
+    pub tail: Option<usize>,
+}
+
+/// Arguments of `read_multiple_files`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReadMultipleFilesArgs {
+    /// Paths of the files to read.
+    pub paths: Vec<String>,
 }
 
 /// Arguments of `write_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WriteFileArgs {
-    /// Path of the file, relative to the allowed directory. Its parent directory must exist.
+    /// Path of the file. Its parent directory must exist.
     pub path: String,
     /// Complete new content of the file (UTF-8 text).
     pub content: String,
+}
+
+/// One replacement of `edit_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EditOperation {
+    /// Text to find: must occur exactly once, byte for byte (whitespace included).
+    pub old_text: String,
+    /// Text to put in its place.
+    pub new_text: String,
+}
+
+/// Arguments of `edit_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EditFileArgs {
+    /// Path of the file to edit.
+    pub path: String,
+    /// Replacements, applied in order (each to the result of the previous ones).
+    pub edits: Vec<EditOperation>,
+    /// Only return the diff; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `move_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct MoveFileArgs {
+    /// File or directory to move.
+    pub source: String,
+    /// New path; must not exist yet.
+    pub destination: String,
 }
 
 /// Arguments of `search_files`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchFilesArgs {
-    /// Directory to search in, relative to the allowed directory.
+    /// Directory to search in.
     pub path: String,
     /// Case-insensitive substring of the name, or a glob (`*.md`; with a `/` it is matched
     /// against the path relative to `path`, e.g. `src/**/*.rs`).
@@ -53,36 +112,74 @@ pub struct SearchFilesArgs {
     pub exclude_patterns: Vec<String>,
 }
 
+/// Arguments of `directory_tree`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryTreeArgs {
+    /// Directory at the top of the tree.
+    pub path: String,
+    /// Globs of names (or, with a `/`, relative paths) to leave out.
+    #[serde(default)]
+    pub exclude_patterns: Vec<String>,
+}
+
+/// What every server instance shares: built once, cloned by `Arc` per session (or per request
+/// when stateless), so building an instance costs two reference counts.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    ctx: Arc<Ctx>,
+    read_only: bool,
+    router: ToolRouter<FilesystemServer>,
+    listed: Vec<Tool>,
+}
+
+impl Shared {
+    pub(crate) fn new(ctx: Ctx, read_only: bool) -> Self {
+        let router = FilesystemServer::tool_router();
+        let listed = router.list_all().into_iter().filter(|tool| !read_only || !is_mutating(tool)).collect();
+        Self { ctx: Arc::new(ctx), read_only, router, listed }
+    }
+}
+
+fn is_mutating(tool: &Tool) -> bool {
+    tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true)
+}
+
 /// One MCP server instance (rmcp builds one per session, or per request when stateless).
 #[derive(Debug, Clone)]
 pub struct FilesystemServer {
-    root: Arc<Root>,
-    tool_router: ToolRouter<Self>,
+    shared: Arc<Shared>,
 }
 
 impl FilesystemServer {
-    pub(crate) fn new(root: Arc<Root>) -> Self {
-        Self { root, tool_router: Self::tool_router() }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
-    /// Runs `op` on the blocking pool, logs the one line for this call, and turns the outcome
-    /// into a tool result.
+    /// Refuses a mutating tool on a read-only server (the tool's `read_only_hint` annotation
+    /// decides, the same one that hides it from `tools/list`), else runs `op` on the blocking
+    /// pool; logs the one line for this call and turns the outcome into a tool result.
     async fn run<F>(&self, tool: &'static str, path: String, op: F) -> CallToolResult
     where
-        F: FnOnce(&Root, &str) -> Result<String, FsError> + Send + 'static,
+        F: FnOnce(&Ctx) -> Result<String, FsError> + Send + 'static,
     {
         let started = Instant::now();
-        let root = Arc::clone(&self.root);
-        let op_path = path.clone();
-        let outcome = tokio::task::spawn_blocking(move || op(&root, &op_path)).await;
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let refused = self.shared.read_only && self.shared.router.get(tool).is_none_or(is_mutating);
+        let outcome = if refused {
+            Ok(Err(FsError::ReadOnly { tool }))
+        } else {
+            let ctx = Arc::clone(&self.shared.ctx);
+            tokio::task::spawn_blocking(move || op(&ctx)).await
+        };
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             Ok(Ok(text)) => {
                 tracing::info!(tool, path, outcome = "ok", duration_ms, "tool call");
                 CallToolResult::success(vec![ContentBlock::text(text)])
             }
             Ok(Err(error)) => {
-                tracing::warn!(tool, path, outcome = "error", duration_ms, %error, "tool call");
+                let outcome = if error.is_denial() { "denied" } else { "error" };
+                tracing::warn!(tool, path, outcome, duration_ms, %error, "tool call");
                 CallToolResult::error(vec![ContentBlock::text(error.to_string())])
             }
             Err(join_error) => {
@@ -98,18 +195,46 @@ impl FilesystemServer {
 #[tool_router]
 impl FilesystemServer {
     #[tool(
-        name = "read_file",
-        description = "Read the complete contents of a UTF-8 text file inside the allowed directory.",
+        name = "read_text_file",
+        description = "Read a UTF-8 text file: all of it, or only its first `head` or last \
+                       `tail` lines. Files over the server's size limit are refused.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn read_file(&self, Parameters(args): Parameters<PathArgs>) -> CallToolResult {
-        self.run("read_file", args.path, ops::read_file).await
+    async fn read_text_file(&self, Parameters(args): Parameters<ReadTextFileArgs>) -> CallToolResult {
+        let ReadTextFileArgs { path, head, tail } = args;
+        self.run("read_text_file", path.clone(), move |ctx| ops::read_text_file(ctx, &path, head, tail)).await
+    }
+
+    #[tool(
+        name = "read_file",
+        description = "Same as read_text_file (kept for older clients).",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn read_file(&self, Parameters(args): Parameters<ReadTextFileArgs>) -> CallToolResult {
+        let ReadTextFileArgs { path, head, tail } = args;
+        self.run("read_file", path.clone(), move |ctx| ops::read_text_file(ctx, &path, head, tail)).await
+    }
+
+    #[tool(
+        name = "read_multiple_files",
+        description = "Read several text files at once. Each comes back as `path:` and its \
+                       content, or `path: Error - reason`, separated by `---`; one failure does \
+                       not fail the others. Together they may hold at most the size limit.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn read_multiple_files(
+        &self,
+        Parameters(args): Parameters<ReadMultipleFilesArgs>,
+    ) -> CallToolResult {
+        let paths = args.paths;
+        self.run("read_multiple_files", paths.join(","), move |ctx| Ok(ops::read_multiple_files(ctx, &paths)))
+            .await
     }
 
     #[tool(
         name = "write_file",
-        description = "Create a new file or completely overwrite an existing file with the given \
-                       text. The parent directory must already exist inside the allowed directory.",
+        description = "Create a new file or completely replace an existing one with the given \
+                       text (atomically). The parent directory must already exist.",
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -119,7 +244,42 @@ impl FilesystemServer {
     )]
     async fn write_file(&self, Parameters(args): Parameters<WriteFileArgs>) -> CallToolResult {
         let WriteFileArgs { path, content } = args;
-        self.run("write_file", path, move |root, path| ops::write_file(root, path, &content)).await
+        self.run("write_file", path.clone(), move |ctx| ops::write_file(ctx, &path, &content)).await
+    }
+
+    #[tool(
+        name = "edit_file",
+        description = "Replace text in a file. Each edit's oldText must occur exactly once, \
+                       byte for byte (whitespace and indentation included); edits apply in \
+                       order. Returns a git-style unified diff. With dryRun: true nothing is \
+                       written. If any edit fails, nothing is written.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn edit_file(&self, Parameters(args): Parameters<EditFileArgs>) -> CallToolResult {
+        let EditFileArgs { path, edits, dry_run } = args;
+        let edits: Vec<Edit> =
+            edits.into_iter().map(|e| Edit { old_text: e.old_text, new_text: e.new_text }).collect();
+        self.run("edit_file", path.clone(), move |ctx| ops::edit_file(ctx, &path, &edits, dry_run)).await
+    }
+
+    #[tool(
+        name = "create_directory",
+        description = "Create a directory, and any missing parents. Succeeds if it already exists.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn create_directory(&self, Parameters(args): Parameters<PathArgs>) -> CallToolResult {
+        let path = args.path;
+        self.run("create_directory", path.clone(), move |ctx| ops::create_directory(ctx, &path)).await
     }
 
     #[tool(
@@ -129,21 +289,51 @@ impl FilesystemServer {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn list_directory(&self, Parameters(args): Parameters<PathArgs>) -> CallToolResult {
-        self.run("list_directory", args.path, ops::list_directory).await
+        let path = args.path;
+        self.run("list_directory", path.clone(), move |ctx| ops::list_directory(ctx, &path)).await
+    }
+
+    #[tool(
+        name = "directory_tree",
+        description = "Recursive tree of a directory as JSON: [{name, type: \"file\"|\"directory\", \
+                       children}] (directories always have children; symlinks are files).",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn directory_tree(&self, Parameters(args): Parameters<DirectoryTreeArgs>) -> CallToolResult {
+        let DirectoryTreeArgs { path, exclude_patterns } = args;
+        self.run("directory_tree", path.clone(), move |ctx| {
+            ops::directory_tree(ctx, &path, &exclude_patterns)
+        })
+        .await
+    }
+
+    #[tool(
+        name = "move_file",
+        description = "Move or rename a file or directory. Fails if the destination exists.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn move_file(&self, Parameters(args): Parameters<MoveFileArgs>) -> CallToolResult {
+        let MoveFileArgs { source, destination } = args;
+        let logged = format!("{source} -> {destination}");
+        self.run("move_file", logged, move |ctx| ops::move_file(ctx, &source, &destination)).await
     }
 
     #[tool(
         name = "search_files",
         description = "Recursively search a directory for files and directories whose name \
                        contains `pattern` (case-insensitive) or matches it as a glob. Returns the \
-                       matching paths relative to the allowed directory, one per line, or \
-                       `No matches found`.",
+                       matching paths, one per line, or `No matches found`.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn search_files(&self, Parameters(args): Parameters<SearchFilesArgs>) -> CallToolResult {
         let SearchFilesArgs { path, pattern, exclude_patterns } = args;
-        self.run("search_files", path, move |root, path| {
-            ops::search_files(root, path, &pattern, &exclude_patterns)
+        self.run("search_files", path.clone(), move |ctx| {
+            ops::search_files(ctx, &path, &pattern, &exclude_patterns)
         })
         .await
     }
@@ -156,14 +346,46 @@ impl FilesystemServer {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn get_file_info(&self, Parameters(args): Parameters<PathArgs>) -> CallToolResult {
-        self.run("get_file_info", args.path, ops::get_file_info).await
+        let path = args.path;
+        self.run("get_file_info", path.clone(), move |ctx| ops::get_file_info(ctx, &path)).await
+    }
+
+    #[tool(
+        name = "list_allowed_directories",
+        description = "The directories this server may access, one absolute path per line. \
+                       Relative paths are resolved against the first one.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_allowed_directories(&self) -> CallToolResult {
+        self.run("list_allowed_directories", String::new(), |ctx| Ok(ops::list_allowed_directories(ctx)))
+            .await
     }
 }
 
 #[tool_handler(
-    router = self.tool_router,
+    router = self.shared.router,
     name = "teal-mcp-filesystem",
-    instructions = "Files under one allowed directory. Paths are relative to it; nothing outside \
-                    it (through `..`, absolute paths or symlinks) can be read or written."
+    instructions = "Files under the allowed directories (see list_allowed_directories). Relative \
+                    paths resolve against the first one; nothing outside them (through `..`, \
+                    absolute paths or symlinks) can be read or written."
 )]
-impl ServerHandler for FilesystemServer {}
+impl ServerHandler for FilesystemServer {
+    /// The router's tools, less the mutating ones on a read-only server.
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<rmcp::RoleServer>,
+    ) -> Result<ListToolsResult, rmcp::ErrorData> {
+        let supports_cache_hints = context
+            .protocol_version()
+            .is_some_and(|version| version >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        Ok(ListToolsResult {
+            result_type: Some(rmcp::model::ResultType::COMPLETE),
+            tools: self.shared.listed.clone(),
+            meta: None,
+            next_cursor: None,
+            ttl_ms: supports_cache_hints.then_some(0),
+            cache_scope: supports_cache_hints.then_some(rmcp::model::CacheScope::Public),
+        })
+    }
+}

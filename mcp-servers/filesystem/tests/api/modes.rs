@@ -1,8 +1,10 @@
-//! Both session modes over real HTTP, the raw wire shape of the stateless mode, `/health` and
-//! the `Host` allow-list.
+//! Both session modes over real HTTP, the raw wire shape of the stateless mode, `/health`, the
+//! health-check client and the `Host` allow-list.
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use teal_mcp_filesystem::{ServerOptions, SessionMode};
+use teal_mcp_filesystem::{ServerOptions, SessionMode, check_health};
 
 use crate::helpers::{Error, Outcome, call, post_mcp, spawn, spawn_with};
 
@@ -29,7 +31,7 @@ async fn both_session_modes_serve_the_tools_to_an_rmcp_client() -> Result<(), Er
     for mode in [SessionMode::Stateful, SessionMode::Stateless] {
         let server = spawn(mode).await?;
         let client = server.client().await?;
-        assert_eq!(client.list_all_tools().await?.len(), 5, "{mode:?}");
+        assert_eq!(client.list_all_tools().await?.len(), 12, "{mode:?}");
         assert_eq!(
             call(&client, "write_file", json!({"path": "m.txt", "content": "mode"})).await?,
             Outcome::ok("Successfully wrote to m.txt"),
@@ -42,7 +44,7 @@ async fn both_session_modes_serve_the_tools_to_an_rmcp_client() -> Result<(), Er
         );
         assert_eq!(
             call(&client, "read_file", json!({"path": "../m.txt"})).await?,
-            Outcome::err("access denied: ../m.txt resolves outside the allowed directory"),
+            Outcome::err("access denied: ../m.txt resolves outside the allowed directories"),
             "{mode:?}"
         );
         client.cancel().await?;
@@ -94,7 +96,7 @@ async fn stateless_mode_answers_a_tools_call_without_initialize_with_json() -> R
     assert_eq!(body["result"]["isError"], json!(true));
     assert_eq!(
         body["result"]["content"][0]["text"],
-        "access denied: ../../etc/passwd resolves outside the allowed directory"
+        "access denied: ../../etc/passwd resolves outside the allowed directories"
     );
     Ok(())
 }
@@ -148,5 +150,43 @@ async fn only_allowed_host_headers_reach_the_mcp_endpoint() -> Result<(), Error>
         spawn_with(ServerOptions::new(SessionMode::Stateless).with_allowed_hosts(["mcp.internal"])).await?;
     assert_eq!(post(custom.mcp_url(), "mcp.internal").await?.status(), 200);
     assert_eq!(post(custom.mcp_url(), "localhost").await?.status(), 403);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_healthcheck_flag_logic_passes_on_a_live_server_and_fails_on_a_closed_port() -> Result<(), Error>
+{
+    let server = spawn(SessionMode::Stateless).await?;
+    let addr = server.addr;
+    let live = tokio::task::spawn_blocking(move || check_health(addr, Duration::from_secs(3))).await?;
+    assert_eq!(live, Ok(()));
+    // An unspecified bind address is checked on loopback.
+    let any = std::net::SocketAddr::from(([0, 0, 0, 0], addr.port()));
+    assert_eq!(tokio::task::spawn_blocking(move || check_health(any, Duration::from_secs(3))).await?, Ok(()));
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.local_addr()?
+    };
+    let dead = tokio::task::spawn_blocking(move || check_health(closed, Duration::from_secs(3))).await?;
+    let message = dead.err().unwrap_or_default();
+    assert!(message.starts_with(&format!("health check of {closed} failed to connect: ")), "{message}");
+
+    // Something that answers, but not 200.
+    let not_health = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let wrong = not_health.local_addr()?;
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if let Ok((mut socket, _)) = not_health.accept().await {
+            let mut request = [0u8; 512];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
+        }
+    });
+    let refused = tokio::task::spawn_blocking(move || check_health(wrong, Duration::from_secs(3))).await?;
+    assert_eq!(
+        refused,
+        Err(format!("health check of {wrong} got \"HTTP/1.1 503 Service Unavailable\", expected status 200"))
+    );
     Ok(())
 }
