@@ -10,7 +10,6 @@ use axum::serve::ListenerExt;
 use teal_core::bootstrap::{self, OfflinePolicy, Settings};
 use teal_core::llm::LlmClient;
 use teal_core::secrets::EnvSecretStore;
-use teal_core::store::MemorySessionStore;
 use teal_mcp_filesystem::{FsConfig, SessionMode};
 
 /// The variable the example agents use for the bundled filesystem server's URL.
@@ -78,18 +77,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let llm = bootstrap::build_llm(|k| std::env::var(k).ok(), OfflinePolicy::Allow)?;
     let llm_desc = llm.describe();
     let offline = matches!(llm, teal_core::llm::Llm::Offline(_));
-    let state = Arc::new(bootstrap::build_state(
-        &settings,
-        registry,
-        Arc::new(llm),
-        Arc::new(EnvSecretStore::new()),
-        Arc::new(MemorySessionStore::new(settings.session_ttl, 10_000)),
-    ));
+    let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
+    // In-memory cache, sessions and catalog unless TA_REDIS_URL points at a Redis.
+    let stores = bootstrap::build_stores(&settings, secrets.clone()).await?;
+    let store_backend = stores.sessions.backend();
+    let state = Arc::new(bootstrap::build_state(&settings, registry, Arc::new(llm), secrets, stores));
 
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
     println!("teal serve: listening on http://{addr}");
+    println!("  sessions, response cache and tool catalog: {store_backend}");
     if let Some(url) = &bundled {
         println!("  bundled filesystem MCP server at {url} (serving {})", args.data.display());
     }

@@ -13,7 +13,7 @@ use crate::config::{self, ConfigErrors, Registry};
 use crate::llm::{Llm, OfflineModel, OpenAiClient, OpenAiSettings};
 use crate::mcp::{McpPool, McpSettings};
 use crate::secrets::SecretStore;
-use crate::store::SessionStore;
+use crate::store::{StoreSettings, Stores};
 
 /// Why the process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,8 @@ pub enum BootError {
     Config(ConfigErrors),
     #[error("{0}")]
     Llm(String),
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Settings read from the environment once per process.
@@ -33,8 +35,8 @@ pub struct Settings {
     pub config_path: Option<PathBuf>,
     pub api: ApiSettings,
     pub mcp: McpSettings,
-    /// `TA_SESSION_TTL` seconds (default 3600).
-    pub session_ttl: Duration,
+    /// Redis, response cache, catalog, rate limit and session settings (`TA_REDIS_*`, …).
+    pub stores: StoreSettings,
 }
 
 impl Settings {
@@ -60,11 +62,16 @@ impl Settings {
                 expected: "a number of bytes > 0",
             })?,
         };
+        let stores = StoreSettings::from_env_map(&get).map_err(|e| BootError::Store(e.to_string()))?;
         Ok(Self {
             config_path: get("TA_SERVICE_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
-            api: ApiSettings { body_limit, request_timeout: secs("TA_REQUEST_TIMEOUT", 120)? },
-            mcp: McpSettings { catalog_ttl: secs("TA_CATALOG_TTL", 300)? },
-            session_ttl: secs("TA_SESSION_TTL", 3600)?,
+            api: ApiSettings {
+                body_limit,
+                request_timeout: secs("TA_REQUEST_TIMEOUT", 120)?,
+                cache_ttl: stores.cache.default_ttl,
+            },
+            mcp: McpSettings { catalog_ttl: stores.catalog.fresh_for },
+            stores,
         })
     }
 
@@ -106,19 +113,30 @@ pub fn load_registry(
     Ok((registry, parsed.warnings))
 }
 
-/// Assembles the shared state from parts built once.
+/// Chooses the stores (Redis when `TA_REDIS_URL` is set, in-memory otherwise). Never waits for
+/// Redis: a cache that is down at cold start is bypassed until it answers.
+pub async fn build_stores(settings: &Settings, secrets: Arc<dyn SecretStore>) -> Result<Stores, BootError> {
+    Stores::build(&settings.stores, secrets).await.map_err(|e| BootError::Store(e.to_string()))
+}
+
+/// Assembles the shared state from parts built once. The MCP pool shares tool catalogs through
+/// `stores.catalog`, so a cold container reuses what another one listed.
 pub fn build_state(
     settings: &Settings,
     registry: Registry,
     llm: Arc<dyn crate::llm::LlmClient>,
     secrets: Arc<dyn SecretStore>,
-    sessions: Arc<dyn SessionStore>,
+    stores: Stores,
 ) -> AppState {
     AppState {
         registry: Arc::new(registry),
         llm,
-        mcp: McpPool::new(settings.mcp.clone(), secrets),
-        sessions,
+        mcp: McpPool::new(settings.mcp.clone(), secrets)
+            .with_shared_catalog(stores.catalog, settings.stores.catalog.clone()),
+        sessions: stores.sessions,
+        cache: stores.cache,
+        rate_limiter: stores.rate_limiter,
+        redis: stores.redis,
         settings: settings.api.clone(),
         started: Instant::now(),
     }

@@ -8,8 +8,10 @@
 
 pub mod agent;
 pub mod api;
+pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod lambda;
 pub mod llm;
 pub mod mcp;
 pub mod secrets;

@@ -6,18 +6,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::serve::ListenerExt;
 use serde_json::{Value, json};
-use teal_core::api::{ApiSettings, AppState};
+use teal_core::api::AppState;
+use teal_core::bootstrap::{self, Settings};
 use teal_core::llm::{Llm, OpenAiClient, OpenAiSettings};
-use teal_core::mcp::{McpPool, McpSettings};
 use teal_core::secrets::EnvSecretStore;
-use teal_core::store::MemorySessionStore;
 use teal_mcp_filesystem::{FsConfig, SessionMode};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
@@ -182,6 +181,8 @@ pub struct StackOptions {
     pub llm_retries: u32,
     pub max_iterations: u32,
     pub kill_switch: bool,
+    /// `TA_*` variables for the process (stores: `TA_REDIS_URL`, `TA_RATE_LIMIT_RPS`, …).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for StackOptions {
@@ -193,6 +194,7 @@ impl Default for StackOptions {
             llm_retries: 2,
             max_iterations: 10,
             kill_switch: false,
+            env: Vec::new(),
         }
     }
 }
@@ -205,7 +207,41 @@ pub struct TestApp {
     pub mcp: Option<McpServer>,
     pub kill_switch: KillSwitch,
     pub data: tempfile::TempDir,
-    _configs: tempfile::TempDir,
+    configs: tempfile::TempDir,
+}
+
+/// The real Redis the tests share (the machine's, or `TEAL_TEST_REDIS_URL`), under a key prefix
+/// of this test's own so runs never see each other's keys.
+pub fn redis_env() -> Vec<(&'static str, String)> {
+    let url = std::env::var("TEAL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    vec![("TA_REDIS_URL", url), ("TA_REDIS_PREFIX", format!("teal-e2e-{}:", uuid::Uuid::new_v4()))]
+}
+
+/// One API process (a "container"): the real bootstrap from `env`, over the given configs, LLM.
+pub async fn start_api(configs: &Path, llm_uri: &str, opts: &StackOptions) -> (String, Arc<AppState>) {
+    let mut settings_for_llm = OpenAiSettings::new(format!("{llm_uri}/v1").parse().expect("url"));
+    settings_for_llm.api_key = Some(API_KEY.to_owned().into());
+    settings_for_llm.max_retries = opts.llm_retries;
+    settings_for_llm.initial_backoff = Duration::from_millis(1);
+    settings_for_llm.max_backoff = Duration::from_millis(5);
+    settings_for_llm.timeout = Duration::from_secs(10);
+    let client = OpenAiClient::new(settings_for_llm).expect("LLM client");
+
+    let env: std::collections::HashMap<String, String> =
+        opts.env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let mut settings = Settings::from_env_map(|k| env.get(k).cloned()).expect("settings");
+    settings.api.body_limit = opts.body_limit;
+    settings.api.request_timeout = opts.request_timeout;
+    let (registry, _) = bootstrap::load_registry(configs, &env).expect("configs load");
+    let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
+    let stores = bootstrap::build_stores(&settings, secrets.clone()).await.expect("stores");
+    let state =
+        Arc::new(bootstrap::build_state(&settings, registry, Arc::new(Llm::OpenAi(client)), secrets, stores));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind API");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = teal_core::api::router(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("API server") });
+    (base, state)
 }
 
 pub async fn spawn_stack() -> TestApp {
@@ -239,29 +275,7 @@ pub async fn spawn_stack_with(opts: StackOptions) -> TestApp {
 
     let llm = MockServer::start().await;
     let kill_switch: KillSwitch = Arc::new(Mutex::new(None));
-    let mut settings = OpenAiSettings::new(format!("{}/v1", llm.uri()).parse().expect("url"));
-    settings.api_key = Some(API_KEY.to_owned().into());
-    settings.max_retries = opts.llm_retries;
-    settings.initial_backoff = Duration::from_millis(1);
-    settings.max_backoff = Duration::from_millis(5);
-    settings.timeout = Duration::from_secs(10);
-    let client = OpenAiClient::new(settings).expect("LLM client");
-
-    let parsed = teal_core::config::load_path(configs.path()).expect("configs load");
-    let registry = teal_core::config::Registry::new(parsed.agents).expect("registry");
-    let secrets = Arc::new(EnvSecretStore::new());
-    let state = Arc::new(AppState {
-        registry: Arc::new(registry),
-        llm: Arc::new(Llm::OpenAi(client)),
-        mcp: McpPool::new(McpSettings::default(), secrets),
-        sessions: Arc::new(MemorySessionStore::default()),
-        settings: ApiSettings { body_limit: opts.body_limit, request_timeout: opts.request_timeout },
-        started: Instant::now(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind API");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = teal_core::api::router(state);
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("API server") });
+    let (base, _state) = start_api(configs.path(), &llm.uri(), &opts).await;
 
     let mcp = if opts.kill_switch {
         *kill_switch.lock().expect("kill switch") = Some(mcp);
@@ -269,7 +283,7 @@ pub async fn spawn_stack_with(opts: StackOptions) -> TestApp {
     } else {
         Some(mcp)
     };
-    TestApp { base, http: reqwest::Client::new(), llm, mcp, kill_switch, data, _configs: configs }
+    TestApp { base, http: reqwest::Client::new(), llm, mcp, kill_switch, data, configs }
 }
 
 /// Mounts the scripted fake LLM (lowest priority, so a test's own mocks win).
@@ -283,6 +297,11 @@ pub async fn mount_script(app: &TestApp) {
 }
 
 impl TestApp {
+    /// Another API process over the same configs, MCP server and LLM: a second Lambda container.
+    pub async fn sibling(&self, opts: &StackOptions) -> String {
+        start_api(self.configs.path(), &self.llm.uri(), opts).await.0
+    }
+
     pub fn mcp(&self) -> &McpServer {
         self.mcp.as_ref().expect("MCP server owned by the test app")
     }

@@ -7,3 +7,4 @@ mod errors;
 mod faults;
 mod invoke;
 mod observability;
+mod stores;

@@ -30,6 +30,8 @@ pub enum ApiError {
     Deadline(Box<RunTrace>),
     #[error("session store unavailable: {0}")]
     SessionStore(String),
+    #[error("rate limit exceeded for this API key; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl ApiError {
@@ -44,6 +46,7 @@ impl ApiError {
             }
             ApiError::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::IterationLimit { .. } => "iteration_limit",
             ApiError::Deadline(_) => "deadline_exceeded",
             ApiError::SessionStore(_) => "session_store_unavailable",
+            ApiError::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -119,6 +123,9 @@ impl ApiError {
         let mut resp = (status, axum::Json(body)).into_response();
         if let Ok(v) = axum::http::HeaderValue::from_str(request_id) {
             resp.headers_mut().insert("x-request-id", v);
+        }
+        if let ApiError::RateLimited { retry_after_secs } = &self {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).max(1).into());
         }
         resp
     }

@@ -6,6 +6,7 @@
 //! holds no clients of its own: [`AppState`] is built once per process and shared.
 
 mod error;
+mod sse;
 pub mod types;
 
 use std::sync::Arc;
@@ -22,13 +23,14 @@ use serde_json::json;
 use tracing::Instrument;
 
 pub use error::ApiError;
+pub use sse::{sse_frame, stream_router};
 pub use types::{InvokeResponse, TokenUsage};
 
 use crate::agent::{Run, RunReport};
 use crate::config::{AgentConfig, Registry};
 use crate::llm::{LlmClient, Message};
 use crate::mcp::McpPool;
-use crate::store::{SessionId, SessionStore};
+use crate::store::{CacheKey, RateLimiter, RedisConnection, ResponseCache, SessionId, SessionStore};
 
 /// Per-process API settings.
 #[derive(Debug, Clone)]
@@ -37,11 +39,40 @@ pub struct ApiSettings {
     pub body_limit: usize,
     /// Deadline of one run when the caller gives none (Lambda gives its own).
     pub request_timeout: Duration,
+    /// How long a cached response is served when the agent sets no `cache_ttl` (default 3600 s).
+    pub cache_ttl: Duration,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { body_limit: 1024 * 1024, request_timeout: Duration::from_secs(120) }
+        Self {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(120),
+            cache_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Who is calling (the API key id the authorizer vouched for); rate limits are per caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+/// How the response cache treated one request (`x-cache` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    /// Not looked up: `Cache-Control: no-cache`, or a session continued from the store.
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Bypass => "bypass",
+        }
     }
 }
 
@@ -51,6 +82,12 @@ pub struct AppState {
     pub llm: Arc<dyn LlmClient>,
     pub mcp: McpPool,
     pub sessions: Arc<dyn SessionStore>,
+    /// Complete, successful responses by agent and input (Redis or in-memory).
+    pub cache: Arc<dyn ResponseCache>,
+    /// Per-caller token buckets; `None` is unlimited.
+    pub rate_limiter: Option<Arc<dyn RateLimiter>>,
+    /// The shared Redis connection, when Redis backs the stores (for `/ready`).
+    pub redis: Option<RedisConnection>,
     pub settings: ApiSettings,
     pub started: Instant,
 }
@@ -73,6 +110,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(ready_router())
         .merge(tools_router())
         .merge(invoke_router())
+        .merge(stream_router())
         .layer(middleware::from_fn(request_context))
         .with_state(state)
 }
@@ -127,6 +165,18 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     resp
 }
 
+/// The rate-limit subject: the authorizer's caller id, or "anonymous" where none vouched.
+fn caller_id(ext: Option<Extension<Caller>>) -> String {
+    ext.map(|Extension(Caller(c))| c).unwrap_or_else(|| "anonymous".to_owned())
+}
+
+/// `Cache-Control: no-cache` or `no-store` on the request.
+fn no_cache(headers: &axum::http::HeaderMap) -> bool {
+    headers.get_all(axum::http::header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|d| matches!(d.trim().to_ascii_lowercase().as_str(), "no-cache" | "no-store"))
+    })
+}
+
 fn request_id(ext: Option<Extension<RequestId>>) -> String {
     ext.map(|Extension(RequestId(id))| id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
@@ -144,9 +194,12 @@ async fn invoke(
     Path((name, version)): Path<(String, String)>,
     rid: Option<Extension<RequestId>>,
     deadline: Option<Extension<Deadline>>,
+    caller: Option<Extension<Caller>>,
     req: Request,
 ) -> Response {
     let rid = request_id(rid);
+    let caller = caller_id(caller);
+    let opts = InvokeOptions { request_id: &rid, caller: &caller, no_cache: no_cache(req.headers()) };
     let deadline = deadline
         .map(|Extension(Deadline(d))| d)
         .unwrap_or_else(|| Instant::now() + state.settings.request_timeout);
@@ -160,17 +213,18 @@ async fn invoke(
         Err(ApiError::PayloadTooLarge { limit })
     } else {
         match axum::body::to_bytes(req.into_body(), limit).await {
-            Ok(body) => invoke_agent(&state, &name, &version, &rid, &body, deadline).await,
+            Ok(body) => invoke_agent(&state, &name, &version, &opts, &body, deadline).await,
             // The only way reading a buffered body fails here is passing the limit.
             Err(_) => Err(ApiError::PayloadTooLarge { limit }),
         }
     };
     match result {
-        Ok(resp) => {
+        Ok((resp, cache)) => {
             let mut r = Json(resp).into_response();
             if let Ok(v) = HeaderValue::from_str(&rid) {
                 r.headers_mut().insert("x-request-id", v);
             }
+            r.headers_mut().insert("x-cache", HeaderValue::from_static(cache.as_str()));
             r
         }
         Err(e) => {
@@ -182,16 +236,26 @@ async fn invoke(
     }
 }
 
+/// Per-request facts the invoke flow needs besides the body.
+#[derive(Debug, Clone, Copy)]
+pub struct InvokeOptions<'a> {
+    pub request_id: &'a str,
+    /// Rate-limit subject: the caller's API key id, or "anonymous".
+    pub caller: &'a str,
+    /// `Cache-Control: no-cache` / `no-store`: neither read nor write the response cache.
+    pub no_cache: bool,
+}
+
 /// The invoke flow, callable from any adapter (HTTP route, streaming Lambda).
 pub async fn invoke_agent(
     state: &AppState,
     name: &str,
     version: &str,
-    request_id: &str,
+    opts: &InvokeOptions<'_>,
     body: &[u8],
     deadline: Instant,
-) -> Result<InvokeResponse, ApiError> {
-    invoke_agent_with_events(state, name, version, request_id, body, deadline, &|_| {}).await
+) -> Result<(InvokeResponse, CacheStatus), ApiError> {
+    invoke_agent_with_events(state, name, version, opts, body, deadline, &|_| {}).await
 }
 
 /// [`invoke_agent`] with a progress callback (tool calls started and finished).
@@ -199,12 +263,21 @@ pub async fn invoke_agent_with_events(
     state: &AppState,
     name: &str,
     version: &str,
-    request_id: &str,
+    opts: &InvokeOptions<'_>,
     body: &[u8],
     deadline: Instant,
     on_event: &(dyn Fn(crate::agent::RunEvent) + Send + Sync),
-) -> Result<InvokeResponse, ApiError> {
+) -> Result<(InvokeResponse, CacheStatus), ApiError> {
+    let request_id = opts.request_id;
     let agent = find_agent(state, name, version)?;
+    if let Some(limiter) = &state.rate_limiter {
+        let decision = limiter.check(opts.caller).await;
+        if !decision.allowed {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: decision.retry_after.as_secs_f64().ceil() as u64,
+            });
+        }
+    }
     if body.len() > state.settings.body_limit {
         return Err(ApiError::PayloadTooLarge { limit: state.settings.body_limit });
     }
@@ -219,6 +292,31 @@ pub async fn invoke_agent_with_events(
         Vec::new()
     };
     conversation.extend(input.messages.iter().cloned());
+
+    // Only a request that carries its whole conversation can be answered from the cache: a
+    // continued session depends on history the key does not see.
+    let cache_key = (!opts.no_cache && !input.continues_session)
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten()
+        .map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("session_id");
+            }
+            CacheKey::new(&agent.name, &agent.version, &v)
+        });
+    if let Some(key) = &cache_key
+        && let Some(bytes) = state.cache.lookup(key).await
+        && let Ok(mut hit) = serde_json::from_slice::<InvokeResponse>(&bytes)
+    {
+        hit.request_id = request_id.to_owned();
+        hit.session_id = session.as_str().to_owned();
+        set_extra(&mut hit, "cached", "true");
+        let mut turn = input.messages;
+        turn.push(Message::assistant(hit.output_raw.clone()));
+        state.sessions.append(&session, &turn).await.map_err(|e| ApiError::SessionStore(e.to_string()))?;
+        tracing::info!(agent = %agent.name, version = %agent.version, "served from the response cache");
+        return Ok((hit, CacheStatus::Hit));
+    }
 
     let tools = state.mcp.agent_tools(&agent).await.map_err(|e| ApiError::Mcp(e, Default::default()))?;
     let run =
@@ -236,7 +334,7 @@ pub async fn invoke_agent_with_events(
         total_tokens = trace.usage.total_tokens,
         "agent run finished"
     );
-    Ok(InvokeResponse {
+    let response = InvokeResponse {
         session_id: session.as_str().to_owned(),
         request_id: request_id.to_owned(),
         source: format!("{}:{}", agent.name, agent.version),
@@ -246,9 +344,30 @@ pub async fn invoke_agent_with_events(
             items: vec![
                 types::KeyValue { key: "iterations".into(), value: trace.iterations.to_string() },
                 types::KeyValue { key: "tool_calls".into(), value: trace.tool_calls.len().to_string() },
+                types::KeyValue { key: "cached".into(), value: "false".into() },
             ],
         },
-    })
+    };
+    let status = match &cache_key {
+        Some(key) => {
+            let ttl = agent.agent.cache_ttl.unwrap_or(state.settings.cache_ttl);
+            if !ttl.is_zero()
+                && let Ok(bytes) = serde_json::to_vec(&response)
+            {
+                state.cache.store(key, &bytes, ttl).await;
+            }
+            CacheStatus::Miss
+        }
+        None => CacheStatus::Bypass,
+    };
+    Ok((response, status))
+}
+
+fn set_extra(resp: &mut InvokeResponse, key: &str, value: &str) {
+    match resp.extra_data.items.iter_mut().find(|kv| kv.key == key) {
+        Some(kv) => value.clone_into(&mut kv.value),
+        None => resp.extra_data.items.push(types::KeyValue { key: key.to_owned(), value: value.to_owned() }),
+    }
 }
 
 async fn health(State(state): State<SharedState>) -> Response {
@@ -304,8 +423,19 @@ pub async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
             Err(e) => json!({"name": name, "ok": false, "error": e.to_string(), "ms": ms}),
         }
     };
-    let (mut checks, store) = futures::join!(mcp_checks, store_check);
+    let redis_check = async {
+        let redis = state.redis.as_ref()?;
+        let started = Instant::now();
+        let r = redis.ping().await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        Some(match r {
+            Ok(()) => json!({"name": "redis", "ok": true, "ms": ms}),
+            Err(e) => json!({"name": "redis", "ok": false, "error": e.to_string(), "ms": ms}),
+        })
+    };
+    let (mut checks, store, redis) = futures::join!(mcp_checks, store_check, redis_check);
     checks.push(store);
+    checks.extend(redis);
     let failed: Vec<String> = checks
         .iter()
         .filter(|c| c["ok"] != json!(true))

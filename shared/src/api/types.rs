@@ -154,7 +154,7 @@ mod tests {
     fn errors_name_the_field() {
         let cases: [(&[u8], &str); 8] = [
             (b"{not json", "invalid JSON body: key must be a string at line 1 column 2"),
-            (br#"{"chat_history":[{"role":"user","content":5}]}"#, "chat_history[0].content: invalid type: integer `5`, expected a string at line 1 column 44"),
+            (br#"{"chat_history":[{"role":"user","content":5}]}"#, "chat_history[0].content: invalid type: integer `5`, expected a string at line 1 column 43"),
             (br#"{"chat_history":[{"role":"user"}]}"#, "chat_history[0]: missing field `content` at line 1 column 32"),
             (br#"{"chat_history":[{"role":"system","content":"x"}]}"#, "chat_history[0].role: must be \"user\" or \"assistant\", got \"system\""),
             (br#"{"items":[{"content_type":"image","content":"x"}]}"#, "items[0].content_type: only \"text\" is supported, got \"image\""),

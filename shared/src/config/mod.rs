@@ -16,6 +16,7 @@ use std::collections::HashMap;
 mod error;
 mod load;
 mod registry;
+pub mod s3;
 mod schema;
 mod template;
 mod tree;

@@ -423,6 +423,20 @@ fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
             }
         }),
     };
+    let cache_ttl = match f.opt("cache_ttl") {
+        None => Some(None),
+        Some(t) => t.integer(cx).and_then(|v| match u64::try_from(v) {
+            Ok(v @ 0..=604_800) => Some(Some(Duration::from_secs(v))),
+            _ => {
+                cx.err(
+                    t.node.line,
+                    &t.path,
+                    "must be a whole number of seconds from 0 (no caching) to 604800",
+                );
+                None
+            }
+        }),
+    };
 
     let mut servers = Vec::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
@@ -443,6 +457,7 @@ fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
         temperature: temperature?,
         max_tokens: max_tokens?,
         max_iterations: max_iterations?,
+        cache_ttl: cache_ttl?,
         mcp_servers: servers,
     })
 }

@@ -37,6 +37,9 @@ pub struct AgentSpec {
     pub max_tokens: Option<u32>,
     /// `spec.agent.max_iterations`, default 10, 1..=100.
     pub max_iterations: u32,
+    /// `spec.agent.cache_ttl` seconds: how long responses are cached; `0` disables the cache for
+    /// this agent; absent means `TA_CACHE_TTL` (default 3600).
+    pub cache_ttl: Option<Duration>,
     pub mcp_servers: Vec<McpServerConfig>,
 }
 

@@ -11,6 +11,7 @@ use rmcp::service::{RoleClient, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::McpError;
@@ -18,6 +19,7 @@ use super::convert::{result_text, tool_spec};
 use crate::config::{AgentConfig, McpServerConfig};
 use crate::llm::ToolSpec;
 use crate::secrets::SecretStore;
+use crate::store::{CatalogCache, CatalogKey, CatalogLookup, CatalogSettings, lookup_catalog};
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
@@ -45,6 +47,13 @@ struct PoolInner {
     secrets: Arc<dyn SecretStore>,
     http: reqwest::Client,
     servers: StdMutex<HashMap<String, Arc<ServerConn>>>,
+    /// Tool lists shared across containers (Redis), if configured.
+    shared: Option<SharedCatalog>,
+}
+
+struct SharedCatalog {
+    cache: Arc<dyn CatalogCache>,
+    settings: CatalogSettings,
 }
 
 /// One configured server: its client (connected lazily, replaced when its transport dies) and
@@ -114,8 +123,26 @@ impl McpPool {
                 reqwest::Client::new()
             });
         Self {
-            inner: Arc::new(PoolInner { settings, secrets, http, servers: StdMutex::new(HashMap::new()) }),
+            inner: Arc::new(PoolInner {
+                settings,
+                secrets,
+                http,
+                servers: StdMutex::new(HashMap::new()),
+                shared: None,
+            }),
         }
+    }
+
+    /// Shares tool lists through `cache`: a server another container listed recently is not
+    /// listed again (no initialize, no `tools/list` before the first LLM call); a stale entry is
+    /// served while one caller refreshes it. Call before the pool is cloned.
+    pub fn with_shared_catalog(mut self, cache: Arc<dyn CatalogCache>, settings: CatalogSettings) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.shared = Some(SharedCatalog { cache, settings });
+        } else {
+            tracing::warn!("shared catalog ignored: the MCP pool was already in use");
+        }
+        self
     }
 
     fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
@@ -165,7 +192,7 @@ impl McpPool {
         {
             return Ok(c.tools.clone());
         }
-        let listed = self.list(conn).await?;
+        let (listed, age) = self.shared_or_list(conn).await?;
         let cfg = &conn.cfg;
         let tools: Vec<(ToolSpec, String)> = listed
             .iter()
@@ -174,8 +201,68 @@ impl McpPool {
             .collect();
         tracing::info!(server = %cfg.name, listed = listed.len(), offered = tools.len(), "MCP tool catalog refreshed");
         let tools = Arc::new(tools);
-        *cached = Some(Catalog { fetched: Instant::now(), tools: tools.clone() });
+        let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        *cached = Some(Catalog { fetched, tools: tools.clone() });
         Ok(tools)
+    }
+
+    /// The server's tools from the shared catalog when it has them (with their age), else listed
+    /// from the server and shared. A stale shared entry is used at once; the caller holding the
+    /// refresh lease lists the server in the background.
+    async fn shared_or_list(
+        &self,
+        conn: &Arc<ServerConn>,
+    ) -> Result<(Vec<rmcp::model::Tool>, Duration), McpError> {
+        let Some(shared) = &self.inner.shared else {
+            return Ok((self.list(conn).await?, Duration::ZERO));
+        };
+        let key = CatalogKey::new(conn.cfg.url.as_str(), &self.auth_scope(&conn.cfg).await?);
+        let entry = match lookup_catalog(shared.cache.as_ref(), &key, &shared.settings).await {
+            CatalogLookup::Fresh(entry) => entry,
+            CatalogLookup::Stale { entry, refresh } => {
+                if refresh {
+                    let (pool, conn, key) = (self.clone(), conn.clone(), key.clone());
+                    tokio::spawn(async move { pool.list_and_share(&conn, &key).await });
+                }
+                entry
+            }
+            CatalogLookup::Missing => return Ok((self.list_and_share(conn, &key).await?, Duration::ZERO)),
+        };
+        let tools: Vec<rmcp::model::Tool> =
+            entry.tools.iter().filter_map(|t| serde_json::from_value(t.clone()).ok()).collect();
+        if tools.len() != entry.tools.len() {
+            tracing::warn!(server = %conn.cfg.name, "shared catalog entry unreadable; listing the server");
+            return Ok((self.list_and_share(conn, &key).await?, Duration::ZERO));
+        }
+        Ok((tools, entry.age()))
+    }
+
+    async fn list_and_share(
+        &self,
+        conn: &Arc<ServerConn>,
+        key: &CatalogKey,
+    ) -> Result<Vec<rmcp::model::Tool>, McpError> {
+        let tools = self.list(conn).await?;
+        if let Some(shared) = &self.inner.shared {
+            let json: Vec<serde_json::Value> =
+                tools.iter().filter_map(|t| serde_json::to_value(t).ok()).collect();
+            // Failures are logged by the adapter; the next container lists the server itself.
+            let _ = shared.cache.put(key, &json, shared.settings.keep_for).await;
+        }
+        Ok(tools)
+    }
+
+    /// Who the tool list was made for: a hash of the rendered headers (tokens included, so two
+    /// tenants never share a list, and no token is ever stored).
+    async fn auth_scope(&self, cfg: &McpServerConfig) -> Result<String, McpError> {
+        let headers = self.render_headers(cfg).await?;
+        let mut lines: Vec<String> = headers
+            .iter()
+            .map(|(k, v)| format!("{}:{}", k.as_str(), String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        lines.sort();
+        let digest = Sha256::digest(lines.join("\n").as_bytes());
+        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     async fn list(&self, conn: &Arc<ServerConn>) -> Result<Vec<rmcp::model::Tool>, McpError> {
@@ -276,11 +363,15 @@ impl McpPool {
         Ok(client)
     }
 
-    async fn connect(&self, cfg: &McpServerConfig) -> Result<Client, McpError> {
+    /// The configured headers with their secrets filled in.
+    async fn render_headers(
+        &self,
+        cfg: &McpServerConfig,
+    ) -> Result<HashMap<http::HeaderName, http::HeaderValue>, McpError> {
         let mut headers = HashMap::new();
         for (name, template) in &cfg.headers {
             if name.eq_ignore_ascii_case("content-type") || name.eq_ignore_ascii_case("accept") {
-                tracing::warn!(server = %cfg.name, header = %name, "header is set by the MCP transport; ignoring the configured value");
+                tracing::debug!(server = %cfg.name, header = %name, "header is set by the MCP transport; ignoring the configured value");
                 continue;
             }
             let mut values = HashMap::new();
@@ -307,6 +398,11 @@ impl McpPool {
             })?;
             headers.insert(name, value);
         }
+        Ok(headers)
+    }
+
+    async fn connect(&self, cfg: &McpServerConfig) -> Result<Client, McpError> {
+        let headers = self.render_headers(cfg).await?;
         let transport_cfg =
             StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str()).custom_headers(headers);
         let transport = StreamableHttpClientTransport::with_client(self.inner.http.clone(), transport_cfg);

@@ -2,20 +2,31 @@
 //!
 //! Owns looking up secret values by name (API keys, MCP header tokens). Values are
 //! [`SecretString`]s from the moment they are read, so `Debug` prints `[REDACTED]` and nothing here
-//! ever logs a value. Locally secrets come from environment variables ([`EnvSecretStore`]); the
-//! Secrets Manager adapter (with a TTL cache) is added beside it for AWS.
+//! ever logs a value. Locally secrets come from environment variables ([`EnvSecretStore`]); on
+//! AWS from Secrets Manager ([`SecretsManagerStore`], TTL-cached, `id#field` for JSON secrets).
+//! [`SecretsBackend`] says which one a process uses; [`LayeredSecretStore`] puts one in front of
+//! another.
+
+mod aws;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use secrecy::SecretString;
+
+pub use aws::{SecretsManagerSettings, SecretsManagerStore, aws_sdk_config, aws_sdk_config_from};
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("secret {name} is not set")]
     NotFound { name: String },
+    /// Transient: throttling, 5xx, network (after the SDK's retries).
     #[error("secret {name} could not be read: {detail}")]
     Backend { name: String, detail: String },
+    /// Not transient: access denied, decryption failure, `#field` of a non-JSON secret.
+    #[error("secret {name} cannot be used: {detail}")]
+    Unusable { name: String, detail: String },
 }
 
 impl SecretError {
@@ -29,6 +40,66 @@ impl SecretError {
 #[async_trait::async_trait]
 pub trait SecretStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, name: &str) -> Result<SecretString, SecretError>;
+
+    /// Forgets any cached value of `name` (and of the secret it is a `#field` of), so the next
+    /// `get` reads the backend: call it once when an upstream answers 401 (a rotated key).
+    fn invalidate(&self, _name: &str) {}
+}
+
+/// Where a process reads its secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretsBackend {
+    /// Environment variables ([`EnvSecretStore`]).
+    Env,
+    /// AWS Secrets Manager ([`SecretsManagerStore`]).
+    SecretsManager,
+}
+
+impl SecretsBackend {
+    /// `TA_SECRETS_BACKEND=env|secretsmanager`; unset: Secrets Manager when an AWS region is
+    /// configured (`AWS_REGION`, set in every Lambda, or `AWS_DEFAULT_REGION`), else env.
+    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, crate::store::SettingsError> {
+        let set = |k: &str| get(k).is_some_and(|v| !v.trim().is_empty());
+        match get("TA_SECRETS_BACKEND").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") if set("AWS_REGION") || set("AWS_DEFAULT_REGION") => Ok(Self::SecretsManager),
+            None | Some("") | Some("env") => Ok(Self::Env),
+            Some("secretsmanager" | "secrets-manager" | "aws") => Ok(Self::SecretsManager),
+            Some(other) => Err(crate::store::SettingsError::Invalid {
+                name: "TA_SECRETS_BACKEND",
+                value: other.to_owned(),
+                expected: "env or secretsmanager",
+            }),
+        }
+    }
+}
+
+/// `first`, and `then` for the names `first` does not have (`NotFound`). Other errors of `first`
+/// are returned as they are: a throttled Secrets Manager must not fall back to a local value.
+#[derive(Debug)]
+pub struct LayeredSecretStore {
+    first: Arc<dyn SecretStore>,
+    then: Arc<dyn SecretStore>,
+}
+
+impl LayeredSecretStore {
+    pub fn new(first: Arc<dyn SecretStore>, then: Arc<dyn SecretStore>) -> Self {
+        Self { first, then }
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for LayeredSecretStore {
+    async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
+        match self.first.get(name).await {
+            Err(SecretError::NotFound { .. }) => self.then.get(name).await,
+            other => other,
+        }
+    }
+
+    fn invalidate(&self, name: &str) {
+        self.first.invalidate(name);
+        self.then.invalidate(name);
+    }
 }
 
 /// Secrets from environment variables: the secret `NAME` is the variable `NAME`. A fixed map
@@ -85,6 +156,41 @@ mod tests {
         let err = store.get("TEAL_SURELY_UNSET_VARIABLE_42").await.expect_err("unset");
         assert_eq!(err.to_string(), "secret TEAL_SURELY_UNSET_VARIABLE_42 is not set");
         assert!(!err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn layers_fall_through_only_on_not_found() {
+        let first: Arc<dyn SecretStore> = Arc::new(EnvSecretStore::new().with("A", "from-first"));
+        let then: Arc<dyn SecretStore> =
+            Arc::new(EnvSecretStore::new().with("A", "shadowed").with("B", "from-then"));
+        let layered = LayeredSecretStore::new(first, then);
+        assert_eq!(layered.get("A").await.expect("a").expose_secret(), "from-first");
+        assert_eq!(layered.get("B").await.expect("b").expose_secret(), "from-then");
+        assert!(matches!(layered.get("TEAL_SURELY_UNSET_C").await, Err(SecretError::NotFound { .. })));
+        layered.invalidate("A");
+    }
+
+    #[test]
+    fn backend_selection() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(SecretsBackend::from_env_map(env(&[])).expect("ok"), SecretsBackend::Env);
+        assert_eq!(
+            SecretsBackend::from_env_map(env(&[("AWS_REGION", "eu-west-1")])).expect("ok"),
+            SecretsBackend::SecretsManager
+        );
+        assert_eq!(
+            SecretsBackend::from_env_map(env(&[("AWS_REGION", "eu-west-1"), ("TA_SECRETS_BACKEND", "env")]))
+                .expect("ok"),
+            SecretsBackend::Env
+        );
+        assert_eq!(
+            SecretsBackend::from_env_map(env(&[("TA_SECRETS_BACKEND", "SecretsManager")])).expect("ok"),
+            SecretsBackend::SecretsManager
+        );
+        let e = SecretsBackend::from_env_map(env(&[("TA_SECRETS_BACKEND", "vault")])).expect_err("bad");
+        assert_eq!(e.to_string(), "invalid env var TA_SECRETS_BACKEND=vault (env or secretsmanager)");
     }
 
     #[test]

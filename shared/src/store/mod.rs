@@ -1,12 +1,39 @@
-//! Shared state ports: conversation sessions (and, with the Redis adapter, the response cache).
+//! Shared state ports: conversation sessions, the response cache, the shared MCP tool catalog
+//! and per-caller rate limits, each with an in-memory adapter (the embedded default for
+//! `teal serve` and tests: real, bounded and expiring) and a Redis adapter (ElastiCache).
 //!
 //! [`SessionStore`] keeps the history of a `session_id` so a follow-up message continues the
-//! conversation. [`MemorySessionStore`] is the embedded default for `teal serve` and tests: real,
-//! bounded and expiring. It must not know about HTTP or agents beyond messages.
+//! conversation. [`ResponseCache`] keeps finished responses by [`CacheKey`]; [`CatalogCache`]
+//! keeps MCP `tools/list` results across containers with stale-while-revalidate; [`RateLimiter`]
+//! is a token bucket per API key. [`Stores::build`] picks the adapters from [`StoreSettings`].
+//!
+//! What must not live here: HTTP, agents (beyond messages), deciding *what* is cacheable. Those
+//! belong to the API. Redis failures are bounded by a short timeout: the cache, the catalog and
+//! the rate limiter degrade (miss / miss / allow) with a warning and a `RedisBypass` metric,
+//! sessions fail with [`StoreError::Unavailable`].
 
+mod build;
+mod cache;
+mod catalog;
+mod env;
 mod memory;
+pub mod metrics;
+mod ratelimit;
+mod redis;
 
+pub use self::redis::{
+    RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore,
+    RedisSettings,
+};
+pub use build::{StoreSettings, Stores};
+pub use cache::{CacheKey, CachePut, CacheSettings, MemoryResponseCache, ResponseCache, canonical_json};
+pub use catalog::{
+    CatalogCache, CatalogEntry, CatalogKey, CatalogLookup, CatalogSettings, MemoryCatalogCache,
+    lookup_catalog,
+};
+pub use env::SettingsError;
 pub use memory::MemorySessionStore;
+pub use ratelimit::{MemoryRateLimiter, RateDecision, RateLimitSettings, RateLimiter};
 
 use crate::llm::Message;
 

@@ -1,0 +1,7 @@
+//! The Lambda functions fed the `events/` files (what `sam local invoke -e` takes), through the
+//! same app their `main` runs, against a real MCP server and a fake OpenAI wire.
+
+mod authorizer;
+mod endpoints;
+mod helpers;
+mod local_invoke;

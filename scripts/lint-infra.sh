@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Lints the deployment definition, offline: cfn-lint, then `sam validate --lint` for the template
+# and for each samconfig.toml environment.
+#
+#   scripts/lint-infra.sh
+#
+# Needs cfn-lint (pip install cfn-lint) and the SAM CLI (in a venv: python3 -m venv V &&
+# V/bin/pip install aws-sam-cli); SAM_BIN points at `sam` when it is not on PATH.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+sam=${SAM_BIN:-sam}
+export SAM_CLI_TELEMETRY=0
+
+command -v cfn-lint >/dev/null || { echo "cfn-lint is not installed (pip install cfn-lint)" >&2; exit 3; }
+command -v "$sam" >/dev/null || { echo "SAM CLI not found (set SAM_BIN)" >&2; exit 3; }
+
+echo "cfn-lint $(cfn-lint --version | awk '{print $2}'): infra/template.yaml"
+cfn-lint infra/template.yaml
+"$sam" validate --lint --region us-east-1 --template-file infra/template.yaml
+for env in dev prod; do
+  "$sam" validate --config-env "$env" --region us-east-1 --lint
+done
+echo "infra lint: ok"

@@ -1,0 +1,279 @@
+//! The Lambda adapters: everything a function binary needs beyond `main`.
+//!
+//! Owns booting one endpoint's app once per container ([`boot`]: typed settings, the agent
+//! registry, the LLM client, the MCP pool and its pre-warm, the session store, secrets) and
+//! the per-invocation glue ([`context`]: the Lambda deadline as the API's [`Deadline`], the
+//! caller from the authorizer in the log, the API Gateway request id as `x-request-id`). The
+//! routes themselves are [`crate::api`]'s, unchanged, so `teal serve` runs the same code. The
+//! [`authorizer`] turns API Gateway's authorizer events into [`crate::auth`] decisions.
+//! Nothing here talks to AWS directly: secrets come through the [`SecretStore`] port, chosen in
+//! [`secret_store`] (the one place the Secrets Manager adapter plugs in).
+//!
+//! [`Deadline`]: crate::api::Deadline
+
+pub mod authorizer;
+pub mod context;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::middleware;
+
+use crate::api::{self, SharedState};
+use crate::auth::ApiKeyAuthorizer;
+use crate::bootstrap::{self, BootError, OfflinePolicy, Settings};
+use crate::llm::{Llm, OfflineModel};
+use crate::secrets::{EnvSecretStore, SecretStore};
+
+/// The HTTP endpoints, one Lambda function each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /{name}/{version}`
+    Invoke,
+    /// `POST /{name}/{version}/sse` (response streaming, behind a function URL)
+    Stream,
+    /// `GET /health`
+    Health,
+    /// `GET /ready`
+    Ready,
+    /// `GET /{name}/{version}/tools`
+    Tools,
+}
+
+impl Endpoint {
+    fn router(self) -> Router<SharedState> {
+        match self {
+            Endpoint::Invoke => api::invoke_router(),
+            Endpoint::Stream => api::stream_router(),
+            Endpoint::Health => api::health_router(),
+            Endpoint::Ready => api::ready_router(),
+            Endpoint::Tools => api::tools_router(),
+        }
+    }
+
+    /// Runs agents, so it needs a real LLM (never the offline model) and warm MCP sessions.
+    fn runs_agents(self) -> bool {
+        match self {
+            Endpoint::Invoke | Endpoint::Stream => true,
+            Endpoint::Health | Endpoint::Ready | Endpoint::Tools => false,
+        }
+    }
+
+    fn uses_tools(self) -> bool {
+        match self {
+            Endpoint::Invoke | Endpoint::Stream | Endpoint::Tools => true,
+            Endpoint::Health | Endpoint::Ready => false,
+        }
+    }
+
+    /// The stream function sits behind a function URL (API Gateway HTTP APIs cannot stream),
+    /// where no authorizer runs: it checks the API key itself.
+    fn checks_api_key(self) -> bool {
+        self == Endpoint::Stream
+    }
+}
+
+/// Lambda-only settings, read once per container.
+#[derive(Debug, Clone)]
+pub struct LambdaSettings {
+    /// `TA_DEADLINE_MARGIN_MS` (default 500): a run stops this long before Lambda would kill
+    /// it, leaving time to answer 504 with what the run did so far.
+    pub deadline_margin: Duration,
+    /// `TA_API_KEYS_SECRET`: name (ARN in AWS) of the API key set secret.
+    pub api_keys_secret: Option<String>,
+    /// `TA_API_KEYS_TTL` seconds (default 300): how long a container reuses the key set.
+    pub api_keys_ttl: Duration,
+    /// `TA_API_KEY_SECRET`: name of the secret holding the LLM API key, read at start when
+    /// `TA_API_KEY` itself is not set.
+    pub llm_key_secret: Option<String>,
+}
+
+fn number(
+    env: &HashMap<String, String>,
+    name: &'static str,
+    default: u64,
+    expected: &'static str,
+) -> Result<u64, BootError> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(BootError::Env {
+            name,
+            value: v.clone(),
+            expected,
+        }),
+    }
+}
+
+impl LambdaSettings {
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, BootError> {
+        let non_empty = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        Ok(Self {
+            deadline_margin: Duration::from_millis(number(
+                env,
+                "TA_DEADLINE_MARGIN_MS",
+                500,
+                "a whole number of milliseconds > 0",
+            )?),
+            api_keys_secret: non_empty("TA_API_KEYS_SECRET"),
+            api_keys_ttl: Duration::from_secs(number(
+                env,
+                "TA_API_KEYS_TTL",
+                300,
+                "a whole number of seconds > 0",
+            )?),
+            llm_key_secret: non_empty("TA_API_KEY_SECRET"),
+        })
+    }
+
+    /// The API key checker, or a start-up error naming `TA_API_KEYS_SECRET`.
+    pub fn api_key_authorizer(&self, secrets: Arc<dyn SecretStore>) -> Result<ApiKeyAuthorizer, BootError> {
+        let name = self.api_keys_secret.clone().ok_or(BootError::Env {
+            name: "TA_API_KEYS_SECRET",
+            value: String::new(),
+            expected: "the name of the secret holding the API key set",
+        })?;
+        Ok(ApiKeyAuthorizer::new(secrets, name, self.api_keys_ttl))
+    }
+}
+
+/// The secret store of this process. Today: environment variables ([`EnvSecretStore`]). When
+/// the Secrets Manager adapter lands, it is returned here (built once, TTL-cached) and every
+/// function picks it up; nothing else changes.
+pub fn secret_store() -> Arc<dyn SecretStore> {
+    Arc::new(EnvSecretStore::new())
+}
+
+/// Builds `endpoint`'s app from the process environment: call once, before `lambda_http::run`.
+pub async fn boot(endpoint: Endpoint) -> Result<Router, BootError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let app = boot_with(endpoint, &env, secret_store()).await;
+    if let Err(e) = &app {
+        tracing::error!(error = %e, endpoint = ?endpoint, "cold start failed");
+    }
+    app
+}
+
+/// [`boot`] with the environment and secret store given (tests, other hosts).
+pub async fn boot_with(
+    endpoint: Endpoint,
+    env: &HashMap<String, String>,
+    secrets: Arc<dyn SecretStore>,
+) -> Result<Router, BootError> {
+    let settings = Settings::from_env_map(|k| env.get(k).cloned())?;
+    let lambda = LambdaSettings::from_env_map(env)?;
+    let config_path: PathBuf = settings.config_path.clone().ok_or(BootError::Env {
+        name: "TA_SERVICE_CONFIG",
+        value: String::new(),
+        expected: "the path of the agent configs packaged with the function",
+    })?;
+    let (registry, warnings) = bootstrap::load_registry(&config_path, env)?;
+    for w in &warnings {
+        tracing::warn!(warning = %w, "config");
+    }
+
+    let llm = if endpoint.runs_agents() {
+        let mut llm_env = env.clone();
+        if !llm_env.contains_key("TA_API_KEY")
+            && let Some(name) = &lambda.llm_key_secret
+        {
+            let key =
+                secrets.get(name).await.map_err(|e| BootError::Llm(format!("TA_API_KEY_SECRET: {e}")))?;
+            llm_env.insert("TA_API_KEY".into(), secrecy::ExposeSecret::expose_secret(&key).to_owned());
+        }
+        bootstrap::build_llm(|k| llm_env.get(k).cloned(), OfflinePolicy::Refuse)?
+    } else {
+        // No route of this function reaches the model: it gets none to configure.
+        Llm::Offline(OfflineModel)
+    };
+    let auth = if endpoint.checks_api_key() {
+        Some(Arc::new(lambda.api_key_authorizer(secrets.clone())?))
+    } else {
+        None
+    };
+    let stores = bootstrap::build_stores(&settings, secrets.clone()).await?;
+    let state = Arc::new(bootstrap::build_state(&settings, registry, Arc::new(llm), secrets, stores));
+    if endpoint.uses_tools() {
+        bootstrap::prewarm(&state);
+    }
+    tracing::info!(
+        endpoint = ?endpoint,
+        agents = state.registry.len(),
+        llm = %state.llm.describe(),
+        "cold start finished"
+    );
+    Ok(app(endpoint, state, &lambda, auth))
+}
+
+/// The endpoint's router with the Lambda glue around it.
+pub fn app(
+    endpoint: Endpoint,
+    state: SharedState,
+    lambda: &LambdaSettings,
+    auth: Option<Arc<ApiKeyAuthorizer>>,
+) -> Router {
+    let mut router = endpoint.router();
+    if let Some(auth) = auth {
+        router = router.layer(middleware::from_fn_with_state(auth, context::require_api_key));
+    }
+    router
+        .layer(middleware::from_fn(api::request_context))
+        .layer(middleware::from_fn_with_state(lambda.deadline_margin, context::lambda_context))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn lambda_settings_have_defaults_and_name_bad_variables() {
+        let s = LambdaSettings::from_env_map(&env(&[])).expect("defaults");
+        assert_eq!(s.deadline_margin, Duration::from_millis(500));
+        assert_eq!(s.api_keys_ttl, Duration::from_secs(300));
+        assert!(s.api_keys_secret.is_none());
+        let e = LambdaSettings::from_env_map(&env(&[("TA_DEADLINE_MARGIN_MS", "soon")])).expect_err("bad");
+        assert_eq!(
+            e.to_string(),
+            "invalid env var TA_DEADLINE_MARGIN_MS=soon (a whole number of milliseconds > 0)"
+        );
+        let e = s.api_key_authorizer(secret_store()).expect_err("no secret name");
+        assert!(e.to_string().starts_with("invalid env var TA_API_KEYS_SECRET="), "{e}");
+    }
+
+    #[tokio::test]
+    async fn agent_functions_refuse_to_start_without_an_llm_and_others_do_not_need_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("chat.yaml"),
+            "apiVersion: skagents/v1\nkind: Chat\nservice_name: chat\nversion: 1.0\nspec:\n  agent:\n    name: default\n    model: m\n    system_prompt: hi\n",
+        )
+        .expect("write");
+        let path = dir.path().display().to_string();
+        let base = env(&[("TA_SERVICE_CONFIG", &path)]);
+        let err = boot_with(Endpoint::Invoke, &base, secret_store()).await.expect_err("no LLM");
+        assert!(err.to_string().starts_with("no LLM configured"), "{err}");
+        let err = boot_with(Endpoint::Health, &env(&[]), secret_store()).await.expect_err("no config");
+        assert!(err.to_string().starts_with("invalid env var TA_SERVICE_CONFIG="), "{err}");
+        assert!(boot_with(Endpoint::Health, &base, secret_store()).await.is_ok());
+        let with_secret = env(&[("TA_SERVICE_CONFIG", &path), ("TA_API_KEY_SECRET", "LLM_KEY")]);
+        let store: Arc<dyn SecretStore> = Arc::new(EnvSecretStore::new().with("LLM_KEY", "sk-test"));
+        assert!(boot_with(Endpoint::Invoke, &with_secret, store).await.is_ok());
+        let err = boot_with(Endpoint::Invoke, &with_secret, secret_store()).await.expect_err("secret unset");
+        assert_eq!(err.to_string(), "TA_API_KEY_SECRET: secret LLM_KEY is not set");
+        let err = boot_with(
+            Endpoint::Stream,
+            &env(&[("TA_SERVICE_CONFIG", &path), ("TA_API_KEY", "k")]),
+            secret_store(),
+        )
+        .await
+        .expect_err("stream needs the key set");
+        assert!(err.to_string().starts_with("invalid env var TA_API_KEYS_SECRET="), "{err}");
+    }
+}

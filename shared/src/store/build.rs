@@ -1,0 +1,106 @@
+//! Choosing the store adapters once per process: Redis when `TA_REDIS_URL` is set, in-memory
+//! otherwise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::env::{Get, secs};
+use super::{
+    CacheSettings, CatalogCache, CatalogSettings, MemoryCatalogCache, MemoryRateLimiter, MemoryResponseCache,
+    MemorySessionStore, RateLimitSettings, RateLimiter, RedisCatalogCache, RedisConnection, RedisRateLimiter,
+    RedisResponseCache, RedisSessionStore, RedisSettings, ResponseCache, SessionStore, SettingsError,
+};
+use crate::secrets::SecretStore;
+
+/// Every store setting, read once at start.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `TA_REDIS_*`; `None` (no `TA_REDIS_URL`) selects the in-memory adapters.
+    pub redis: Option<RedisSettings>,
+    pub cache: CacheSettings,
+    pub catalog: CatalogSettings,
+    /// `TA_RATE_LIMIT_*`; `None` is unlimited.
+    pub rate_limit: Option<RateLimitSettings>,
+    /// `TA_SESSION_TTL` seconds (default 3600).
+    pub session_ttl: Duration,
+}
+
+impl StoreSettings {
+    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let g: Get<'_> = &get;
+        Ok(Self {
+            redis: RedisSettings::from_env_map(&get)?,
+            cache: CacheSettings::from_env_map(&get)?,
+            catalog: CatalogSettings::from_env_map(&get)?,
+            rate_limit: RateLimitSettings::from_env_map(&get)?,
+            session_ttl: secs(g, "TA_SESSION_TTL", 3600)?,
+        })
+    }
+}
+
+/// The chosen adapters, to put in `AppState`.
+#[derive(Clone)]
+pub struct Stores {
+    pub sessions: Arc<dyn SessionStore>,
+    pub cache: Arc<dyn ResponseCache>,
+    pub catalog: Arc<dyn CatalogCache>,
+    /// `None`: no rate limit configured.
+    pub rate_limiter: Option<Arc<dyn RateLimiter>>,
+    /// The shared connection when Redis is used (for `/ready` and tests).
+    pub redis: Option<RedisConnection>,
+}
+
+impl Stores {
+    /// Redis adapters sharing one connection when `settings.redis` is set (the AUTH token is read
+    /// from `secrets`; Redis itself is connected in the background), in-memory ones otherwise.
+    pub async fn build(
+        settings: &StoreSettings,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Result<Self, SettingsError> {
+        let Some(redis) = &settings.redis else {
+            return Ok(Self::memory(settings));
+        };
+        let conn = RedisConnection::connect(redis, secrets).await?;
+        Ok(Self {
+            sessions: Arc::new(RedisSessionStore::new(conn.clone(), settings.session_ttl)),
+            cache: Arc::new(RedisResponseCache::new(conn.clone(), settings.cache.max_entry_bytes)),
+            catalog: Arc::new(RedisCatalogCache::new(conn.clone())),
+            rate_limiter: settings
+                .rate_limit
+                .map(|r| Arc::new(RedisRateLimiter::new(conn.clone(), r)) as Arc<dyn RateLimiter>),
+            redis: Some(conn),
+        })
+    }
+
+    /// The in-memory adapters (local runs, tests).
+    pub fn memory(settings: &StoreSettings) -> Self {
+        Self {
+            sessions: Arc::new(MemorySessionStore::new(settings.session_ttl, 10_000)),
+            cache: Arc::new(MemoryResponseCache::new(1024, settings.cache.max_entry_bytes)),
+            catalog: Arc::new(MemoryCatalogCache::default()),
+            rate_limiter: settings
+                .rate_limit
+                .map(|r| Arc::new(MemoryRateLimiter::new(r)) as Arc<dyn RateLimiter>),
+            redis: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::env::map;
+
+    #[tokio::test]
+    async fn memory_adapters_without_a_redis_url() {
+        let s = StoreSettings::from_env_map(map(&[("TA_RATE_LIMIT_RPS", "5")])).expect("ok");
+        let stores = Stores::build(&s, Arc::new(crate::secrets::EnvSecretStore::new())).await.expect("built");
+        assert_eq!(stores.sessions.backend(), "memory");
+        assert_eq!(stores.cache.backend(), "memory");
+        assert_eq!(stores.catalog.backend(), "memory");
+        assert_eq!(stores.rate_limiter.as_ref().map(|r| r.backend()), Some("memory"));
+        assert!(stores.redis.is_none());
+        let e = StoreSettings::from_env_map(map(&[("TA_SESSION_TTL", "soon")])).expect_err("bad");
+        assert_eq!(e.to_string(), "invalid env var TA_SESSION_TTL=soon (a whole number of seconds > 0)");
+    }
+}
