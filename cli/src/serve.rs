@@ -91,7 +91,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = &bundled {
         println!("  bundled filesystem MCP server at {url} (serving {})", args.data.display());
     }
-    for agent in state.registry.iter() {
+    for agent in state.registry().iter() {
         println!(
             "  agent {}/{}: POST http://{addr}/{}/{}  model {} via {llm_desc}",
             agent.name, agent.version, agent.name, agent.version, agent.agent.model

@@ -9,10 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::{ApiSettings, AppState};
-use crate::config::{self, ConfigErrors, Registry};
+use crate::config::s3::{ConfigLocation, S3ConfigSource};
+use crate::config::{self, AgentSource, ConfigErrors, Registry};
 use crate::llm::{Llm, OfflineModel, OpenAiClient, OpenAiSettings};
 use crate::mcp::{McpPool, McpSettings};
 use crate::secrets::SecretStore;
+use crate::secrets::{
+    EnvSecretStore, SecretsBackend, SecretsManagerSettings, SecretsManagerStore, aws_sdk_config,
+};
 use crate::store::{StoreSettings, Stores};
 
 /// Why the process could not start.
@@ -102,6 +106,31 @@ pub fn build_llm(get: impl Fn(&str) -> Option<String>, policy: OfflinePolicy) ->
     }
 }
 
+/// The LLM of a deployment: like [`build_llm`], but when `TA_API_KEY_SECRET` names a secret
+/// (and `TA_API_KEY` is not set) the key is read from `secrets` and re-read once on a 401.
+pub async fn build_llm_with_secrets(
+    get: &(dyn Fn(&str) -> Option<String> + Sync),
+    secrets: Arc<dyn SecretStore>,
+    policy: OfflinePolicy,
+) -> Result<Arc<dyn crate::llm::LlmClient>, BootError> {
+    let secret = get("TA_API_KEY_SECRET").filter(|v| !v.trim().is_empty());
+    let key_set = get("TA_API_KEY").is_some_and(|v| !v.trim().is_empty());
+    match secret {
+        Some(secret) if !key_set => {
+            // A placeholder key makes the settings "configured"; the real one comes from the secret.
+            let with_key = |k: &str| if k == "TA_API_KEY" { Some("from-secret".to_owned()) } else { get(k) };
+            let settings = OpenAiSettings::from_env_map(with_key)
+                .map_err(|e| BootError::Llm(e.to_string()))?
+                .ok_or_else(|| BootError::Llm("TA_API_KEY_SECRET is set but no LLM is configured".into()))?;
+            let llm = crate::llm::RotatingKeyLlm::new(settings, secret, secrets)
+                .await
+                .map_err(|e| BootError::Llm(format!("TA_API_KEY_SECRET: {e}")))?;
+            Ok(Arc::new(llm))
+        }
+        _ => Ok(Arc::new(build_llm(get, policy)?)),
+    }
+}
+
 /// Loads the registry from a file or folder; every error of every file is reported. `vars` are
 /// what a server `url` may reference as `${NAME}`.
 pub fn load_registry(
@@ -111,6 +140,57 @@ pub fn load_registry(
     let parsed = config::load_path_with_vars(path, vars).map_err(BootError::Config)?;
     let registry = Registry::new(parsed.agents).map_err(BootError::Config)?;
     Ok((registry, parsed.warnings))
+}
+
+/// The secret store of this process: Secrets Manager (TTL-cached, `id#field`) when
+/// `TA_SECRETS_BACKEND=secretsmanager` or an AWS region is set (every Lambda), environment
+/// variables otherwise. The AWS SDK config is built at most once and returned for S3 to reuse.
+pub async fn build_secrets(
+    get: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<(Arc<dyn SecretStore>, Option<aws_config::SdkConfig>), BootError> {
+    let store_err = |e: crate::store::SettingsError| BootError::Store(e.to_string());
+    match SecretsBackend::from_env_map(get).map_err(store_err)? {
+        SecretsBackend::Env => Ok((Arc::new(EnvSecretStore::new()), None)),
+        SecretsBackend::SecretsManager => {
+            let sdk = aws_sdk_config(get("TA_AWS_ENDPOINT_URL").as_deref()).await;
+            let settings = SecretsManagerSettings::from_env_map(get).map_err(store_err)?;
+            Ok((Arc::new(SecretsManagerStore::from_sdk_config(&sdk, settings)), Some(sdk)))
+        }
+    }
+}
+
+/// Loads the agents `TA_SERVICE_CONFIG` names: a file or folder (loaded once), or
+/// `s3://bucket/prefix/` (kept fresh: ETag-conditional refresh after `TA_CONFIG_TTL`). `vars`
+/// are what a server `url` may reference as `${NAME}`.
+pub async fn load_agents(
+    get: &(dyn Fn(&str) -> Option<String> + Sync),
+    vars: &std::collections::HashMap<String, String>,
+    sdk: Option<aws_config::SdkConfig>,
+) -> Result<(AgentSource, Vec<config::ConfigWarning>), BootError> {
+    let store_err = |e: crate::store::SettingsError| BootError::Store(e.to_string());
+    match ConfigLocation::from_env_map(get).map_err(store_err)? {
+        None => Err(BootError::Env {
+            name: "TA_SERVICE_CONFIG",
+            value: String::new(),
+            expected: "a config file or folder, or s3://bucket/prefix/",
+        }),
+        Some(ConfigLocation::Path(path)) => {
+            let (registry, warnings) = load_registry(&path, vars)?;
+            Ok((registry.into(), warnings))
+        }
+        Some(ConfigLocation::S3 { bucket, prefix }) => {
+            let sdk = match sdk {
+                Some(sdk) => sdk,
+                None => aws_sdk_config(get("TA_AWS_ENDPOINT_URL").as_deref()).await,
+            };
+            let ttl = config::s3::refresh_ttl_from_env_map(get).map_err(store_err)?;
+            let (source, warnings) =
+                S3ConfigSource::load(config::s3::s3_client(&sdk), bucket, prefix, vars.clone(), ttl)
+                    .await
+                    .map_err(BootError::Config)?;
+            Ok((AgentSource::S3(Arc::new(source)), warnings))
+        }
+    }
 }
 
 /// Chooses the stores (Redis when `TA_REDIS_URL` is set, in-memory otherwise). Never waits for
@@ -123,13 +203,13 @@ pub async fn build_stores(settings: &Settings, secrets: Arc<dyn SecretStore>) ->
 /// `stores.catalog`, so a cold container reuses what another one listed.
 pub fn build_state(
     settings: &Settings,
-    registry: Registry,
+    agents: impl Into<AgentSource>,
     llm: Arc<dyn crate::llm::LlmClient>,
     secrets: Arc<dyn SecretStore>,
     stores: Stores,
 ) -> AppState {
     AppState {
-        registry: Arc::new(registry),
+        agents: agents.into(),
         llm,
         mcp: McpPool::new(settings.mcp.clone(), secrets)
             .with_shared_catalog(stores.catalog, settings.stores.catalog.clone()),
@@ -148,7 +228,7 @@ pub fn prewarm(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {
     let state = state.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        let agents: Vec<_> = state.registry.iter().cloned().collect();
+        let agents: Vec<_> = state.registry().iter().cloned().collect();
         let results = futures::future::join_all(agents.iter().map(|a| state.mcp.agent_tools(a))).await;
         for (agent, r) in agents.iter().zip(results) {
             match r {

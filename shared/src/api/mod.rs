@@ -27,7 +27,7 @@ pub use sse::{sse_frame, stream_router};
 pub use types::{InvokeResponse, TokenUsage};
 
 use crate::agent::{Run, RunReport};
-use crate::config::{AgentConfig, Registry};
+use crate::config::{AgentConfig, AgentSource, Registry};
 use crate::llm::{LlmClient, Message};
 use crate::mcp::McpPool;
 use crate::store::{CacheKey, RateLimiter, RedisConnection, ResponseCache, SessionId, SessionStore};
@@ -78,7 +78,8 @@ impl CacheStatus {
 
 /// Everything the routes share, built once per process (per Lambda container).
 pub struct AppState {
-    pub registry: Arc<Registry>,
+    /// The agents: loaded once from files, or kept fresh from S3.
+    pub agents: AgentSource,
     pub llm: Arc<dyn LlmClient>,
     pub mcp: McpPool,
     pub sessions: Arc<dyn SessionStore>,
@@ -102,6 +103,13 @@ pub struct Deadline(pub Instant);
 pub struct RequestId(pub String);
 
 pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// The agent registry as it is now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.agents.current()
+    }
+}
 
 /// Every endpoint, for the local server.
 pub fn router(state: SharedState) -> Router {
@@ -182,10 +190,12 @@ fn request_id(ext: Option<Extension<RequestId>>) -> String {
 }
 
 fn find_agent(state: &AppState, name: &str, version: &str) -> Result<Arc<AgentConfig>, ApiError> {
-    state.registry.get(name, version).ok_or_else(|| ApiError::AgentNotFound {
+    state.agents.refresh_if_stale();
+    let registry = state.registry();
+    registry.get(name, version).ok_or_else(|| ApiError::AgentNotFound {
         name: name.to_owned(),
         version: version.to_owned(),
-        known: state.registry.known(),
+        known: registry.known(),
     })
 }
 
@@ -380,7 +390,7 @@ pub fn health_body(state: &AppState) -> serde_json::Value {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
-        "agents": state.registry.len(),
+        "agents": state.registry().len(),
     })
 }
 
@@ -394,7 +404,7 @@ async fn ready(State(state): State<SharedState>) -> Response {
 pub async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let mut servers = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for agent in state.registry.iter() {
+    for agent in state.registry().iter() {
         for s in &agent.agent.mcp_servers {
             if seen.insert((s.name.clone(), s.url.to_string())) {
                 servers.push(s.clone());

@@ -17,6 +17,8 @@ mod error;
 mod load;
 mod registry;
 pub mod s3;
+mod source;
+pub use source::AgentSource;
 mod schema;
 mod template;
 mod tree;

@@ -200,7 +200,7 @@ pub async fn boot_with(
     }
     tracing::info!(
         endpoint = ?endpoint,
-        agents = state.registry.len(),
+        agents = state.registry().len(),
         llm = %state.llm.describe(),
         "cold start finished"
     );

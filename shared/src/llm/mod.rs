@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod offline;
 pub mod openai;
+mod rotating;
 
 pub use offline::OfflineModel;
 pub use openai::{OpenAiClient, OpenAiSettings};
+pub use rotating::RotatingKeyLlm;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
