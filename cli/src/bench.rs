@@ -31,6 +31,10 @@ pub struct BenchArgs {
     config: PathBuf,
     #[arg(long, default_value = "examples/data")]
     data: PathBuf,
+    /// Back the servers with this Redis (response cache, sessions, shared tool catalog) and
+    /// also measure cache hits and a cold process over a warm shared catalog.
+    #[arg(long)]
+    redis: Option<String>,
 }
 
 /// The fake LLM: a tool call to `fs_read_file` when the user asks `[use-tool]` and tools are
@@ -87,10 +91,15 @@ async fn start_server(
     llm: &str,
     fs: &str,
     http: &reqwest::Client,
+    redis: Option<(&str, &str)>,
 ) -> anyhow::Result<(Server, Duration)> {
     let exe = std::env::current_exe()?;
     let started = Instant::now();
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    if let Some((url, prefix)) = redis {
+        cmd.env("TA_REDIS_URL", url).env("TA_REDIS_PREFIX", prefix);
+    }
+    let mut child = cmd
         .args(["serve", "--addr", "127.0.0.1:0", "--no-bundled-fs", "--config"])
         .arg(&args.config)
         .env("TA_BASE_URL", format!("{llm}/v1"))
@@ -164,13 +173,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let mut starts = Vec::new();
     for _ in 0..args.starts.max(1) {
-        let (mut server, took) = start_server(&args, &llm, &fs_url, &http).await?;
+        let (mut server, took) = start_server(&args, &llm, &fs_url, &http, None).await?;
         starts.push(took.as_secs_f64() * 1000.0);
         let _ = server.child.kill().await;
     }
     starts.sort_by(f64::total_cmp);
 
-    let (server, _) = start_server(&args, &llm, &fs_url, &http).await?;
+    let prefix = format!("teal-bench-{}:", std::process::id());
+    let redis = args.redis.as_deref().map(|url| (url, prefix.as_str()));
+    let (server, _) = start_server(&args, &llm, &fs_url, &http, redis).await?;
     let pid = server.child.id().context("server pid")?;
     let chat = format!("{}/chat/1.0", server.base);
     let fs_agent = format!("{}/fs-assistant/0.1", server.base);
@@ -213,6 +224,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
+    // Cache hits: the same chat_history again and again (after one miss).
+    let cached_body = json!({"chat_history": [{"role": "user", "content": "cache me"}]});
+    let cache_hit = async || {
+        let resp = http.post(&chat).json(&cached_body).send().await?.error_for_status()?;
+        let hit = resp.headers().get("x-cache").is_some_and(|v| v == "hit");
+        resp.bytes().await?;
+        Ok::<bool, anyhow::Error>(hit)
+    };
+    cache_hit().await?;
+    let hit_ms = timed(n, async || {
+        if !cache_hit().await? {
+            bail!("expected a cache hit");
+        }
+        Ok(())
+    })
+    .await?;
+    // A fresh process over the shared catalog: MCP requests before its first LLM call.
+    let cold_posts = match redis {
+        Some(_) => {
+            let (fresh, _) = start_server(&args, &llm, &fs_url, &http, redis).await?;
+            let before = mcp_posts.load(Ordering::Relaxed);
+            invoke(&http, &format!("{}/fs-assistant/0.1", fresh.base), "hello").await?;
+            Some(mcp_posts.load(Ordering::Relaxed) - before)
+        }
+        None => None,
+    };
     let rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
     let hwm = rss_kib(pid, "VmHWM:").unwrap_or(0);
 
@@ -251,6 +288,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     row("warm invoke, no tools (1 LLM call)", &chat_ms, 1.0, 0.0);
     row("warm invoke, 1 MCP tool (2 LLM)", &tool_ms, 2.0, 1.0);
     println!("{:<34} {mcp_per_call:.3}", "MCP HTTP requests per tool call");
+    let backend = if args.redis.is_some() { "redis" } else { "memory" };
+    println!(
+        "{:<34} p50 {:>7.3} ms  p99 {:>7.3} ms  ({backend} cache)",
+        "cache-hit invoke",
+        percentile(&hit_ms, 0.5),
+        percentile(&hit_ms, 0.99)
+    );
+    if let Some(posts) = cold_posts {
+        println!("{:<34} {posts}", "MCP requests, fresh process, 1st run");
+    }
     println!(
         "{:<34} {:.1} MB (peak {:.1} MB) after {} requests",
         "server RSS",
