@@ -11,10 +11,25 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  as_root apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
 log "tools"
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+# Redis: the tests use a real server on 127.0.0.1:6379 (TEAL_TEST_REDIS_URL to change) and start
+# their own on free ports for fault tests; openssl makes the TLS (rediss://) test's certificates.
+command -v redis-server >/dev/null && command -v openssl >/dev/null || apt_install redis-server openssl
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+# moto in server mode: the S3 / Secrets Manager emulator the adapter tests reach with the real SDK.
+command -v moto_server >/dev/null || python3 -m pip install --quiet 'moto[server]'
 
 log "cargo fmt --check"
 cargo fmt --all --check
