@@ -30,6 +30,23 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 # moto in server mode: the S3 / Secrets Manager emulator the adapter tests reach with the real SDK.
 command -v moto_server >/dev/null || python3 -m pip install --quiet 'moto[server]'
+# cargo-lambda (brings zig): the local-invoke tests run functions under `cargo lambda watch`.
+command -v cargo-lambda >/dev/null || python3 -m pip install --quiet cargo-lambda
+# cfn-lint, and the SAM CLI in a venv of its own (it pins its own boto3/cfn-lint).
+command -v cfn-lint >/dev/null || python3 -m pip install --quiet cfn-lint
+sam_venv="${TEAL_SAM_VENV:-${HOME:-/root}/.cache/teal-serverless/sam-venv}"
+if [ -z "${SAM_BIN:-}" ]; then
+  if command -v sam >/dev/null; then
+    SAM_BIN=$(command -v sam)
+  else
+    [ -x "$sam_venv/bin/sam" ] || { python3 -m venv "$sam_venv" && "$sam_venv/bin/pip" install --quiet aws-sam-cli; }
+    SAM_BIN="$sam_venv/bin/sam"
+  fi
+fi
+export SAM_BIN SAM_CLI_TELEMETRY=0
+
+log "infra lint (cfn-lint, sam validate --lint)"
+scripts/lint-infra.sh
 
 log "cargo fmt --check"
 cargo fmt --all --check
