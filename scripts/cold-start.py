@@ -76,7 +76,7 @@ def main():
                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512", RUST_LOG="info",
                TA_SERVICE_CONFIG=os.path.join(ROOT, "examples/agents"),
                TA_BASE_URL=f"http://127.0.0.1:{llm.server_address[1]}/v1", TA_API_KEY="sk-cold-start",
-               TEAL_BUNDLED_FS_URL="http://127.0.0.1:9/mcp", TA_API_KEYS_SECRET="TA_API_KEYS",
+               TEAL_BUNDLED_FS_URL="http://127.0.0.1:9/mcp", TA_API_KEYS_SECRET="TA_API_KEYS", TA_SECRETS_BACKEND="env",
                TA_API_KEYS='{"me":{"key":"teal-local-test-key-0001","agents":["*"]}}')
     inits, firsts = [], []
     try:

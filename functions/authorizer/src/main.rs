@@ -9,6 +9,6 @@ use teal_core::lambda::authorizer;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     teal_core::telemetry::init_json_logs();
-    let checker = authorizer::boot()?;
+    let checker = authorizer::boot().await?;
     authorizer::run(checker).await
 }

@@ -117,6 +117,8 @@ impl Stack {
             ("TA_API_KEY", "sk-lambda-test".to_owned()),
             ("TA_API_KEYS_SECRET", KEYS_SECRET.to_owned()),
             ("TA_REQUEST_TIMEOUT", "20".to_owned()),
+            // Secrets from the environment even where an AWS region is set.
+            ("TA_SECRETS_BACKEND", "env".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

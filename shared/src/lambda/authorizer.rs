@@ -52,10 +52,14 @@ pub async fn authorize(auth: &ApiKeyAuthorizer, event: &AuthorizerEvent) -> Simp
     }
 }
 
-/// The checker, from `TA_API_KEYS_SECRET` / `TA_API_KEYS_TTL`: call once per container.
-pub fn boot() -> Result<Arc<ApiKeyAuthorizer>, BootError> {
+/// The checker, from `TA_API_KEYS_SECRET` / `TA_API_KEYS_TTL` and the process's secret store
+/// (Secrets Manager in Lambda): call once per container.
+pub async fn boot() -> Result<Arc<ApiKeyAuthorizer>, BootError> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let auth = LambdaSettings::from_env_map(&env)?.api_key_authorizer(secret_store());
+    let auth = match secret_store(&env).await {
+        Ok((secrets, _)) => LambdaSettings::from_env_map(&env).and_then(|s| s.api_key_authorizer(secrets)),
+        Err(e) => Err(e),
+    };
     if let Err(e) = &auth {
         tracing::error!(error = %e, "cold start failed");
     }

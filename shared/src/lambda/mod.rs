@@ -1,13 +1,14 @@
 //! The Lambda adapters: everything a function binary needs beyond `main`.
 //!
-//! Owns booting one endpoint's app once per container ([`boot`]: typed settings, the agent
-//! registry, the LLM client, the MCP pool and its pre-warm, the session store, secrets) and
+//! Owns booting one endpoint's app once per container ([`boot`]: typed settings, secrets, the
+//! agents, the LLM client, the stores, the MCP pool and its pre-warm) and
 //! the per-invocation glue ([`context`]: the Lambda deadline as the API's [`Deadline`], the
 //! caller from the authorizer in the log, the API Gateway request id as `x-request-id`). The
 //! routes themselves are [`crate::api`]'s, unchanged, so `teal serve` runs the same code. The
 //! [`authorizer`] turns API Gateway's authorizer events into [`crate::auth`] decisions.
-//! Nothing here talks to AWS directly: secrets come through the [`SecretStore`] port, chosen in
-//! [`secret_store`] (the one place the Secrets Manager adapter plugs in).
+//! Nothing here talks to AWS directly: [`boot`] takes the same building blocks as every
+//! deployment ([`bootstrap`]: Secrets Manager when an AWS region is set, configs from a path or
+//! S3, Redis when `TA_REDIS_URL` is set); [`boot_with`] takes the secret store from the caller.
 //!
 //! [`Deadline`]: crate::api::Deadline
 
@@ -15,7 +16,6 @@ pub mod authorizer;
 pub mod context;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use crate::api::{self, SharedState};
 use crate::auth::ApiKeyAuthorizer;
 use crate::bootstrap::{self, BootError, OfflinePolicy, Settings};
 use crate::llm::{Llm, OfflineModel};
-use crate::secrets::{EnvSecretStore, SecretStore};
+use crate::secrets::SecretStore;
 
 /// The HTTP endpoints, one Lambda function each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +86,6 @@ pub struct LambdaSettings {
     pub api_keys_secret: Option<String>,
     /// `TA_API_KEYS_TTL` seconds (default 300): how long a container reuses the key set.
     pub api_keys_ttl: Duration,
-    /// `TA_API_KEY_SECRET`: name of the secret holding the LLM API key, read at start when
-    /// `TA_API_KEY` itself is not set.
-    pub llm_key_secret: Option<String>,
 }
 
 fn number(
@@ -124,7 +121,6 @@ impl LambdaSettings {
                 300,
                 "a whole number of seconds > 0",
             )?),
-            llm_key_secret: non_empty("TA_API_KEY_SECRET"),
         })
     }
 
@@ -139,17 +135,21 @@ impl LambdaSettings {
     }
 }
 
-/// The secret store of this process. Today: environment variables ([`EnvSecretStore`]). When
-/// the Secrets Manager adapter lands, it is returned here (built once, TTL-cached) and every
-/// function picks it up; nothing else changes.
-pub fn secret_store() -> Arc<dyn SecretStore> {
-    Arc::new(EnvSecretStore::new())
+/// The process's secret store and, when it is Secrets Manager, the AWS SDK config (reused for
+/// S3): Secrets Manager in Lambda (`AWS_REGION` is set there), environment variables locally.
+pub async fn secret_store(
+    env: &HashMap<String, String>,
+) -> Result<(Arc<dyn SecretStore>, Option<aws_config::SdkConfig>), BootError> {
+    bootstrap::build_secrets(&|k: &str| env.get(k).cloned()).await
 }
 
 /// Builds `endpoint`'s app from the process environment: call once, before `lambda_http::run`.
 pub async fn boot(endpoint: Endpoint) -> Result<Router, BootError> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let app = boot_with(endpoint, &env, secret_store()).await;
+    let app = match secret_store(&env).await {
+        Ok((secrets, sdk)) => boot_inner(endpoint, &env, secrets, sdk).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = &app {
         tracing::error!(error = %e, endpoint = ?endpoint, "cold start failed");
     }
@@ -162,31 +162,29 @@ pub async fn boot_with(
     env: &HashMap<String, String>,
     secrets: Arc<dyn SecretStore>,
 ) -> Result<Router, BootError> {
-    let settings = Settings::from_env_map(|k| env.get(k).cloned())?;
+    boot_inner(endpoint, env, secrets, None).await
+}
+
+async fn boot_inner(
+    endpoint: Endpoint,
+    env: &HashMap<String, String>,
+    secrets: Arc<dyn SecretStore>,
+    sdk: Option<aws_config::SdkConfig>,
+) -> Result<Router, BootError> {
+    let get = |k: &str| env.get(k).cloned();
+    let settings = Settings::from_env_map(get)?;
     let lambda = LambdaSettings::from_env_map(env)?;
-    let config_path: PathBuf = settings.config_path.clone().ok_or(BootError::Env {
-        name: "TA_SERVICE_CONFIG",
-        value: String::new(),
-        expected: "the path of the agent configs packaged with the function",
-    })?;
-    let (registry, warnings) = bootstrap::load_registry(&config_path, env)?;
+    let (agents, warnings) = bootstrap::load_agents(&get, env, sdk).await?;
     for w in &warnings {
         tracing::warn!(warning = %w, "config");
     }
 
-    let llm = if endpoint.runs_agents() {
-        let mut llm_env = env.clone();
-        if !llm_env.contains_key("TA_API_KEY")
-            && let Some(name) = &lambda.llm_key_secret
-        {
-            let key =
-                secrets.get(name).await.map_err(|e| BootError::Llm(format!("TA_API_KEY_SECRET: {e}")))?;
-            llm_env.insert("TA_API_KEY".into(), secrecy::ExposeSecret::expose_secret(&key).to_owned());
-        }
-        bootstrap::build_llm(|k| llm_env.get(k).cloned(), OfflinePolicy::Refuse)?
+    let llm: Arc<dyn crate::llm::LlmClient> = if endpoint.runs_agents() {
+        // `TA_API_KEY`, or the secret `TA_API_KEY_SECRET` names (re-read once on a 401).
+        bootstrap::build_llm_with_secrets(&get, secrets.clone(), OfflinePolicy::Refuse).await?
     } else {
         // No route of this function reaches the model: it gets none to configure.
-        Llm::Offline(OfflineModel)
+        Arc::new(Llm::Offline(OfflineModel))
     };
     let auth = if endpoint.checks_api_key() {
         Some(Arc::new(lambda.api_key_authorizer(secrets.clone())?))
@@ -194,7 +192,7 @@ pub async fn boot_with(
         None
     };
     let stores = bootstrap::build_stores(&settings, secrets.clone()).await?;
-    let state = Arc::new(bootstrap::build_state(&settings, registry, Arc::new(llm), secrets, stores));
+    let state = Arc::new(bootstrap::build_state(&settings, agents, llm, secrets, stores));
     if endpoint.uses_tools() {
         bootstrap::prewarm(&state);
     }
@@ -227,6 +225,11 @@ pub fn app(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::EnvSecretStore;
+
+    fn env_store() -> Arc<dyn SecretStore> {
+        Arc::new(EnvSecretStore::new())
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -243,7 +246,7 @@ mod tests {
             e.to_string(),
             "invalid env var TA_DEADLINE_MARGIN_MS=soon (a whole number of milliseconds > 0)"
         );
-        let e = s.api_key_authorizer(secret_store()).expect_err("no secret name");
+        let e = s.api_key_authorizer(env_store()).expect_err("no secret name");
         assert!(e.to_string().starts_with("invalid env var TA_API_KEYS_SECRET="), "{e}");
     }
 
@@ -257,20 +260,20 @@ mod tests {
         .expect("write");
         let path = dir.path().display().to_string();
         let base = env(&[("TA_SERVICE_CONFIG", &path)]);
-        let err = boot_with(Endpoint::Invoke, &base, secret_store()).await.expect_err("no LLM");
+        let err = boot_with(Endpoint::Invoke, &base, env_store()).await.expect_err("no LLM");
         assert!(err.to_string().starts_with("no LLM configured"), "{err}");
-        let err = boot_with(Endpoint::Health, &env(&[]), secret_store()).await.expect_err("no config");
+        let err = boot_with(Endpoint::Health, &env(&[]), env_store()).await.expect_err("no config");
         assert!(err.to_string().starts_with("invalid env var TA_SERVICE_CONFIG="), "{err}");
-        assert!(boot_with(Endpoint::Health, &base, secret_store()).await.is_ok());
+        assert!(boot_with(Endpoint::Health, &base, env_store()).await.is_ok());
         let with_secret = env(&[("TA_SERVICE_CONFIG", &path), ("TA_API_KEY_SECRET", "LLM_KEY")]);
         let store: Arc<dyn SecretStore> = Arc::new(EnvSecretStore::new().with("LLM_KEY", "sk-test"));
         assert!(boot_with(Endpoint::Invoke, &with_secret, store).await.is_ok());
-        let err = boot_with(Endpoint::Invoke, &with_secret, secret_store()).await.expect_err("secret unset");
-        assert_eq!(err.to_string(), "TA_API_KEY_SECRET: secret LLM_KEY is not set");
+        let err = boot_with(Endpoint::Invoke, &with_secret, env_store()).await.expect_err("secret unset");
+        assert_eq!(err.to_string(), "TA_API_KEY_SECRET: LLM key: secret LLM_KEY is not set");
         let err = boot_with(
             Endpoint::Stream,
             &env(&[("TA_SERVICE_CONFIG", &path), ("TA_API_KEY", "k")]),
-            secret_store(),
+            env_store(),
         )
         .await
         .expect_err("stream needs the key set");
