@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::api::{ApiSettings, AppState};
 use crate::config::s3::{ConfigLocation, S3ConfigSource};
@@ -17,7 +17,7 @@ use crate::secrets::SecretStore;
 use crate::secrets::{
     EnvSecretStore, SecretsBackend, SecretsManagerSettings, SecretsManagerStore, aws_sdk_config,
 };
-use crate::store::{StoreSettings, Stores};
+use crate::store::{StoreSettings, Stores, env};
 
 /// Why the process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,33 +47,15 @@ impl Settings {
     /// Reads `TA_SERVICE_CONFIG`, `TA_REQUEST_TIMEOUT`, `TA_BODY_LIMIT`, `TA_CATALOG_TTL`,
     /// `TA_SESSION_TTL` through `get` (the process env in production, a map in tests).
     pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, BootError> {
-        let secs =
-            |name: &'static str, default: u64| -> Result<Duration, BootError> {
-                match get(name) {
-                    None => Ok(Duration::from_secs(default)),
-                    Some(v) => {
-                        v.trim().parse::<u64>().ok().filter(|n| *n > 0).map(Duration::from_secs).ok_or(
-                            BootError::Env { name, value: v, expected: "a whole number of seconds > 0" },
-                        )
-                    }
-                }
-            };
-        let body_limit = match get("TA_BODY_LIMIT") {
-            None => ApiSettings::default().body_limit,
-            Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or(BootError::Env {
-                name: "TA_BODY_LIMIT",
-                value: v,
-                expected: "a number of bytes > 0",
-            })?,
-        };
-        let stores = StoreSettings::from_env_map(&get).map_err(|e| BootError::Store(e.to_string()))?;
+        let g: env::Get<'_> = &get;
+        let store_err = |e: crate::store::SettingsError| BootError::Store(e.to_string());
+        let body_limit =
+            env::bytes(g, "TA_BODY_LIMIT", ApiSettings::default().body_limit).map_err(store_err)?;
+        let request_timeout = env::secs(g, "TA_REQUEST_TIMEOUT", 120).map_err(store_err)?;
+        let stores = StoreSettings::from_env_map(&get).map_err(store_err)?;
         Ok(Self {
             config_path: get("TA_SERVICE_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
-            api: ApiSettings {
-                body_limit,
-                request_timeout: secs("TA_REQUEST_TIMEOUT", 120)?,
-                cache_ttl: stores.cache.default_ttl,
-            },
+            api: ApiSettings { body_limit, request_timeout, cache_ttl: stores.cache.default_ttl },
             mcp: McpSettings { catalog_ttl: stores.catalog.fresh_for },
             stores,
         })
@@ -245,6 +227,7 @@ pub fn prewarm(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::time::Duration;
 
     use super::*;
 

@@ -173,6 +173,25 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     resp
 }
 
+/// The run's deadline: the runtime's (Lambda's, minus a margin) or `request_timeout` from now.
+fn run_deadline(state: &AppState, ext: Option<Extension<Deadline>>) -> Instant {
+    ext.map(|Extension(Deadline(d))| d).unwrap_or_else(|| Instant::now() + state.settings.request_timeout)
+}
+
+/// The whole body, or 413 when it is (or says it is) larger than `limit`.
+async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    // The only way reading a buffered body fails here is passing the limit.
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })
+}
+
 /// The rate-limit subject: the authorizer's caller id, or "anonymous" where none vouched.
 fn caller_id(ext: Option<Extension<Caller>>) -> String {
     ext.map(|Extension(Caller(c))| c).unwrap_or_else(|| "anonymous".to_owned())
@@ -210,23 +229,10 @@ async fn invoke(
     let rid = request_id(rid);
     let caller = caller_id(caller);
     let opts = InvokeOptions { request_id: &rid, caller: &caller, no_cache: no_cache(req.headers()) };
-    let deadline = deadline
-        .map(|Extension(Deadline(d))| d)
-        .unwrap_or_else(|| Instant::now() + state.settings.request_timeout);
-    let limit = state.settings.body_limit;
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let result = if declared.is_some_and(|n| n > limit) {
-        Err(ApiError::PayloadTooLarge { limit })
-    } else {
-        match axum::body::to_bytes(req.into_body(), limit).await {
-            Ok(body) => invoke_agent(&state, &name, &version, &opts, &body, deadline).await,
-            // The only way reading a buffered body fails here is passing the limit.
-            Err(_) => Err(ApiError::PayloadTooLarge { limit }),
-        }
+    let deadline = run_deadline(&state, deadline);
+    let result = match read_body(req, state.settings.body_limit).await {
+        Ok(body) => invoke_agent(&state, &name, &version, &opts, &body, deadline).await,
+        Err(e) => Err(e),
     };
     match result {
         Ok((resp, cache)) => {

@@ -9,7 +9,6 @@
 //! (unknown agent, invalid body, body too large) are plain 4xx JSON responses, not streams.
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -53,13 +52,10 @@ async fn stream(
     let rid = request_id(rid);
     let caller = super::caller_id(caller);
     let no_cache = super::no_cache(req.headers());
-    let deadline = deadline
-        .map(|Extension(Deadline(d))| d)
-        .unwrap_or_else(|| Instant::now() + state.settings.request_timeout);
-    let limit = state.settings.body_limit;
-    let body = match axum::body::to_bytes(req.into_body(), limit).await {
+    let deadline = super::run_deadline(&state, deadline);
+    let body = match super::read_body(req, state.settings.body_limit).await {
         Ok(b) => b,
-        Err(_) => return ApiError::PayloadTooLarge { limit }.into_response_with_id(&rid),
+        Err(e) => return e.into_response_with_id(&rid),
     };
     let precheck = find_agent(&state, &name, &version)
         .and_then(|_| types::parse_invoke_body(&body).map_err(ApiError::BadRequest));

@@ -15,7 +15,7 @@
 mod build;
 mod cache;
 mod catalog;
-mod env;
+pub(crate) mod env;
 mod memory;
 pub mod metrics;
 mod ratelimit;
