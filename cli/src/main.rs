@@ -60,11 +60,14 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
     // Check configs as `teal serve` loads them: it provides the bundled server's URL itself.
-    let mut vars = serve::config_vars(None);
-    vars.entry(serve::BUNDLED_FS_VAR.to_owned()).or_insert_with(|| "http://127.0.0.1/mcp".to_owned());
+    let env = serve::config_vars(None);
+    let vars = match env.var(serve::BUNDLED_FS_VAR) {
+        Some(_) => env,
+        None => env.with(serve::BUNDLED_FS_VAR, "http://127.0.0.1/mcp"),
+    };
     let mut failed = false;
     for path in paths {
-        match teal_core::config::load_path_with_vars(path, &vars) {
+        match teal_core::config::load_path_with_vars(path, vars.vars()) {
             Ok(parsed) => {
                 for w in &parsed.warnings {
                     println!("warning: {w}");

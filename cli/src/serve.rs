@@ -1,15 +1,14 @@
 //! `teal serve`: the real API router on a local port, with embedded defaults.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
-use teal_core::bootstrap::{self, OfflinePolicy, Settings};
-use teal_core::llm::LlmClient;
+use teal_core::bootstrap::{self, OfflinePolicy};
 use teal_core::secrets::EnvSecretStore;
+use teal_core::settings::{Env, Settings};
 use teal_mcp_filesystem::{FsConfig, SessionMode};
 
 /// The variable the example agents use for the bundled filesystem server's URL.
@@ -32,19 +31,25 @@ pub struct ServeArgs {
 }
 
 /// Variables a config's `url` may reference: the process env, with `bundled_fs` on top.
-pub fn config_vars(bundled_fs: Option<&str>) -> HashMap<String, String> {
-    let mut vars: HashMap<String, String> = std::env::vars().collect();
-    if let Some(url) = bundled_fs {
-        vars.insert(BUNDLED_FS_VAR.to_owned(), url.to_owned());
+pub fn config_vars(bundled_fs: Option<&str>) -> Env {
+    let env = Env::process();
+    match bundled_fs {
+        Some(url) => env.with(BUNDLED_FS_VAR, url),
+        None => env,
     }
-    vars
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     teal_core::telemetry::init_json_logs();
-    let mut settings = Settings::from_env()?;
-    let config_path =
-        args.config.or(settings.config_path.take()).unwrap_or_else(|| PathBuf::from("examples/agents"));
+    let settings = Settings::read(&Env::process())?;
+    let config_path = match (args.config, &settings.agents.location) {
+        (Some(path), _) => path,
+        (None, Some(teal_core::config::s3::ConfigLocation::Path(path))) => path.clone(),
+        (None, Some(s3)) => {
+            anyhow::bail!("teal serve loads agents from a folder; TA_SERVICE_CONFIG={s3} is S3")
+        }
+        (None, None) => PathBuf::from("examples/agents"),
+    };
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let bundled = if args.no_bundled_fs {
@@ -68,20 +73,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let vars = config_vars(bundled.as_deref());
-    let parsed = teal_core::config::load_path_with_vars(&config_path, &vars)
+    let parsed = teal_core::config::load_path_with_vars(&config_path, vars.vars())
         .map_err(|e| anyhow::anyhow!("agent configs in {} are invalid:\n{e}", config_path.display()))?;
     for w in &parsed.warnings {
         tracing::warn!(warning = %w, "config");
     }
     let registry = teal_core::config::Registry::new(parsed.agents).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let llm = bootstrap::build_llm(|k| std::env::var(k).ok(), OfflinePolicy::Allow)?;
-    let llm_desc = llm.describe();
-    let offline = matches!(llm, teal_core::llm::Llm::Offline(_));
     let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
+    let llm = bootstrap::build_llm(&settings, secrets.clone(), OfflinePolicy::Allow).await?;
+    let llm_desc = llm.describe();
+    let offline = settings.llm.is_none();
     // In-memory cache, sessions and catalog unless TA_REDIS_URL points at a Redis.
     let stores = bootstrap::build_stores(&settings, secrets.clone()).await?;
     let store_backend = stores.sessions.backend();
-    let state = Arc::new(bootstrap::build_state(&settings, registry, Arc::new(llm), secrets, stores));
+    let state = Arc::new(bootstrap::build_state(&settings, registry, llm, secrets, stores));
 
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;

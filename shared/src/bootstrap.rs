@@ -4,66 +4,32 @@
 //! the LLM adapter, loading the agent registry and pre-warming MCP connections. Lambda functions
 //! and `teal serve` both call this; it must not serve requests itself.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::api::{ApiSettings, AppState};
+use crate::api::AppState;
 use crate::config::s3::{ConfigLocation, S3ConfigSource};
 use crate::config::{self, AgentSource, ConfigErrors, Registry};
-use crate::llm::{Llm, OfflineModel, OpenAiClient, OpenAiSettings};
-use crate::mcp::{McpPool, McpSettings};
-use crate::secrets::SecretStore;
-use crate::secrets::{
-    EnvSecretStore, SecretsBackend, SecretsManagerSettings, SecretsManagerStore, aws_sdk_config,
-};
-use crate::store::{StoreSettings, Stores, env};
+use crate::llm::{ClientError, KeyError, Llm, LlmClient, OfflineModel, OpenAiClient, RotatingKeyLlm};
+use crate::mcp::McpPool;
+use crate::secrets::{EnvSecretStore, SecretStore, SecretsBackend, SecretsManagerStore, aws_sdk_config};
+use crate::settings::{ApiKeySource, Env, Settings, SettingsError};
+use crate::store::Stores;
 
-/// Why the process could not start.
+/// Why the process could not start. The cause chain (`source()`) says the rest; log it with
+/// [`crate::telemetry::error_chain`].
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    #[error("invalid env var {name}={value} ({expected})")]
-    Env { name: &'static str, value: String, expected: &'static str },
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error("agent configs are invalid:\n{0}")]
     Config(ConfigErrors),
-    #[error("{0}")]
-    Llm(String),
-    #[error("{0}")]
-    Store(String),
-}
-
-/// Settings read from the environment once per process.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `TA_SERVICE_CONFIG`: a YAML file or a folder of them.
-    pub config_path: Option<PathBuf>,
-    pub api: ApiSettings,
-    pub mcp: McpSettings,
-    /// Redis, response cache, catalog, rate limit and session settings (`TA_REDIS_*`, …).
-    pub stores: StoreSettings,
-}
-
-impl Settings {
-    /// Reads `TA_SERVICE_CONFIG`, `TA_REQUEST_TIMEOUT`, `TA_BODY_LIMIT`, `TA_CATALOG_TTL`,
-    /// `TA_SESSION_TTL` through `get` (the process env in production, a map in tests).
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, BootError> {
-        let g: env::Get<'_> = &get;
-        let store_err = |e: crate::store::SettingsError| BootError::Store(e.to_string());
-        let body_limit =
-            env::bytes(g, "TA_BODY_LIMIT", ApiSettings::default().body_limit).map_err(store_err)?;
-        let request_timeout = env::secs(g, "TA_REQUEST_TIMEOUT", 120).map_err(store_err)?;
-        let stores = StoreSettings::from_env_map(&get).map_err(store_err)?;
-        Ok(Self {
-            config_path: get("TA_SERVICE_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
-            api: ApiSettings { body_limit, request_timeout, cache_ttl: stores.cache.default_ttl },
-            mcp: McpSettings { catalog_ttl: stores.catalog.fresh_for },
-            stores,
-        })
-    }
-
-    pub fn from_env() -> Result<Self, BootError> {
-        Self::from_env_map(|k| std::env::var(k).ok())
-    }
+    #[error("no LLM configured: set TA_API_KEY (and TA_BASE_URL for Azure OpenAI, Ollama or vLLM)")]
+    NoLlm,
+    #[error("TA_API_KEY_SECRET")]
+    LlmKey(#[from] KeyError),
+    #[error("TA_API_KEY / TA_BASE_URL")]
+    LlmClient(#[from] ClientError),
 }
 
 /// Whether the offline model may stand in when no LLM is configured.
@@ -75,41 +41,31 @@ pub enum OfflinePolicy {
     Refuse,
 }
 
-/// Chooses the LLM adapter from `TA_BASE_URL` / `TA_API_KEY` (see [`OpenAiSettings`]).
-pub fn build_llm(get: impl Fn(&str) -> Option<String>, policy: OfflinePolicy) -> Result<Llm, BootError> {
-    match OpenAiSettings::from_env_map(get).map_err(|e| BootError::Llm(e.to_string()))? {
-        Some(settings) => {
-            Ok(Llm::OpenAi(OpenAiClient::new(settings).map_err(|e| BootError::Llm(e.to_string()))?))
-        }
-        None if policy == OfflinePolicy::Allow => Ok(Llm::Offline(OfflineModel)),
-        None => Err(BootError::Llm(
-            "no LLM configured: set TA_API_KEY (and TA_BASE_URL for Azure OpenAI, Ollama or vLLM)".into(),
-        )),
-    }
-}
-
-/// The LLM of a deployment: like [`build_llm`], but when `TA_API_KEY_SECRET` names a secret
-/// (and `TA_API_KEY` is not set) the key is read from `secrets` and re-read once on a 401.
-pub async fn build_llm_with_secrets(
-    get: &(dyn Fn(&str) -> Option<String> + Sync),
+/// The LLM of this process, from [`Settings::llm`]: the OpenAI-compatible adapter with the key
+/// from `TA_API_KEY`, or from the secret `TA_API_KEY_SECRET` names (read now, and again once on
+/// a 401), or none (local servers). Without any LLM settings: the offline model where `policy`
+/// allows it, a start-up error otherwise.
+pub async fn build_llm(
+    settings: &Settings,
     secrets: Arc<dyn SecretStore>,
     policy: OfflinePolicy,
-) -> Result<Arc<dyn crate::llm::LlmClient>, BootError> {
-    let secret = get("TA_API_KEY_SECRET").filter(|v| !v.trim().is_empty());
-    let key_set = get("TA_API_KEY").is_some_and(|v| !v.trim().is_empty());
-    match secret {
-        Some(secret) if !key_set => {
-            // A placeholder key makes the settings "configured"; the real one comes from the secret.
-            let with_key = |k: &str| if k == "TA_API_KEY" { Some("from-secret".to_owned()) } else { get(k) };
-            let settings = OpenAiSettings::from_env_map(with_key)
-                .map_err(|e| BootError::Llm(e.to_string()))?
-                .ok_or_else(|| BootError::Llm("TA_API_KEY_SECRET is set but no LLM is configured".into()))?;
-            let llm = crate::llm::RotatingKeyLlm::new(settings, secret, secrets)
-                .await
-                .map_err(|e| BootError::Llm(format!("TA_API_KEY_SECRET: {e}")))?;
-            Ok(Arc::new(llm))
+) -> Result<Arc<dyn LlmClient>, BootError> {
+    let Some(llm) = &settings.llm else {
+        return match policy {
+            OfflinePolicy::Allow => Ok(Arc::new(Llm::Offline(OfflineModel))),
+            OfflinePolicy::Refuse => Err(BootError::NoLlm),
+        };
+    };
+    let mut endpoint = llm.endpoint.clone();
+    match &llm.key {
+        Some(ApiKeySource::Secret(name)) => {
+            Ok(Arc::new(RotatingKeyLlm::new(endpoint, name.clone(), secrets).await?))
         }
-        _ => Ok(Arc::new(build_llm(get, policy)?)),
+        Some(ApiKeySource::Env(key)) => {
+            endpoint.api_key = Some(key.clone());
+            Ok(Arc::new(Llm::OpenAi(OpenAiClient::new(endpoint)?)))
+        }
+        None => Ok(Arc::new(Llm::OpenAi(OpenAiClient::new(endpoint)?))),
     }
 }
 
@@ -127,47 +83,43 @@ pub fn load_registry(
 /// The secret store of this process: Secrets Manager (TTL-cached, `id#field`) when
 /// `TA_SECRETS_BACKEND=secretsmanager` or an AWS region is set (every Lambda), environment
 /// variables otherwise. The AWS SDK config is built at most once and returned for S3 to reuse.
-pub async fn build_secrets(
-    get: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> Result<(Arc<dyn SecretStore>, Option<aws_config::SdkConfig>), BootError> {
-    let store_err = |e: crate::store::SettingsError| BootError::Store(e.to_string());
-    match SecretsBackend::from_env_map(get).map_err(store_err)? {
-        SecretsBackend::Env => Ok((Arc::new(EnvSecretStore::new()), None)),
+pub async fn build_secrets(settings: &Settings) -> (Arc<dyn SecretStore>, Option<aws_config::SdkConfig>) {
+    match settings.secrets.backend {
+        SecretsBackend::Env => (Arc::new(EnvSecretStore::new()), None),
         SecretsBackend::SecretsManager => {
-            let sdk = aws_sdk_config(get("TA_AWS_ENDPOINT_URL").as_deref()).await;
-            let settings = SecretsManagerSettings::from_env_map(get).map_err(store_err)?;
-            Ok((Arc::new(SecretsManagerStore::from_sdk_config(&sdk, settings)), Some(sdk)))
+            let sdk = aws_sdk_config(settings.aws_endpoint_url.as_deref()).await;
+            (Arc::new(SecretsManagerStore::from_sdk_config(&sdk, settings.secrets.manager)), Some(sdk))
         }
     }
 }
 
 /// Loads the agents `TA_SERVICE_CONFIG` names: a file or folder (loaded once), or
-/// `s3://bucket/prefix/` (kept fresh: ETag-conditional refresh after `TA_CONFIG_TTL`). `vars`
-/// are what a server `url` may reference as `${NAME}`.
+/// `s3://bucket/prefix/` (kept fresh: ETag-conditional refresh after `TA_CONFIG_TTL`). `env`'s
+/// variables are what a server `url` may reference as `${NAME}`.
 pub async fn load_agents(
-    get: &(dyn Fn(&str) -> Option<String> + Sync),
-    vars: &std::collections::HashMap<String, String>,
+    settings: &Settings,
+    env: &Env,
     sdk: Option<aws_config::SdkConfig>,
 ) -> Result<(AgentSource, Vec<config::ConfigWarning>), BootError> {
-    let store_err = |e: crate::store::SettingsError| BootError::Store(e.to_string());
-    match ConfigLocation::from_env_map(get).map_err(store_err)? {
-        None => Err(BootError::Env {
-            name: "TA_SERVICE_CONFIG",
-            value: String::new(),
-            expected: "a config file or folder, or s3://bucket/prefix/",
-        }),
+    match &settings.agents.location {
+        None => Err(SettingsError::missing(
+            "TA_SERVICE_CONFIG",
+            "a config file or folder, or s3://bucket/prefix/",
+        )
+        .into()),
         Some(ConfigLocation::Path(path)) => {
-            let (registry, warnings) = load_registry(&path, vars)?;
+            let (registry, warnings) = load_registry(path, env.vars())?;
             Ok((registry.into(), warnings))
         }
         Some(ConfigLocation::S3 { bucket, prefix }) => {
             let sdk = match sdk {
                 Some(sdk) => sdk,
-                None => aws_sdk_config(get("TA_AWS_ENDPOINT_URL").as_deref()).await,
+                None => aws_sdk_config(settings.aws_endpoint_url.as_deref()).await,
             };
-            let ttl = config::s3::refresh_ttl_from_env_map(get).map_err(store_err)?;
+            let client = config::s3::s3_client(&sdk);
+            let ttl = settings.agents.refresh_ttl;
             let (source, warnings) =
-                S3ConfigSource::load(config::s3::s3_client(&sdk), bucket, prefix, vars.clone(), ttl)
+                S3ConfigSource::load(client, bucket.clone(), prefix.clone(), env.vars().clone(), ttl)
                     .await
                     .map_err(BootError::Config)?;
             Ok((AgentSource::S3(Arc::new(source)), warnings))
@@ -178,7 +130,7 @@ pub async fn load_agents(
 /// Chooses the stores (Redis when `TA_REDIS_URL` is set, in-memory otherwise). Never waits for
 /// Redis: a cache that is down at cold start is bypassed until it answers.
 pub async fn build_stores(settings: &Settings, secrets: Arc<dyn SecretStore>) -> Result<Stores, BootError> {
-    Stores::build(&settings.stores, secrets).await.map_err(|e| BootError::Store(e.to_string()))
+    Ok(Stores::build(&settings.stores, secrets).await?)
 }
 
 /// Assembles the shared state from parts built once. The MCP pool shares tool catalogs through
@@ -226,35 +178,31 @@ pub fn prewarm(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::time::Duration;
-
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
+    async fn llm(pairs: &[(&str, &str)], policy: OfflinePolicy) -> Result<Arc<dyn LlmClient>, BootError> {
+        let settings = Settings::read(&Env::from_pairs(pairs.iter().copied())).expect("settings");
+        let secrets: Arc<dyn SecretStore> = Arc::new(EnvSecretStore::new().with("LLM_KEY", "sk-from-secret"));
+        build_llm(&settings, secrets, policy).await
     }
 
-    #[test]
-    fn settings_have_defaults_and_name_bad_variables() {
-        let s = Settings::from_env_map(env(&[])).expect("defaults");
-        assert_eq!(s.api.body_limit, 1024 * 1024);
-        assert_eq!(s.api.request_timeout, Duration::from_secs(120));
-        assert!(s.config_path.is_none());
-        let e = Settings::from_env_map(env(&[("TA_REQUEST_TIMEOUT", "abc")])).expect_err("bad");
-        assert_eq!(e.to_string(), "invalid env var TA_REQUEST_TIMEOUT=abc (a whole number of seconds > 0)");
-        let e = Settings::from_env_map(env(&[("TA_BODY_LIMIT", "-1")])).expect_err("bad");
-        assert_eq!(e.to_string(), "invalid env var TA_BODY_LIMIT=-1 (a number of bytes > 0)");
-    }
-
-    #[test]
-    fn offline_model_only_where_allowed() {
-        assert!(matches!(build_llm(env(&[]), OfflinePolicy::Allow), Ok(Llm::Offline(_))));
-        let e = build_llm(env(&[]), OfflinePolicy::Refuse).expect_err("refused");
+    #[tokio::test]
+    async fn offline_model_only_where_allowed() {
+        assert!(llm(&[], OfflinePolicy::Allow).await.expect("offline").describe().starts_with("offline"));
+        let e = llm(&[], OfflinePolicy::Refuse).await.err().expect("refused");
         assert!(e.to_string().starts_with("no LLM configured: set TA_API_KEY"));
-        let llm = build_llm(env(&[("TA_API_KEY", "k")]), OfflinePolicy::Refuse).expect("configured");
-        assert!(matches!(llm, Llm::OpenAi(_)));
+        let c = llm(&[("TA_API_KEY", "k")], OfflinePolicy::Refuse).await.expect("configured");
+        assert_eq!(c.describe(), "openai-compatible at https://api.openai.com/v1");
+    }
+
+    #[tokio::test]
+    async fn the_key_comes_from_the_secret_that_is_named() {
+        let c = llm(&[("TA_API_KEY_SECRET", "LLM_KEY")], OfflinePolicy::Refuse).await.expect("from secret");
+        assert!(c.describe().ends_with("(key from secret LLM_KEY)"), "{}", c.describe());
+        let e = llm(&[("TA_API_KEY_SECRET", "UNSET_KEY")], OfflinePolicy::Refuse).await.err().expect("unset");
+        assert_eq!(
+            crate::telemetry::error_chain(&e),
+            "TA_API_KEY_SECRET: the LLM key secret UNSET_KEY could not be read: secret UNSET_KEY is not set"
+        );
     }
 }

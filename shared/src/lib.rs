@@ -15,5 +15,7 @@ pub mod lambda;
 pub mod llm;
 pub mod mcp;
 pub mod secrets;
+pub mod settings;
 pub mod store;
 pub mod telemetry;
+mod util;

@@ -14,9 +14,10 @@ use axum::response::Response;
 use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use teal_core::api::AppState;
-use teal_core::bootstrap::{self, Settings};
+use teal_core::bootstrap;
 use teal_core::llm::{Llm, OpenAiClient, OpenAiSettings};
 use teal_core::secrets::EnvSecretStore;
+use teal_core::settings::{Env, Settings};
 use teal_mcp_filesystem::{FsConfig, SessionMode};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
@@ -227,12 +228,11 @@ pub async fn start_api(configs: &Path, llm_uri: &str, opts: &StackOptions) -> (S
     settings_for_llm.timeout = Duration::from_secs(10);
     let client = OpenAiClient::new(settings_for_llm).expect("LLM client");
 
-    let env: std::collections::HashMap<String, String> =
-        opts.env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-    let mut settings = Settings::from_env_map(|k| env.get(k).cloned()).expect("settings");
+    let env = Env::from_pairs(opts.env.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut settings = Settings::read(&env).expect("settings");
     settings.api.body_limit = opts.body_limit;
     settings.api.request_timeout = opts.request_timeout;
-    let (registry, _) = bootstrap::load_registry(configs, &env).expect("configs load");
+    let (registry, _) = bootstrap::load_registry(configs, env.vars()).expect("configs load");
     let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
     let stores = bootstrap::build_stores(&settings, secrets.clone()).await.expect("stores");
     let state =

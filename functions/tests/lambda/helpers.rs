@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use teal_core::auth::key_digest_hex;
 use teal_core::lambda::{self, Endpoint};
 use teal_core::secrets::{EnvSecretStore, SecretStore};
+use teal_core::settings::Env;
 use teal_mcp_filesystem::{FsConfig, SessionMode};
 use tower::ServiceExt;
 use wiremock::matchers::{method, path};
@@ -137,7 +138,7 @@ impl Stack {
 
     /// The function's app, booted as its `main` boots it.
     pub async fn app(&self, endpoint: Endpoint) -> axum::Router {
-        lambda::boot_with(endpoint, &self.env, secrets()).await.expect("cold start")
+        lambda::boot_with(endpoint, &Env::from(self.env.clone()), secrets()).await.expect("cold start")
     }
 
     pub async fn llm_calls(&self) -> usize {

@@ -284,7 +284,7 @@ impl ApiKeyAuthorizer {
 
 /// The hex SHA-256 of a key, as the `sha256` field wants it (`teal`-side helper and tests).
 pub fn key_digest_hex(key: &str) -> String {
-    sha256(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::sha256_hex(key.as_bytes())
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use aws_sdk_s3::error::DisplayErrorContext;
 
 use crate::config::error::{ConfigError, ConfigErrors, ConfigWarning};
 use crate::config::{Parsed, Registry, parse_documents_with_vars};
-use crate::store::SettingsError;
 
 /// Objects larger than this are refused (an agent config is a few KiB).
 const MAX_OBJECT_BYTES: i64 = 1024 * 1024;
@@ -49,18 +48,6 @@ impl ConfigLocation {
         }
         Ok(Self::S3 { bucket: bucket.to_owned(), prefix: prefix.to_owned() })
     }
-
-    /// `TA_SERVICE_CONFIG`, `None` when unset.
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, SettingsError> {
-        match get("TA_SERVICE_CONFIG").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => Self::parse(&v).map(Some).map_err(|_| SettingsError::Invalid {
-                name: "TA_SERVICE_CONFIG",
-                value: v,
-                expected: "a path, or s3://bucket/prefix/ with a valid bucket name",
-            }),
-        }
-    }
 }
 
 impl std::fmt::Display for ConfigLocation {
@@ -68,20 +55,6 @@ impl std::fmt::Display for ConfigLocation {
         match self {
             Self::Path(p) => write!(f, "{}", p.display()),
             Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
-}
-
-/// `TA_CONFIG_TTL` seconds (default 300): how often a warm container looks for changed configs.
-pub fn refresh_ttl_from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Duration, SettingsError> {
-    match get("TA_CONFIG_TTL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        None => Ok(Duration::from_secs(300)),
-        Some(v) => {
-            v.parse::<u64>().ok().filter(|n| *n > 0).map(Duration::from_secs).ok_or(SettingsError::Invalid {
-                name: "TA_CONFIG_TTL",
-                value: v,
-                expected: "a whole number of seconds > 0",
-            })
         }
     }
 }
@@ -395,14 +368,6 @@ mod tests {
         assert!(ConfigLocation::parse("s3://").is_err());
         assert!(ConfigLocation::parse("s3://Bad_Bucket/x").is_err());
         assert_eq!(ConfigLocation::parse("s3://b-1/a/").expect("ok").to_string(), "s3://b-1/a/");
-        let e = ConfigLocation::from_env_map(|_| Some("s3:///x".into())).expect_err("bad");
-        assert_eq!(
-            e.to_string(),
-            "invalid env var TA_SERVICE_CONFIG=s3:///x (a path, or s3://bucket/prefix/ with a valid bucket name)"
-        );
-        assert_eq!(ConfigLocation::from_env_map(|_| None).expect("ok"), None);
-        assert_eq!(refresh_ttl_from_env_map(|_| None).expect("ok"), Duration::from_secs(300));
-        assert!(refresh_ttl_from_env_map(|_| Some("0".into())).is_err());
         assert!(is_yaml("a/B.YML") && is_yaml("x.yaml") && !is_yaml("x.yaml.bak"));
     }
 }

@@ -13,10 +13,11 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use serde::Serialize;
 
+use super::api_key_authorizer;
 use super::context::API_KEY_HEADER;
-use super::{LambdaSettings, secret_store};
 use crate::auth::{ApiKeyAuthorizer, Decision};
 use crate::bootstrap::BootError;
+use crate::settings::{Env, Settings};
 
 /// The event API Gateway sends (payload format 2.0, type REQUEST).
 pub type AuthorizerEvent = ApiGatewayV2CustomAuthorizerV2Request;
@@ -55,13 +56,15 @@ pub async fn authorize(auth: &ApiKeyAuthorizer, event: &AuthorizerEvent) -> Simp
 /// The checker, from `TA_API_KEYS_SECRET` / `TA_API_KEYS_TTL` and the process's secret store
 /// (Secrets Manager in Lambda): call once per container.
 pub async fn boot() -> Result<Arc<ApiKeyAuthorizer>, BootError> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let auth = match secret_store(&env).await {
-        Ok((secrets, _)) => LambdaSettings::from_env_map(&env).and_then(|s| s.api_key_authorizer(secrets)),
-        Err(e) => Err(e),
+    let auth = match Settings::read(&Env::process()) {
+        Ok(settings) => {
+            let (secrets, _) = crate::bootstrap::build_secrets(&settings).await;
+            api_key_authorizer(&settings.lambda, secrets)
+        }
+        Err(e) => Err(e.into()),
     };
     if let Err(e) = &auth {
-        tracing::error!(error = %e, "cold start failed");
+        tracing::error!(error = %crate::telemetry::error_chain(e), "cold start failed");
     }
     Ok(Arc::new(auth?))
 }

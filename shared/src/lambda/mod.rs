@@ -15,18 +15,19 @@
 pub mod authorizer;
 pub mod context;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::middleware;
 
 use crate::api::{self, SharedState};
 use crate::auth::ApiKeyAuthorizer;
-use crate::bootstrap::{self, BootError, OfflinePolicy, Settings};
+use crate::bootstrap::{self, BootError, OfflinePolicy};
 use crate::llm::{Llm, OfflineModel};
 use crate::secrets::SecretStore;
+pub use crate::settings::LambdaSettings;
+use crate::settings::{Env, Settings, SettingsError};
+use crate::telemetry::error_chain;
 
 /// The HTTP endpoints, one Lambda function each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,82 +77,29 @@ impl Endpoint {
     }
 }
 
-/// Lambda-only settings, read once per container.
-#[derive(Debug, Clone)]
-pub struct LambdaSettings {
-    /// `TA_DEADLINE_MARGIN_MS` (default 500): a run stops this long before Lambda would kill
-    /// it, leaving time to answer 504 with what the run did so far.
-    pub deadline_margin: Duration,
-    /// `TA_API_KEYS_SECRET`: name (ARN in AWS) of the API key set secret.
-    pub api_keys_secret: Option<String>,
-    /// `TA_API_KEYS_TTL` seconds (default 300): how long a container reuses the key set.
-    pub api_keys_ttl: Duration,
-}
-
-fn number(
-    env: &HashMap<String, String>,
-    name: &'static str,
-    default: u64,
-    expected: &'static str,
-) -> Result<u64, BootError> {
-    match env.get(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(BootError::Env {
-            name,
-            value: v.clone(),
-            expected,
-        }),
-    }
-}
-
-impl LambdaSettings {
-    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, BootError> {
-        let non_empty = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
-        Ok(Self {
-            deadline_margin: Duration::from_millis(number(
-                env,
-                "TA_DEADLINE_MARGIN_MS",
-                500,
-                "a whole number of milliseconds > 0",
-            )?),
-            api_keys_secret: non_empty("TA_API_KEYS_SECRET"),
-            api_keys_ttl: Duration::from_secs(number(
-                env,
-                "TA_API_KEYS_TTL",
-                300,
-                "a whole number of seconds > 0",
-            )?),
-        })
-    }
-
-    /// The API key checker, or a start-up error naming `TA_API_KEYS_SECRET`.
-    pub fn api_key_authorizer(&self, secrets: Arc<dyn SecretStore>) -> Result<ApiKeyAuthorizer, BootError> {
-        let name = self.api_keys_secret.clone().ok_or(BootError::Env {
-            name: "TA_API_KEYS_SECRET",
-            value: String::new(),
-            expected: "the name of the secret holding the API key set",
-        })?;
-        Ok(ApiKeyAuthorizer::new(secrets, name, self.api_keys_ttl))
-    }
-}
-
-/// The process's secret store and, when it is Secrets Manager, the AWS SDK config (reused for
-/// S3): Secrets Manager in Lambda (`AWS_REGION` is set there), environment variables locally.
-pub async fn secret_store(
-    env: &HashMap<String, String>,
-) -> Result<(Arc<dyn SecretStore>, Option<aws_config::SdkConfig>), BootError> {
-    bootstrap::build_secrets(&|k: &str| env.get(k).cloned()).await
+/// The API key checker from `TA_API_KEYS_SECRET`, or a start-up error naming it.
+pub fn api_key_authorizer(
+    lambda: &LambdaSettings,
+    secrets: Arc<dyn SecretStore>,
+) -> Result<ApiKeyAuthorizer, BootError> {
+    let name = lambda.api_keys_secret.clone().ok_or_else(|| {
+        SettingsError::missing("TA_API_KEYS_SECRET", "the name of the secret holding the API key set")
+    })?;
+    Ok(ApiKeyAuthorizer::new(secrets, name, lambda.api_keys_ttl))
 }
 
 /// Builds `endpoint`'s app from the process environment: call once, before `lambda_http::run`.
 pub async fn boot(endpoint: Endpoint) -> Result<Router, BootError> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let app = match secret_store(&env).await {
-        Ok((secrets, sdk)) => boot_inner(endpoint, &env, secrets, sdk).await,
-        Err(e) => Err(e),
+    let env = Env::process();
+    let app = match Settings::read(&env) {
+        Ok(settings) => {
+            let (secrets, sdk) = bootstrap::build_secrets(&settings).await;
+            boot_inner(endpoint, &env, &settings, secrets, sdk).await
+        }
+        Err(e) => Err(e.into()),
     };
     if let Err(e) = &app {
-        tracing::error!(error = %e, endpoint = ?endpoint, "cold start failed");
+        tracing::error!(error = %error_chain(e), endpoint = ?endpoint, "cold start failed");
     }
     app
 }
@@ -159,40 +107,38 @@ pub async fn boot(endpoint: Endpoint) -> Result<Router, BootError> {
 /// [`boot`] with the environment and secret store given (tests, other hosts).
 pub async fn boot_with(
     endpoint: Endpoint,
-    env: &HashMap<String, String>,
+    env: &Env,
     secrets: Arc<dyn SecretStore>,
 ) -> Result<Router, BootError> {
-    boot_inner(endpoint, env, secrets, None).await
+    let settings = Settings::read(env)?;
+    boot_inner(endpoint, env, &settings, secrets, None).await
 }
 
 async fn boot_inner(
     endpoint: Endpoint,
-    env: &HashMap<String, String>,
+    env: &Env,
+    settings: &Settings,
     secrets: Arc<dyn SecretStore>,
     sdk: Option<aws_config::SdkConfig>,
 ) -> Result<Router, BootError> {
-    let get = |k: &str| env.get(k).cloned();
-    let settings = Settings::from_env_map(get)?;
-    let lambda = LambdaSettings::from_env_map(env)?;
-    let (agents, warnings) = bootstrap::load_agents(&get, env, sdk).await?;
+    let (agents, warnings) = bootstrap::load_agents(settings, env, sdk).await?;
     for w in &warnings {
         tracing::warn!(warning = %w, "config");
     }
-
     let llm: Arc<dyn crate::llm::LlmClient> = if endpoint.runs_agents() {
         // `TA_API_KEY`, or the secret `TA_API_KEY_SECRET` names (re-read once on a 401).
-        bootstrap::build_llm_with_secrets(&get, secrets.clone(), OfflinePolicy::Refuse).await?
+        bootstrap::build_llm(settings, secrets.clone(), OfflinePolicy::Refuse).await?
     } else {
         // No route of this function reaches the model: it gets none to configure.
         Arc::new(Llm::Offline(OfflineModel))
     };
     let auth = if endpoint.checks_api_key() {
-        Some(Arc::new(lambda.api_key_authorizer(secrets.clone())?))
+        Some(Arc::new(api_key_authorizer(&settings.lambda, secrets.clone())?))
     } else {
         None
     };
-    let stores = bootstrap::build_stores(&settings, secrets.clone()).await?;
-    let state = Arc::new(bootstrap::build_state(&settings, agents, llm, secrets, stores));
+    let stores = bootstrap::build_stores(settings, secrets.clone()).await?;
+    let state = Arc::new(bootstrap::build_state(settings, agents, llm, secrets, stores));
     if endpoint.uses_tools() {
         bootstrap::prewarm(&state);
     }
@@ -202,7 +148,7 @@ async fn boot_inner(
         llm = %state.llm.describe(),
         "cold start finished"
     );
-    Ok(app(endpoint, state, &lambda, auth))
+    Ok(app(endpoint, state, &settings.lambda, auth))
 }
 
 /// The endpoint's router with the Lambda glue around it.
@@ -231,22 +177,13 @@ mod tests {
         Arc::new(EnvSecretStore::new())
     }
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().copied())
     }
 
     #[test]
-    fn lambda_settings_have_defaults_and_name_bad_variables() {
-        let s = LambdaSettings::from_env_map(&env(&[])).expect("defaults");
-        assert_eq!(s.deadline_margin, Duration::from_millis(500));
-        assert_eq!(s.api_keys_ttl, Duration::from_secs(300));
-        assert!(s.api_keys_secret.is_none());
-        let e = LambdaSettings::from_env_map(&env(&[("TA_DEADLINE_MARGIN_MS", "soon")])).expect_err("bad");
-        assert_eq!(
-            e.to_string(),
-            "invalid env var TA_DEADLINE_MARGIN_MS=soon (a whole number of milliseconds > 0)"
-        );
-        let e = s.api_key_authorizer(env_store()).expect_err("no secret name");
+    fn the_key_checker_needs_its_secret_name() {
+        let e = api_key_authorizer(&LambdaSettings::default(), env_store()).expect_err("no secret name");
         assert!(e.to_string().starts_with("invalid env var TA_API_KEYS_SECRET="), "{e}");
     }
 
@@ -269,7 +206,10 @@ mod tests {
         let store: Arc<dyn SecretStore> = Arc::new(EnvSecretStore::new().with("LLM_KEY", "sk-test"));
         assert!(boot_with(Endpoint::Invoke, &with_secret, store).await.is_ok());
         let err = boot_with(Endpoint::Invoke, &with_secret, env_store()).await.expect_err("secret unset");
-        assert_eq!(err.to_string(), "TA_API_KEY_SECRET: LLM key: secret LLM_KEY is not set");
+        assert_eq!(
+            error_chain(&err),
+            "TA_API_KEY_SECRET: the LLM key secret LLM_KEY could not be read: secret LLM_KEY is not set"
+        );
         let err = boot_with(
             Endpoint::Stream,
             &env(&[("TA_SERVICE_CONFIG", &path), ("TA_API_KEY", "k")]),

@@ -14,8 +14,8 @@ pub mod openai;
 mod rotating;
 
 pub use offline::OfflineModel;
-pub use openai::{OpenAiClient, OpenAiSettings};
-pub use rotating::RotatingKeyLlm;
+pub use openai::{ClientError, OpenAiClient, OpenAiSettings};
+pub use rotating::{KeyError, RotatingKeyLlm};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

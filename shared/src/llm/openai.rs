@@ -1,7 +1,7 @@
 //! The OpenAI-compatible chat-completions adapter: OpenAI, Azure OpenAI, Ollama, vLLM.
 //!
 //! Owns three things and keeps them apart: the settings read once from the environment
-//! ([`OpenAiSettings::from_env`]), the pure wire translation ([`request_body`] and
+//! ([`OpenAiSettings`], read by [`crate::settings`]), the pure wire translation ([`request_body`] and
 //! [`parse_response`], golden-tested with insta), and the HTTP call with its retry policy
 //! ([`OpenAiClient`], one pooled `reqwest::Client` for the life of the process).
 //!
@@ -57,19 +57,16 @@ pub struct OpenAiSettings {
     pub max_backoff: Duration,
 }
 
-/// Why the adapter could not be configured.
+/// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    /// An environment variable holds a value that does not parse. Never used for `TA_API_KEY`.
-    #[error("invalid env var {name}={value} (expected {expected})")]
-    InvalidEnv { name: &'static str, value: String, expected: &'static str },
+pub enum ClientError {
     /// The key cannot be sent in an HTTP header (control characters, newline…). The key itself
     /// is not part of the message.
-    #[error("invalid env var TA_API_KEY (the key contains characters not allowed in an HTTP header)")]
+    #[error("the LLM API key contains characters not allowed in an HTTP header")]
     InvalidApiKey,
     /// The HTTP client could not be built (TLS initialisation).
-    #[error("cannot build the LLM HTTP client: {0}")]
-    HttpClient(String),
+    #[error("cannot build the LLM HTTP client")]
+    HttpClient(#[source] reqwest::Error),
 }
 
 impl OpenAiSettings {
@@ -86,65 +83,6 @@ impl OpenAiSettings {
             max_backoff: Duration::from_secs(10),
         }
     }
-
-    /// Reads `TA_BASE_URL` (default [`DEFAULT_BASE_URL`]), `TA_API_KEY`, `TA_AZURE_API_VERSION`,
-    /// `TA_LLM_TIMEOUT` (seconds, fractions allowed) and `TA_LLM_MAX_RETRIES` through `get`.
-    ///
-    /// Returns `Ok(None)` when neither `TA_API_KEY` nor `TA_BASE_URL` is set: the caller then
-    /// picks the offline model. A variable set to an empty (or blank) value counts as unset.
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, SettingsError> {
-        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let api_key = var("TA_API_KEY");
-        let base_url = var("TA_BASE_URL");
-        if api_key.is_none() && base_url.is_none() {
-            return Ok(None);
-        }
-        let base_url = match base_url {
-            Some(raw) => parse_base_url(raw.trim())?,
-            None => parse_base_url(DEFAULT_BASE_URL)?,
-        };
-        let mut settings = Self::new(base_url);
-        settings.api_key = api_key.map(|k| SecretString::from(k.trim()));
-        settings.azure_api_version = var("TA_AZURE_API_VERSION").map(|v| v.trim().to_owned());
-        if let Some(raw) = var("TA_LLM_TIMEOUT") {
-            settings.timeout = parse_seconds("TA_LLM_TIMEOUT", &raw)?;
-        }
-        if let Some(raw) = var("TA_LLM_MAX_RETRIES") {
-            settings.max_retries = raw.trim().parse().map_err(|_| SettingsError::InvalidEnv {
-                name: "TA_LLM_MAX_RETRIES",
-                value: raw.clone(),
-                expected: "a non-negative integer",
-            })?;
-        }
-        Ok(Some(settings))
-    }
-
-    /// [`Self::from_env_map`] over the process environment.
-    pub fn from_env() -> Result<Option<Self>, SettingsError> {
-        Self::from_env_map(|name| std::env::var(name).ok())
-    }
-}
-
-fn parse_base_url(raw: &str) -> Result<Url, SettingsError> {
-    let invalid = || SettingsError::InvalidEnv {
-        name: "TA_BASE_URL",
-        value: raw.to_owned(),
-        expected: "an absolute http(s) URL",
-    };
-    let url = Url::parse(raw).map_err(|_| invalid())?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(invalid());
-    }
-    Ok(url)
-}
-
-fn parse_seconds(name: &'static str, raw: &str) -> Result<Duration, SettingsError> {
-    raw.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s > 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| SettingsError::InvalidEnv { name, value: raw.to_owned(), expected: "seconds" })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,7 +318,7 @@ enum Attempt {
 impl OpenAiClient {
     /// Builds the pooled HTTP client (TCP nodelay, idle connections kept
     /// [`POOL_IDLE_TIMEOUT`]) and the authentication header.
-    pub fn new(settings: OpenAiSettings) -> Result<Self, SettingsError> {
+    pub fn new(settings: OpenAiSettings) -> Result<Self, ClientError> {
         let auth = match &settings.api_key {
             None => None,
             Some(key) => {
@@ -390,7 +328,7 @@ impl OpenAiClient {
                 } else {
                     (AUTHORIZATION.as_str(), format!("Bearer {key}"))
                 };
-                let mut value = HeaderValue::from_str(&value).map_err(|_| SettingsError::InvalidApiKey)?;
+                let mut value = HeaderValue::from_str(&value).map_err(|_| ClientError::InvalidApiKey)?;
                 value.set_sensitive(true);
                 Some((name, value))
             }
@@ -400,7 +338,7 @@ impl OpenAiClient {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("teal-serverless/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| SettingsError::HttpClient(error_chain(&e)))?;
+            .map_err(ClientError::HttpClient)?;
         Ok(Self { inner: Arc::new(Inner { http, settings, auth }) })
     }
 
@@ -490,24 +428,9 @@ fn retry_on_transport(e: &reqwest::Error, attempts: u32) -> Attempt {
     let error = if e.is_timeout() {
         LlmError::Timeout { attempts }
     } else {
-        LlmError::Connect { detail: error_chain(e), attempts }
+        LlmError::Connect { detail: crate::telemetry::error_chain(e), attempts }
     };
     Attempt::Retry { error, retry_after: None, status: None }
-}
-
-/// An error and its sources, joined by `: ` (reqwest's own message alone says little).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// `Retry-After` as delta-seconds, or as an HTTP date (IMF-fixdate) from now.
@@ -701,63 +624,6 @@ mod tests {
     }
 
     // ---- settings ----
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
-
-    #[test]
-    fn settings_are_none_without_key_or_base_url() {
-        assert!(OpenAiSettings::from_env_map(env(&[("TA_LLM_TIMEOUT", "5")])).expect("ok").is_none());
-        assert!(OpenAiSettings::from_env_map(env(&[("TA_API_KEY", "")])).expect("ok").is_none());
-    }
-
-    #[test]
-    fn settings_default_to_openai_and_read_every_variable() {
-        let s = OpenAiSettings::from_env_map(env(&[("TA_API_KEY", KEY)])).expect("ok").expect("some");
-        assert_eq!(s.base_url.as_str(), "https://api.openai.com/v1");
-        assert_eq!(s.api_key.as_ref().map(|k| k.expose_secret().to_owned()).as_deref(), Some(KEY));
-        assert_eq!((s.timeout, s.max_retries), (Duration::from_secs(60), 4));
-        assert_eq!((s.initial_backoff, s.max_backoff), (Duration::from_millis(250), Duration::from_secs(10)));
-
-        let s = OpenAiSettings::from_env_map(env(&[
-            ("TA_BASE_URL", "http://localhost:11434/v1/"),
-            ("TA_AZURE_API_VERSION", "2024-10-21"),
-            ("TA_LLM_TIMEOUT", "2.5"),
-            ("TA_LLM_MAX_RETRIES", "0"),
-        ]))
-        .expect("ok")
-        .expect("some");
-        assert_eq!(s.base_url.as_str(), "http://localhost:11434/v1/");
-        assert!(s.api_key.is_none());
-        assert_eq!(s.azure_api_version.as_deref(), Some("2024-10-21"));
-        assert_eq!((s.timeout, s.max_retries), (Duration::from_millis(2500), 0));
-    }
-
-    #[test]
-    fn invalid_settings_name_the_variable_and_value() {
-        let err = |pairs: &[(&str, &str)]| {
-            OpenAiSettings::from_env_map(env(pairs)).expect_err("must fail").to_string()
-        };
-        assert_eq!(
-            err(&[("TA_API_KEY", "k"), ("TA_LLM_TIMEOUT", "abc")]),
-            "invalid env var TA_LLM_TIMEOUT=abc (expected seconds)"
-        );
-        assert_eq!(
-            err(&[("TA_API_KEY", "k"), ("TA_LLM_TIMEOUT", "-1")]),
-            "invalid env var TA_LLM_TIMEOUT=-1 (expected seconds)"
-        );
-        assert_eq!(
-            err(&[("TA_API_KEY", "k"), ("TA_LLM_MAX_RETRIES", "many")]),
-            "invalid env var TA_LLM_MAX_RETRIES=many (expected a non-negative integer)"
-        );
-        assert_eq!(
-            err(&[("TA_BASE_URL", "localhost:11434")]),
-            "invalid env var TA_BASE_URL=localhost:11434 (expected an absolute http(s) URL)"
-        );
-    }
 
     #[test]
     fn a_key_that_cannot_be_a_header_is_rejected_without_showing_it() {

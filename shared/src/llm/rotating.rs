@@ -7,8 +7,21 @@ use std::time::Instant;
 
 use secrecy::ExposeSecret;
 
-use super::{ChatRequest, ChatResponse, LlmClient, LlmError, OpenAiClient, OpenAiSettings};
-use crate::secrets::SecretStore;
+use super::{ChatRequest, ChatResponse, ClientError, LlmClient, LlmError, OpenAiClient, OpenAiSettings};
+use crate::secrets::{SecretError, SecretStore};
+
+/// Why a client could not be built from the secret's key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the LLM key secret {secret} could not be read")]
+    Read {
+        secret: String,
+        #[source]
+        source: SecretError,
+    },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
 
 pub struct RotatingKeyLlm {
     secret: String,
@@ -29,7 +42,7 @@ impl RotatingKeyLlm {
         settings: OpenAiSettings,
         secret: impl Into<String>,
         secrets: Arc<dyn SecretStore>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, KeyError> {
         let secret = secret.into();
         let client = Self::client(&settings, &secret, secrets.as_ref()).await?;
         Ok(Self { secret, secrets, settings, current: RwLock::new(Arc::new(client)) })
@@ -39,11 +52,14 @@ impl RotatingKeyLlm {
         settings: &OpenAiSettings,
         secret: &str,
         secrets: &dyn SecretStore,
-    ) -> Result<OpenAiClient, String> {
-        let key = secrets.get(secret).await.map_err(|e| format!("LLM key: {e}"))?;
+    ) -> Result<OpenAiClient, KeyError> {
+        let key = secrets
+            .get(secret)
+            .await
+            .map_err(|source| KeyError::Read { secret: secret.to_owned(), source })?;
         let mut settings = settings.clone();
         settings.api_key = Some(key.expose_secret().to_owned().into());
-        OpenAiClient::new(settings).map_err(|e| e.to_string())
+        Ok(OpenAiClient::new(settings)?)
     }
 
     fn current(&self) -> Arc<OpenAiClient> {
@@ -62,7 +78,7 @@ impl LlmClient for RotatingKeyLlm {
                 let fresh = match Self::client(&self.settings, &self.secret, self.secrets.as_ref()).await {
                     Ok(c) => Arc::new(c),
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not read the rotated LLM key");
+                        tracing::warn!(error = %crate::telemetry::error_chain(&e), "could not read the rotated LLM key");
                         return Err(LlmError::Unauthorized { status });
                     }
                 };

@@ -11,7 +11,6 @@ use rmcp::service::{RoleClient, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::McpError;
@@ -261,8 +260,7 @@ impl McpPool {
             .map(|(k, v)| format!("{}:{}", k.as_str(), String::from_utf8_lossy(v.as_bytes())))
             .collect();
         lines.sort();
-        let digest = Sha256::digest(lines.join("\n").as_bytes());
-        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(crate::util::sha256_hex(lines.join("\n").as_bytes()))
     }
 
     async fn list(&self, conn: &Arc<ServerConn>) -> Result<Vec<rmcp::model::Tool>, McpError> {

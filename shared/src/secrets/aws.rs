@@ -51,22 +51,6 @@ impl Default for SecretsManagerSettings {
     }
 }
 
-impl SecretsManagerSettings {
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, crate::store::SettingsError> {
-        match get("TA_SECRETS_TTL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-            None => Ok(Self::default()),
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) => Ok(Self { ttl: Duration::from_secs(n) }),
-                Err(_) => Err(crate::store::SettingsError::Invalid {
-                    name: "TA_SECRETS_TTL",
-                    value: v,
-                    expected: "a whole number of seconds (0 disables the cache)",
-                }),
-            },
-        }
-    }
-}
-
 struct Cached {
     value: SecretString,
     fetched: Instant,
@@ -254,18 +238,6 @@ mod tests {
         assert_eq!(
             split_name("arn:aws:secretsmanager:eu-west-1:1:secret:x"),
             ("arn:aws:secretsmanager:eu-west-1:1:secret:x", None)
-        );
-    }
-
-    #[test]
-    fn ttl_setting() {
-        assert_eq!(SecretsManagerSettings::from_env_map(|_| None).expect("ok").ttl, Duration::from_secs(300));
-        let s = SecretsManagerSettings::from_env_map(|_| Some("0".into())).expect("ok");
-        assert!(s.ttl.is_zero());
-        let e = SecretsManagerSettings::from_env_map(|_| Some("5m".into())).expect_err("bad");
-        assert_eq!(
-            e.to_string(),
-            "invalid env var TA_SECRETS_TTL=5m (a whole number of seconds (0 disables the cache))"
         );
     }
 }

@@ -55,24 +55,6 @@ pub enum SecretsBackend {
     SecretsManager,
 }
 
-impl SecretsBackend {
-    /// `TA_SECRETS_BACKEND=env|secretsmanager`; unset: Secrets Manager when an AWS region is
-    /// configured (`AWS_REGION`, set in every Lambda, or `AWS_DEFAULT_REGION`), else env.
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, crate::store::SettingsError> {
-        let set = |k: &str| get(k).is_some_and(|v| !v.trim().is_empty());
-        match get("TA_SECRETS_BACKEND").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("") if set("AWS_REGION") || set("AWS_DEFAULT_REGION") => Ok(Self::SecretsManager),
-            None | Some("") | Some("env") => Ok(Self::Env),
-            Some("secretsmanager" | "secrets-manager" | "aws") => Ok(Self::SecretsManager),
-            Some(other) => Err(crate::store::SettingsError::Invalid {
-                name: "TA_SECRETS_BACKEND",
-                value: other.to_owned(),
-                expected: "env or secretsmanager",
-            }),
-        }
-    }
-}
-
 /// `first`, and `then` for the names `first` does not have (`NotFound`). Other errors of `first`
 /// are returned as they are: a throttled Secrets Manager must not fall back to a local value.
 #[derive(Debug)]
@@ -168,29 +150,6 @@ mod tests {
         assert_eq!(layered.get("B").await.expect("b").expose_secret(), "from-then");
         assert!(matches!(layered.get("TEAL_SURELY_UNSET_C").await, Err(SecretError::NotFound { .. })));
         layered.invalidate("A");
-    }
-
-    #[test]
-    fn backend_selection() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
-        };
-        assert_eq!(SecretsBackend::from_env_map(env(&[])).expect("ok"), SecretsBackend::Env);
-        assert_eq!(
-            SecretsBackend::from_env_map(env(&[("AWS_REGION", "eu-west-1")])).expect("ok"),
-            SecretsBackend::SecretsManager
-        );
-        assert_eq!(
-            SecretsBackend::from_env_map(env(&[("AWS_REGION", "eu-west-1"), ("TA_SECRETS_BACKEND", "env")]))
-                .expect("ok"),
-            SecretsBackend::Env
-        );
-        assert_eq!(
-            SecretsBackend::from_env_map(env(&[("TA_SECRETS_BACKEND", "SecretsManager")])).expect("ok"),
-            SecretsBackend::SecretsManager
-        );
-        let e = SecretsBackend::from_env_map(env(&[("TA_SECRETS_BACKEND", "vault")])).expect_err("bad");
-        assert_eq!(e.to_string(), "invalid env var TA_SECRETS_BACKEND=vault (env or secretsmanager)");
     }
 
     #[test]

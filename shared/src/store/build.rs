@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::env::{Get, secs};
 use super::{
     CacheSettings, CatalogCache, CatalogSettings, MemoryCatalogCache, MemoryRateLimiter, MemoryResponseCache,
     MemorySessionStore, RateLimitSettings, RateLimiter, RedisCatalogCache, RedisConnection, RedisRateLimiter,
-    RedisResponseCache, RedisSessionStore, RedisSettings, ResponseCache, SessionStore, SettingsError,
+    RedisResponseCache, RedisSessionStore, RedisSettings, ResponseCache, SessionStore,
 };
 use crate::secrets::SecretStore;
+use crate::settings::SettingsError;
 
 /// Every store setting, read once at start.
 #[derive(Debug, Clone)]
@@ -23,19 +23,6 @@ pub struct StoreSettings {
     pub rate_limit: Option<RateLimitSettings>,
     /// `TA_SESSION_TTL` seconds (default 3600).
     pub session_ttl: Duration,
-}
-
-impl StoreSettings {
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let g: Get<'_> = &get;
-        Ok(Self {
-            redis: RedisSettings::from_env_map(&get)?,
-            cache: CacheSettings::from_env_map(&get)?,
-            catalog: CatalogSettings::from_env_map(&get)?,
-            rate_limit: RateLimitSettings::from_env_map(&get)?,
-            session_ttl: secs(g, "TA_SESSION_TTL", 3600)?,
-        })
-    }
 }
 
 /// The chosen adapters, to put in `AppState`.
@@ -89,18 +76,16 @@ impl Stores {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::env::map;
+    use crate::settings::{Env, Settings};
 
     #[tokio::test]
     async fn memory_adapters_without_a_redis_url() {
-        let s = StoreSettings::from_env_map(map(&[("TA_RATE_LIMIT_RPS", "5")])).expect("ok");
+        let s = Settings::read(&Env::from_pairs([("TA_RATE_LIMIT_RPS", "5")])).expect("ok").stores;
         let stores = Stores::build(&s, Arc::new(crate::secrets::EnvSecretStore::new())).await.expect("built");
         assert_eq!(stores.sessions.backend(), "memory");
         assert_eq!(stores.cache.backend(), "memory");
         assert_eq!(stores.catalog.backend(), "memory");
         assert_eq!(stores.rate_limiter.as_ref().map(|r| r.backend()), Some("memory"));
         assert!(stores.redis.is_none());
-        let e = StoreSettings::from_env_map(map(&[("TA_SESSION_TTL", "soon")])).expect_err("bad");
-        assert_eq!(e.to_string(), "invalid env var TA_SESSION_TTL=soon (a whole number of seconds > 0)");
     }
 }

@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::StoreError;
-use super::env::{Get, bytes, secs};
 
 /// Response cache settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,17 +32,6 @@ pub struct CacheSettings {
 impl Default for CacheSettings {
     fn default() -> Self {
         Self { max_entry_bytes: 256 * 1024, default_ttl: Duration::from_secs(3600) }
-    }
-}
-
-impl CacheSettings {
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, super::SettingsError> {
-        let get: Get<'_> = &get;
-        let d = Self::default();
-        Ok(Self {
-            max_entry_bytes: bytes(get, "TA_CACHE_MAX_ENTRY_BYTES", d.max_entry_bytes)?,
-            default_ttl: secs(get, "TA_CACHE_TTL", d.default_ttl.as_secs())?,
-        })
     }
 }
 
@@ -63,7 +51,7 @@ impl CacheKey {
             h.update(part.as_bytes());
         }
         h.update(canonical_json(input).as_bytes());
-        Self(super::env::hex(&h.finalize()))
+        Self(crate::util::hex(&h.finalize()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -274,16 +262,6 @@ mod tests {
             CacheKey::new("n", "v", &json!({"a": [1, {"c": "x", "b": null}]})).as_str(),
             "654d0a1e04c6c499307eec0b0d858014666d9827a4001d6d53e7683958339844"
         );
-    }
-
-    #[test]
-    fn settings_default_and_name_the_variable() {
-        let s = CacheSettings::from_env_map(|_| None).expect("defaults");
-        assert_eq!(s, CacheSettings::default());
-        assert_eq!(s.max_entry_bytes, 262_144);
-        let e = CacheSettings::from_env_map(super::super::env::map(&[("TA_CACHE_MAX_ENTRY_BYTES", "1k")]))
-            .expect_err("bad");
-        assert_eq!(e.to_string(), "invalid env var TA_CACHE_MAX_ENTRY_BYTES=1k (a number of bytes > 0)");
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::StoreError;
-use super::env::{Get, secs, unix_ms};
+use crate::util::unix_ms;
 
 /// Catalog settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,20 +42,6 @@ impl Default for CatalogSettings {
     }
 }
 
-impl CatalogSettings {
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, super::SettingsError> {
-        let get: Get<'_> = &get;
-        let d = Self::default();
-        let fresh_for = secs(get, "TA_CATALOG_TTL", d.fresh_for.as_secs())?;
-        Ok(Self {
-            fresh_for,
-            // Never keep an entry for less time than it is fresh.
-            keep_for: secs(get, "TA_CATALOG_KEEP", d.keep_for.as_secs())?.max(fresh_for),
-            refresh_lease: secs(get, "TA_CATALOG_REFRESH_LEASE", d.refresh_lease.as_secs())?,
-        })
-    }
-}
-
 /// Which catalog: a server URL and the auth scope the list was made with (a hash of the rendered
 /// headers: two tenants with different tokens may see different tools). Stored as a hex SHA-256,
 /// so neither the URL nor the scope appears in Redis key names.
@@ -69,7 +55,7 @@ impl CatalogKey {
         h.update((server_url.len() as u64).to_be_bytes());
         h.update(server_url.as_bytes());
         h.update(auth_scope.as_bytes());
-        Self(super::env::hex(&h.finalize()))
+        Self(crate::util::hex(&h.finalize()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -256,17 +242,5 @@ mod tests {
         let other = CatalogKey::new("http://mcp:8080/mcp", "scope-b");
         assert_ne!(other, key);
         assert_eq!(cache.get(&other).await.expect("get"), None);
-    }
-
-    #[test]
-    fn settings_keep_entries_at_least_as_long_as_they_are_fresh() {
-        let s = CatalogSettings::from_env_map(|_| None).expect("defaults");
-        assert_eq!(s, CatalogSettings::default());
-        let s = CatalogSettings::from_env_map(super::super::env::map(&[
-            ("TA_CATALOG_TTL", "7200"),
-            ("TA_CATALOG_KEEP", "60"),
-        ]))
-        .expect("ok");
-        assert_eq!(s.keep_for, Duration::from_secs(7200));
     }
 }

@@ -43,15 +43,19 @@ pub fn emf_line(
 /// and the caller went on without it.
 pub fn redis_bypass(operation: &'static str) {
     let line =
-        emf_line(NAMESPACE, &[("RedisBypass", 1.0)], &[("Operation", operation)], super::env::unix_ms());
+        emf_line(NAMESPACE, &[("RedisBypass", 1.0)], &[("Operation", operation)], crate::util::unix_ms());
     tracing::info!(target: EMF_TARGET, "{line}");
 }
 
 /// Emits `RedisUnavailable = 1` for `operation`: a Redis call failed and the caller got an error
 /// (sessions).
 pub fn redis_unavailable(operation: &'static str) {
-    let line =
-        emf_line(NAMESPACE, &[("RedisUnavailable", 1.0)], &[("Operation", operation)], super::env::unix_ms());
+    let line = emf_line(
+        NAMESPACE,
+        &[("RedisUnavailable", 1.0)],
+        &[("Operation", operation)],
+        crate::util::unix_ms(),
+    );
     tracing::info!(target: EMF_TARGET, "{line}");
 }
 

@@ -15,12 +15,12 @@
 mod build;
 mod cache;
 mod catalog;
-pub(crate) mod env;
 mod memory;
 pub mod metrics;
 mod ratelimit;
 mod redis;
 
+pub(crate) use self::redis::redact_url;
 pub use self::redis::{
     RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore,
     RedisSettings,
@@ -31,7 +31,6 @@ pub use catalog::{
     CatalogCache, CatalogEntry, CatalogKey, CatalogLookup, CatalogSettings, MemoryCatalogCache,
     lookup_catalog,
 };
-pub use env::SettingsError;
 pub use memory::MemorySessionStore;
 pub use ratelimit::{MemoryRateLimiter, RateDecision, RateLimitSettings, RateLimiter};
 

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::StoreError;
-use super::env::{Get, opt_f64, opt_u32};
 
 /// Rate limit settings; `None` from [`RateLimitSettings::from_env_map`] means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,27 +21,6 @@ pub struct RateLimitSettings {
     pub rate_per_sec: f64,
     /// `TA_RATE_LIMIT_BURST` (default: the rate rounded up, at least 1): bucket capacity.
     pub burst: u32,
-}
-
-impl RateLimitSettings {
-    /// `None` when `TA_RATE_LIMIT_RPS` is unset. A burst without a rate is an error.
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, super::SettingsError> {
-        let get: Get<'_> = &get;
-        let rate = opt_f64(get, "TA_RATE_LIMIT_RPS")?;
-        let burst = opt_u32(get, "TA_RATE_LIMIT_BURST")?;
-        match (rate, burst) {
-            (None, None) => Ok(None),
-            (None, Some(b)) => Err(super::SettingsError::Invalid {
-                name: "TA_RATE_LIMIT_BURST",
-                value: b.to_string(),
-                expected: "only together with TA_RATE_LIMIT_RPS",
-            }),
-            (Some(rate_per_sec), burst) => Ok(Some(Self {
-                rate_per_sec,
-                burst: burst.unwrap_or_else(|| (rate_per_sec.ceil() as u32).max(1)),
-            })),
-        }
-    }
 }
 
 /// The answer for one request.
@@ -138,25 +116,6 @@ impl RateLimiter for MemoryRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::env::map;
-
-    #[test]
-    fn settings_unset_means_unlimited_and_burst_defaults_to_the_rate() {
-        assert_eq!(RateLimitSettings::from_env_map(|_| None).expect("ok"), None);
-        let s = RateLimitSettings::from_env_map(map(&[("TA_RATE_LIMIT_RPS", "2.5")])).expect("ok");
-        assert_eq!(s, Some(RateLimitSettings { rate_per_sec: 2.5, burst: 3 }));
-        let s = RateLimitSettings::from_env_map(map(&[
-            ("TA_RATE_LIMIT_RPS", "0.1"),
-            ("TA_RATE_LIMIT_BURST", "5"),
-        ]))
-        .expect("ok");
-        assert_eq!(s, Some(RateLimitSettings { rate_per_sec: 0.1, burst: 5 }));
-        let e = RateLimitSettings::from_env_map(map(&[("TA_RATE_LIMIT_BURST", "5")])).expect_err("alone");
-        assert_eq!(
-            e.to_string(),
-            "invalid env var TA_RATE_LIMIT_BURST=5 (only together with TA_RATE_LIMIT_RPS)"
-        );
-    }
 
     #[test]
     fn bucket_arithmetic() {

@@ -17,3 +17,35 @@ pub fn init_json_logs() {
         .with_target(false)
         .try_init();
 }
+
+/// An error and its sources, joined by `: `, for one log field. A source whose text the outer
+/// message already holds is not repeated.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chains_join_sources_once() {
+        let e = Outer(std::io::Error::other("inner cause"));
+        assert_eq!(error_chain(&e), "outer: inner cause");
+        assert_eq!(error_chain(&std::io::Error::other("alone")), "alone");
+    }
+}

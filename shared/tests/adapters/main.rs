@@ -464,14 +464,17 @@ async fn rediss_with_an_auth_token_from_the_secret_store_works_like_elasticache_
     let server = TlsRedis::start("token-1");
     let (port, ca) = (server.port.to_string(), server.ca_file.display().to_string());
     let prefix = format!("teal-test:{}:", uuid::Uuid::new_v4());
-    let env = move |k: &str| match k {
-        "TA_REDIS_URL" => Some(format!("rediss://localhost:{port}")),
-        "TA_REDIS_AUTH_SECRET" => Some("redis/auth".to_owned()),
-        "TA_REDIS_CA_FILE" => Some(ca.clone()),
-        "TA_REDIS_PREFIX" => Some(prefix.clone()),
-        _ => None,
-    };
-    let settings = teal_core::store::RedisSettings::from_env_map(env).expect("settings").expect("set");
+    let env = teal_core::settings::Env::from_pairs([
+        ("TA_REDIS_URL", format!("rediss://localhost:{port}")),
+        ("TA_REDIS_AUTH_SECRET", "redis/auth".to_owned()),
+        ("TA_REDIS_CA_FILE", ca),
+        ("TA_REDIS_PREFIX", prefix),
+    ]);
+    let settings = teal_core::settings::Settings::read(&env)
+        .expect("settings")
+        .stores
+        .redis
+        .expect("TA_REDIS_URL is set");
     let secret = Arc::new(RotatingSecret::new("token-1"));
     let conn = RedisConnection::connect(&settings, secret.clone()).await.expect("connect");
     eventually("the TLS connection", Duration::from_secs(10), || async { conn.ping().await.is_ok() }).await;

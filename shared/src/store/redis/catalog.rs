@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{OnError, RedisConnection, ttl_ms};
-use crate::store::env::unix_ms;
 use crate::store::{CatalogCache, CatalogEntry, CatalogKey, StoreError};
+use crate::util::unix_ms;
 
 pub struct RedisCatalogCache {
     conn: RedisConnection,

@@ -29,9 +29,9 @@ pub use catalog::RedisCatalogCache;
 pub use ratelimit::RedisRateLimiter;
 pub use session::RedisSessionStore;
 
-use super::env::{Get, millis, var};
-use super::{SettingsError, StoreError, metrics};
+use super::{StoreError, metrics};
 use crate::secrets::SecretStore;
+use crate::settings::SettingsError;
 
 /// Where Redis is and how long to wait for it.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl std::fmt::Debug for RedisSettings {
 }
 
 /// `url` with any password replaced by `***`.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
@@ -89,33 +89,6 @@ impl RedisSettings {
             connect_timeout: Duration::from_millis(1000),
             ca_file: None,
         }
-    }
-
-    /// `None` when `TA_REDIS_URL` is unset (use the in-memory adapters).
-    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, SettingsError> {
-        let get: Get<'_> = &get;
-        let Some(url) = var(get, "TA_REDIS_URL") else {
-            return Ok(None);
-        };
-        let bad =
-            |expected| SettingsError::Invalid { name: "TA_REDIS_URL", value: redact_url(&url), expected };
-        let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
-        if !scheme_ok || url.as_str().into_connection_info().is_err() {
-            return Err(bad("a redis://host:port or rediss://host:port URL"));
-        }
-        let d = Self::new(url.clone());
-        Ok(Some(Self {
-            url,
-            auth_secret: var(get, "TA_REDIS_AUTH_SECRET"),
-            prefix: get("TA_REDIS_PREFIX").unwrap_or(d.prefix),
-            timeout: millis(get, "TA_REDIS_TIMEOUT_MS", d.timeout.as_millis() as u64)?,
-            connect_timeout: millis(
-                get,
-                "TA_REDIS_CONNECT_TIMEOUT_MS",
-                d.connect_timeout.as_millis() as u64,
-            )?,
-            ca_file: var(get, "TA_REDIS_CA_FILE").map(std::path::PathBuf::from),
-        }))
     }
 }
 
@@ -469,43 +442,6 @@ pub(crate) fn ttl_ms(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::env::map;
-
-    #[test]
-    fn settings_from_env() {
-        assert_eq!(RedisSettings::from_env_map(|_| None).expect("ok"), None);
-        let s = RedisSettings::from_env_map(map(&[
-            ("TA_REDIS_URL", "rediss://user:pw@primary.example.cache.amazonaws.com:6379"),
-            ("TA_REDIS_AUTH_SECRET", "prod/redis-token"),
-            ("TA_REDIS_PREFIX", "t1:"),
-            ("TA_REDIS_TIMEOUT_MS", "100"),
-        ]))
-        .expect("ok")
-        .expect("set");
-        assert_eq!(s.auth_secret.as_deref(), Some("prod/redis-token"));
-        assert_eq!(s.prefix, "t1:");
-        assert_eq!(s.timeout, Duration::from_millis(100));
-        assert_eq!(s.connect_timeout, Duration::from_millis(1000));
-        let shown = format!("{s:?}");
-        assert!(!shown.contains("pw"), "{shown}");
-        assert!(shown.contains("user:***@primary"), "{shown}");
-
-        let d = RedisSettings::from_env_map(map(&[("TA_REDIS_URL", "redis://127.0.0.1")]))
-            .expect("ok")
-            .expect("set");
-        assert_eq!(d.prefix, "teal:");
-        assert_eq!(d.timeout, Duration::from_millis(250));
-
-        let e = RedisSettings::from_env_map(map(&[("TA_REDIS_URL", "http://:secret@x")])).expect_err("bad");
-        assert_eq!(
-            e.to_string(),
-            "invalid env var TA_REDIS_URL=http://:***@x/ (a redis://host:port or rediss://host:port URL)"
-        );
-        let e =
-            RedisSettings::from_env_map(map(&[("TA_REDIS_URL", "redis://h"), ("TA_REDIS_TIMEOUT_MS", "0")]))
-                .expect_err("bad");
-        assert!(e.to_string().starts_with("invalid env var TA_REDIS_TIMEOUT_MS=0 "), "{e}");
-    }
 
     #[tokio::test]
     async fn the_auth_token_comes_from_the_secret_store_and_replaces_the_url_password() {
