@@ -2,24 +2,22 @@
 //!
 //! Owns every rule about fields (required, defaults, ranges, refused transports, unknown fields
 //! as warnings) and keeps going after a problem so a file's errors are all reported at once.
-//! It must not parse YAML text (that is `tree`) nor touch the filesystem (that is `load`).
+//! It must not parse YAML text (that is `tree`), read values itself (that is `reader`: types,
+//! duplicates, merge keys, where a message points) nor touch the filesystem (that is `load`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::Rc;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
-use crate::config::error::{ConfigError, ConfigWarning};
+use crate::config::reader::{Ctx, Field, Fields};
 use crate::config::template::{expand_vars, is_header_name};
-use crate::config::tree::{Node, Resolved, Value};
+use crate::config::tree::Node;
 use crate::config::types::{
     AgentConfig, AgentSpec, ApiVersion, HeaderTemplate, McpServerConfig, McpTransport, ToolFilter,
 };
 
-pub(crate) const IGNORED: &str = "ignored: not used by teal-serverless";
-pub(crate) const MISSING: &str = "missing required field";
-pub(crate) const STDIO_REFUSED: &str = "stdio MCP servers cannot run in AWS Lambda; run the server \
+const STDIO_REFUSED: &str = "stdio MCP servers cannot run in AWS Lambda; run the server \
      on ECS Fargate and give its streamable HTTP url";
 const DEFAULT_AGENT_NAME: &str = "default";
 const DEFAULT_MAX_ITERATIONS: u32 = 10;
@@ -27,284 +25,20 @@ const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
 /// A call cannot outlive the Lambda invocation that makes it.
 const MAX_TIMEOUT_SECS: f64 = 900.0;
 
-/// Errors and warnings of one file, and the variables its `url`s may use.
-pub(crate) struct Ctx<'v> {
-    source: String,
-    vars: &'v HashMap<String, String>,
-    pub errors: Vec<ConfigError>,
-    pub warnings: Vec<ConfigWarning>,
-}
-
-impl<'v> Ctx<'v> {
-    pub fn new(source: &str, vars: &'v HashMap<String, String>) -> Self {
-        Self { source: source.to_owned(), vars, errors: Vec::new(), warnings: Vec::new() }
-    }
-
-    pub fn error(&mut self, line: Option<usize>, path: &str, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            source: self.source.clone(),
-            line,
-            path: path.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    fn err(&mut self, line: usize, path: &str, message: impl Into<String>) {
-        self.error(Some(line), path, message);
-    }
-
-    fn warn_ignored(&mut self, line: usize, path: &str) {
-        self.warnings.push(ConfigWarning {
-            source: self.source.clone(),
-            line: Some(line),
-            path: path.to_owned(),
-            message: IGNORED.to_owned(),
-        });
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
-}
-
-/// A mapping being read: fields are taken one by one; what is left over is warned about.
-struct Fields<'n> {
-    /// Where the mapping is introduced (its key's line, or its own line): missing fields point here.
-    line: usize,
-    path: String,
-    entries: Vec<Entry<'n>>,
-}
-
-struct Entry<'n> {
-    key: &'n str,
-    key_line: usize,
-    value: &'n Node,
-    used: bool,
-}
-
-/// One field's value with what is needed to talk about it.
-struct Field<'n> {
-    /// The key as written (empty for sequence items).
-    key: &'n str,
-    key_line: usize,
-    node: &'n Node,
-    path: String,
-}
-
-/// Reads `node` as a mapping (with `<<` merge keys), reporting a wrong type.
-fn fields<'n>(cx: &mut Ctx<'_>, node: &'n Node, line: usize, path: &str) -> Option<Fields<'n>> {
-    if !matches!(node.value, Value::Map(_)) {
-        cx.err(node.line, path, format!("expected a mapping, found {}", node.kind()));
-        return None;
-    }
-    let mut entries = Vec::new();
-    let mut merged = HashSet::new();
-    collect_entries(cx, node, path, true, &mut entries, &mut merged);
-    Some(Fields { line, path: path.to_owned(), entries })
-}
-
-/// Own entries first (duplicates are errors), then those of `<<` merge sources that are not
-/// overridden. `merged` stops the same anchored mapping from being expanded twice.
-fn collect_entries<'n>(
-    cx: &mut Ctx<'_>,
-    node: &'n Node,
-    path: &str,
-    report: bool,
-    out: &mut Vec<Entry<'n>>,
-    merged: &mut HashSet<*const Node>,
-) {
-    let Value::Map(pairs) = &node.value else {
-        return;
-    };
-    let own_start = out.len();
-    let mut merges: Vec<&'n Rc<Node>> = Vec::new();
-    for (k, v) in pairs {
-        let Some(ks) = k.scalar() else {
-            if report {
-                cx.err(k.line, path, format!("expected a string key, found {}", k.kind()));
-            }
-            continue;
-        };
-        if !ks.quoted && ks.text == "<<" {
-            merges.push(v);
-            continue;
-        }
-        if let Some(first) = out[own_start..].iter().find(|e| e.key == ks.text) {
-            if report {
-                let msg = format!("duplicate key (first at line {})", first.key_line);
-                cx.err(k.line, &join(path, &ks.text), msg);
-            }
-            continue;
-        }
-        out.push(Entry { key: &ks.text, key_line: k.line, value: v, used: false });
-    }
-    for m in merges {
-        let sources: Vec<&'n Node> = match &m.value {
-            Value::Seq(items) => items.iter().map(|n| &**n).collect(),
-            _ => vec![&**m],
-        };
-        for src in sources {
-            if !matches!(src.value, Value::Map(_)) {
-                if report {
-                    let msg = format!("expected a mapping to merge, found {}", src.kind());
-                    cx.err(src.line, &join(path, "<<"), msg);
-                }
-                continue;
-            }
-            if !merged.insert(std::ptr::from_ref(src)) {
-                continue;
-            }
-            let mut theirs = Vec::new();
-            collect_entries(cx, src, path, false, &mut theirs, merged);
-            for e in theirs {
-                if !out[own_start..].iter().any(|o| o.key == e.key) {
-                    out.push(e);
-                }
-            }
-        }
-    }
-}
-
-impl<'n> Fields<'n> {
-    /// The field, even when its value is null.
-    fn take(&mut self, name: &str) -> Option<Field<'n>> {
-        let e = self.entries.iter_mut().find(|e| e.key == name)?;
-        e.used = true;
-        Some(Field { key: e.key, key_line: e.key_line, node: e.value, path: join(&self.path, name) })
-    }
-
-    /// An optional field: absent and null are the same.
-    fn opt(&mut self, name: &str) -> Option<Field<'n>> {
-        self.take(name).filter(|f| !f.node.is_null())
-    }
-
-    /// A required field: absence is an error at the mapping's line.
-    fn req(&mut self, cx: &mut Ctx<'_>, name: &str) -> Option<Field<'n>> {
-        let f = self.take(name);
-        if f.is_none() {
-            cx.err(self.line, &join(&self.path, name), MISSING);
-        }
-        f
-    }
-
-    /// Every remaining entry, marked used (for free-form mappings such as `headers`).
-    fn rest(&mut self) -> Vec<Field<'n>> {
-        self.entries
-            .iter_mut()
-            .filter(|e| !e.used)
-            .map(|e| {
-                e.used = true;
-                Field { key: e.key, key_line: e.key_line, node: e.value, path: join(&self.path, e.key) }
-            })
-            .collect()
-    }
-
-    /// Unknown fields become warnings.
-    fn finish(self, cx: &mut Ctx<'_>) {
-        for e in self.entries.iter().filter(|e| !e.used) {
-            cx.warn_ignored(e.key_line, &join(&self.path, e.key));
-        }
-    }
-}
-
-impl<'n> Field<'n> {
-    fn resolved(&self) -> Option<Resolved<'n>> {
-        self.node.scalar().map(|s| s.resolve())
-    }
-
-    fn wrong(&self, cx: &mut Ctx<'_>, expected: &str) {
-        cx.err(self.node.line, &self.path, format!("expected {expected}, found {}", self.node.kind()));
-    }
-
-    fn string(&self, cx: &mut Ctx<'_>) -> Option<String> {
-        match self.resolved() {
-            Some(Resolved::Str(s)) => Some(s.to_owned()),
-            _ => {
-                self.wrong(cx, "a string");
-                None
-            }
-        }
-    }
-
-    fn non_empty_string(&self, cx: &mut Ctx<'_>) -> Option<String> {
-        let s = self.string(cx)?;
-        if s.trim().is_empty() {
-            cx.err(self.node.line, &self.path, "must not be empty");
-            return None;
-        }
-        Some(s)
-    }
-
-    /// A string, or a number kept as written (`0.1`, `1.10`).
-    fn text(&self, cx: &mut Ctx<'_>) -> Option<String> {
-        match (self.node.scalar(), self.resolved()) {
-            (Some(s), Some(Resolved::Str(_) | Resolved::Int(_) | Resolved::Float(_))) => Some(s.text.clone()),
-            _ => {
-                self.wrong(cx, "a string or a number");
-                None
-            }
-        }
-    }
-
-    fn number(&self, cx: &mut Ctx<'_>) -> Option<f64> {
-        match self.resolved() {
-            #[allow(clippy::cast_precision_loss)] // config-sized integers
-            Some(Resolved::Int(i)) => Some(i as f64),
-            Some(Resolved::Float(f)) => Some(f),
-            _ => {
-                self.wrong(cx, "a number");
-                None
-            }
-        }
-    }
-
-    fn integer(&self, cx: &mut Ctx<'_>) -> Option<i64> {
-        match (self.node.scalar(), self.resolved()) {
-            (_, Some(Resolved::Int(i))) => Some(i),
-            (Some(s), Some(Resolved::Float(_))) => {
-                cx.err(self.node.line, &self.path, format!("expected an integer, found `{}`", s.text));
-                None
-            }
-            _ => {
-                self.wrong(cx, "an integer");
-                None
-            }
-        }
-    }
-
-    fn map(&self, cx: &mut Ctx<'_>) -> Option<Fields<'n>> {
-        fields(cx, self.node, self.key_line, &self.path)
-    }
-
-    fn seq(&self, cx: &mut Ctx<'_>) -> Option<&'n [Rc<Node>]> {
-        match &self.node.value {
-            Value::Seq(items) => Some(items),
-            _ => {
-                self.wrong(cx, "a sequence");
-                None
-            }
-        }
-    }
-
-    fn item(&self, i: usize, node: &'n Node) -> Field<'n> {
-        Field { key: "", key_line: node.line, node, path: format!("{}[{i}]", self.path) }
-    }
-}
-
 /// `[A-Za-z0-9._-]+`: agent names and versions appear in URLs and cache keys.
-fn ident(cx: &mut Ctx<'_>, f: &Field<'_>, what: &str, value: String) -> Option<String> {
+fn ident(cx: &mut Ctx, f: &Field<'_>, what: &str, value: String) -> Option<String> {
     if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
         return Some(value);
     }
-    let msg = format!("invalid {what} `{value}`: use only letters, digits, `.`, `_` and `-`");
-    cx.err(f.node.line, &f.path, msg);
+    f.error(cx, format!("invalid {what} `{value}`: use only letters, digits, `.`, `_` and `-`"));
     None
 }
 
 /// One document (already known not to be empty) as an agent; `None` when it had errors.
-pub(crate) fn agent_config(cx: &mut Ctx<'_>, root: &Node) -> Option<AgentConfig> {
+/// `vars` are what a `${NAME}` in a server `url` expands to.
+pub(super) fn agent_config(cx: &mut Ctx, root: &Node, vars: &HashMap<String, String>) -> Option<AgentConfig> {
     let errors_before = cx.errors.len();
-    let mut f = fields(cx, root, root.line, "")?;
+    let mut f = Fields::document(cx, root)?;
 
     let api_version = f.req(cx, "apiVersion").and_then(|v| {
         let s = v.string(cx)?;
@@ -314,7 +48,7 @@ pub(crate) fn agent_config(cx: &mut Ctx<'_>, root: &Node) -> Option<AgentConfig>
             _ => {
                 let msg =
                     format!("unsupported apiVersion `{s}`: expected tealagents/v1alpha1 or skagents/v1");
-                cx.err(v.node.line, &v.path, msg);
+                v.error(cx, msg);
                 None
             }
         }
@@ -324,8 +58,7 @@ pub(crate) fn agent_config(cx: &mut Ctx<'_>, root: &Node) -> Option<AgentConfig>
         && let Some(k) = kind.string(cx)
         && k != "Chat"
     {
-        let msg = format!("unsupported kind `{k}`: only Chat is supported");
-        cx.err(kind.node.line, &kind.path, msg);
+        kind.error(cx, format!("unsupported kind `{k}`: only Chat is supported"));
     }
 
     let name_field = f.take("name");
@@ -336,7 +69,7 @@ pub(crate) fn agent_config(cx: &mut Ctx<'_>, root: &Node) -> Option<AgentConfig>
     };
     let name_field = match (name_field, service_name) {
         (Some(n), Some(s)) => {
-            cx.err(s.key_line, &s.path, "give either name or service_name, not both");
+            s.error_at_key(cx, "give either name or service_name, not both");
             Some(n)
         }
         (n, s) => n.or(s),
@@ -348,7 +81,7 @@ pub(crate) fn agent_config(cx: &mut Ctx<'_>, root: &Node) -> Option<AgentConfig>
                 Some(ApiVersion::SkAgentsV1) => "service_name",
                 _ => "name",
             };
-            cx.err(f.line, key, MISSING);
+            f.missing(cx, key);
             None
         }
     };
@@ -360,7 +93,7 @@ pub(crate) fn agent_config(cx: &mut Ctx<'_>, root: &Node) -> Option<AgentConfig>
     let description = f.opt("description").and_then(|d| d.string(cx));
 
     let agent = f.req(cx, "spec").and_then(|s| s.map(cx)).and_then(|mut spec| {
-        let agent = spec.req(cx, "agent").and_then(|a| a.map(cx)).and_then(|a| agent_spec(cx, a));
+        let agent = spec.req(cx, "agent").and_then(|a| a.map(cx)).and_then(|a| agent_spec(cx, a, vars));
         spec.finish(cx);
         agent
     });
@@ -375,11 +108,11 @@ pub(crate) fn agent_config(cx: &mut Ctx<'_>, root: &Node) -> Option<AgentConfig>
         version: version?,
         description,
         agent: agent?,
-        source: cx.source.clone(),
+        source: cx.source().to_owned(),
     })
 }
 
-fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
+fn agent_spec(cx: &mut Ctx, mut f: Fields<'_>, vars: &HashMap<String, String>) -> Option<AgentSpec> {
     let name = match f.opt("name") {
         Some(n) => n.non_empty_string(cx),
         None => Some(DEFAULT_AGENT_NAME.to_owned()),
@@ -394,7 +127,7 @@ fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
                 #[allow(clippy::cast_possible_truncation)] // within 0..=2
                 Some(Some(v as f32))
             } else {
-                cx.err(t.node.line, &t.path, "must be between 0 and 2");
+                t.error(cx, "must be between 0 and 2");
                 None
             }
         }),
@@ -403,12 +136,12 @@ fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
         None => Some(None),
         Some(t) => t.integer(cx).and_then(|v| {
             if v <= 0 {
-                cx.err(t.node.line, &t.path, "must be greater than 0");
+                t.error(cx, "must be greater than 0");
                 None
             } else if let Ok(v) = u32::try_from(v) {
                 Some(Some(v))
             } else {
-                cx.err(t.node.line, &t.path, format!("must be at most {}", u32::MAX));
+                t.error(cx, format!("must be at most {}", u32::MAX));
                 None
             }
         }),
@@ -418,7 +151,7 @@ fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
         Some(t) => t.integer(cx).and_then(|v| match u32::try_from(v) {
             Ok(v @ 1..=100) => Some(v),
             _ => {
-                cx.err(t.node.line, &t.path, "must be between 1 and 100");
+                t.error(cx, "must be between 1 and 100");
                 None
             }
         }),
@@ -428,11 +161,7 @@ fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
         Some(t) => t.integer(cx).and_then(|v| match u64::try_from(v) {
             Ok(v @ 0..=604_800) => Some(Some(Duration::from_secs(v))),
             _ => {
-                cx.err(
-                    t.node.line,
-                    &t.path,
-                    "must be a whole number of seconds from 0 (no caching) to 604800",
-                );
+                t.error(cx, "must be a whole number of seconds from 0 (no caching) to 604800");
                 None
             }
         }),
@@ -441,9 +170,8 @@ fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
     let mut servers = Vec::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
     if let Some(list) = f.opt("mcp_servers") {
-        for (i, node) in list.seq(cx).unwrap_or_default().iter().enumerate() {
-            let item = list.item(i, node);
-            if let Some(s) = item.map(cx).and_then(|s| mcp_server(cx, s, &mut seen)) {
+        for item in list.items(cx).unwrap_or_default() {
+            if let Some(s) = item.map(cx).and_then(|s| mcp_server(cx, s, &mut seen, vars)) {
                 servers.push(s);
             }
         }
@@ -463,9 +191,10 @@ fn agent_spec(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> Option<AgentSpec> {
 }
 
 fn mcp_server(
-    cx: &mut Ctx<'_>,
+    cx: &mut Ctx,
     mut f: Fields<'_>,
     seen: &mut Vec<(String, usize)>,
+    vars: &HashMap<String, String>,
 ) -> Option<McpServerConfig> {
     let name = f.req(cx, "name").and_then(|n| {
         let s = n.string(cx)?;
@@ -474,15 +203,14 @@ fn mcp_server(
                 "invalid MCP server name `{s}`: use only letters, digits and `-` \
                  (tools are exposed as `{{server}}_{{tool}}`)"
             );
-            cx.err(n.node.line, &n.path, msg);
+            n.error(cx, msg);
             return None;
         }
         if let Some((_, first)) = seen.iter().find(|(seen_name, _)| *seen_name == s) {
-            let msg = format!("duplicate MCP server name `{s}` (first at line {first})");
-            cx.err(n.node.line, &n.path, msg);
+            n.error(cx, format!("duplicate MCP server name `{s}` (first at line {first})"));
             return None;
         }
-        seen.push((s.clone(), n.node.line));
+        seen.push((s.clone(), n.line()));
         Some(s)
     });
 
@@ -495,25 +223,26 @@ fn mcp_server(
             "http" | "streamable_http" | "streamable-http" => {}
             "stdio" => {
                 stdio = true;
-                cx.err(t.node.line, &t.path, STDIO_REFUSED);
+                t.error(cx, STDIO_REFUSED);
             }
             "sse" | "websocket" => {
                 let msg = format!(
                     "transport `{s}` is not supported: only streamable HTTP MCP servers are \
                      (transport: http)"
                 );
-                cx.err(t.node.line, &t.path, msg);
+                t.error(cx, msg);
             }
             _ => {
-                let msg =
-                    format!("unknown transport `{s}`: expected http, streamable_http or streamable-http");
-                cx.err(t.node.line, &t.path, msg);
+                t.error(
+                    cx,
+                    format!("unknown transport `{s}`: expected http, streamable_http or streamable-http"),
+                );
             }
         }
     }
     if let Some(c) = &command {
         if !stdio {
-            cx.err(c.key_line, &c.path, STDIO_REFUSED);
+            c.error_at_key(cx, STDIO_REFUSED);
         }
         stdio = true;
     }
@@ -528,23 +257,21 @@ fn mcp_server(
         .flatten()
         .and_then(|u| {
             let written = u.string(cx)?;
-            let vars = cx.vars;
             let s = match expand_vars(&written, |n| vars.get(n).cloned()) {
                 Ok(s) => s,
                 Err(msg) => {
-                    cx.err(u.node.line, &u.path, msg);
+                    u.error(cx, msg);
                     return None;
                 }
             };
             match url::Url::parse(&s) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
                 Ok(url) => {
-                    let msg = format!("unsupported URL scheme `{}`: use http or https", url.scheme());
-                    cx.err(u.node.line, &u.path, msg);
+                    u.error(cx, format!("unsupported URL scheme `{}`: use http or https", url.scheme()));
                     None
                 }
                 Err(e) => {
-                    cx.err(u.node.line, &u.path, e.to_string());
+                    u.error(cx, e.to_string());
                     None
                 }
             }
@@ -562,7 +289,7 @@ fn mcp_server(
             } else {
                 return Duration::try_from_secs_f64(v).ok();
             };
-            cx.err(t.node.line, &t.path, msg);
+            t.error(cx, msg);
             None
         }),
     };
@@ -570,8 +297,8 @@ fn mcp_server(
     let tools = match f.opt("tools").and_then(|t| t.map(cx)) {
         None => Some(ToolFilter::default()),
         Some(mut t) => {
-            let allow = t.opt("allow").map(|a| globs(cx, &a));
-            let deny = t.opt("deny").map(|d| globs(cx, &d));
+            let allow = t.opt("allow").map(|a| a.globs(cx));
+            let deny = t.opt("deny").map(|d| d.globs(cx));
             t.finish(cx);
             match (allow, deny) {
                 (Some(None), _) | (_, Some(None)) => None,
@@ -594,78 +321,41 @@ fn mcp_server(
     })
 }
 
-fn headers(cx: &mut Ctx<'_>, mut f: Fields<'_>) -> BTreeMap<String, HeaderTemplate> {
+fn headers(cx: &mut Ctx, mut f: Fields<'_>) -> BTreeMap<String, HeaderTemplate> {
     let mut out: BTreeMap<String, HeaderTemplate> = BTreeMap::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
     for h in f.rest() {
-        let key = h.key.to_owned();
+        let key = h.key().to_owned();
         if !is_header_name(&key) {
-            let msg = format!("invalid header name `{key}`: use only HTTP token characters");
-            cx.err(h.key_line, &h.path, msg);
+            h.error_at_key(cx, format!("invalid header name `{key}`: use only HTTP token characters"));
             continue;
         }
         let lower = key.to_ascii_lowercase();
         if let Some((_, first)) = seen.iter().find(|(n, _)| *n == lower) {
             let msg = format!("duplicate header `{key}` (first at line {first}; header names ignore case)");
-            cx.err(h.key_line, &h.path, msg);
+            h.error_at_key(cx, msg);
             continue;
         }
-        seen.push((lower, h.key_line));
+        seen.push((lower, h.key_line()));
         // Header values are text on the wire: numbers and booleans are taken as written.
-        let value = match (h.node.scalar(), h.resolved()) {
-            (Some(s), Some(r)) if r != Resolved::Null => s.text.clone(),
-            _ => {
-                h.wrong(cx, "a string");
-                continue;
-            }
+        let Some(value) = h.written(cx) else {
+            continue;
         };
         match HeaderTemplate::parse(&value) {
             Ok(t) => {
                 out.insert(key, t);
             }
-            Err(msg) => cx.err(h.node.line, &h.path, msg),
+            Err(msg) => h.error(cx, msg),
         }
     }
     out
-}
-
-/// Compiles a glob list; `None` when any glob was invalid (each one is reported).
-fn globs(cx: &mut Ctx<'_>, list: &Field<'_>) -> Option<GlobSet> {
-    let items = list.seq(cx)?;
-    let mut builder = GlobSetBuilder::new();
-    let mut ok = true;
-    for (i, node) in items.iter().enumerate() {
-        let item = list.item(i, node);
-        let Some(pattern) = item.string(cx) else {
-            ok = false;
-            continue;
-        };
-        match Glob::new(&pattern) {
-            Ok(g) => {
-                builder.add(g);
-            }
-            Err(e) => {
-                ok = false;
-                cx.err(node.line, &item.path, format!("invalid glob `{pattern}`: {}", e.kind()));
-            }
-        }
-    }
-    if !ok {
-        return None;
-    }
-    match builder.build() {
-        Ok(set) => Some(set),
-        Err(e) => {
-            cx.err(list.node.line, &list.path, format!("invalid globs: {e}"));
-            None
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::config::reader::IGNORED;
     use crate::config::types::TemplatePart;
     use crate::config::{Parsed, parse_documents};
 
