@@ -367,3 +367,215 @@ impl<'n> Field<'n> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::tree;
+
+    /// Runs `body` on the first document of `yaml` read as a mapping, then finishes that mapping.
+    /// Returns what `body` gave, the errors and the warnings, as printed.
+    fn read<T>(
+        yaml: &str,
+        body: impl FnOnce(&mut Ctx, &mut Fields<'_>) -> T,
+    ) -> (T, Vec<String>, Vec<String>) {
+        let (docs, syntax) = tree::parse(yaml);
+        assert_eq!(syntax, None, "{yaml}");
+        let mut cx = Ctx::new("t.yaml");
+        let mut f = Fields::document(&mut cx, &docs[0]).unwrap();
+        let out = body(&mut cx, &mut f);
+        f.finish(&mut cx);
+        let errors = cx.errors.iter().map(ToString::to_string).collect();
+        let warnings = cx.warnings.iter().map(ToString::to_string).collect();
+        (out, errors, warnings)
+    }
+
+    #[test]
+    fn typed_accessors_return_their_type() {
+        let yaml = "s: hello\nq: \"3\"\nn: 3\nf: 2.5\nv: 1.10\nb: true\n";
+        let (got, errors, warnings) = read(yaml, |cx, f| {
+            let mut take = |name| f.take(name).unwrap();
+            let (s, q, n, fl, v, b) = (take("s"), take("q"), take("n"), take("f"), take("v"), take("b"));
+            (
+                [s.string(cx), q.string(cx), s.non_empty_string(cx)],
+                [n.number(cx), fl.number(cx)],
+                n.integer(cx),
+                [v.text(cx), n.text(cx), fl.text(cx)],
+                [b.written(cx), n.written(cx), q.written(cx)],
+            )
+        });
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(warnings, Vec::<String>::new());
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(got.0, [some("hello"), some("3"), some("hello")]);
+        assert_eq!(got.1, [Some(3.0), Some(2.5)]);
+        assert_eq!(got.2, Some(3));
+        assert_eq!(got.3, [some("1.10"), some("3"), some("2.5")]);
+        assert_eq!(got.4, [some("true"), some("3"), some("3")]);
+    }
+
+    #[test]
+    fn wrong_types_name_what_was_expected_and_found_at_the_value_line() {
+        let yaml = "s: 1\nn: \"1\"\ni: 1.5\nj: [1]\nt: true\nw: ~\nm: x\nl: {a: 1}\ne: \"  \"\nk:\n  7\n";
+        let (got, errors, _) = read(yaml, |cx, f| {
+            let mut take = |name| f.take(name).unwrap();
+            [
+                take("s").string(cx).is_none(),
+                take("n").number(cx).is_none(),
+                take("i").integer(cx).is_none(),
+                take("j").integer(cx).is_none(),
+                take("t").text(cx).is_none(),
+                take("w").written(cx).is_none(),
+                take("m").map(cx).is_none(),
+                take("l").items(cx).is_none(),
+                take("e").non_empty_string(cx).is_none(),
+                take("k").string(cx).is_none(),
+            ]
+        });
+        assert_eq!(got, [true; 10]);
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:1 s: expected a string, found a number",
+                "t.yaml:2 n: expected a number, found a string",
+                "t.yaml:3 i: expected an integer, found `1.5`",
+                "t.yaml:4 j: expected an integer, found a sequence",
+                "t.yaml:5 t: expected a string or a number, found a boolean",
+                "t.yaml:6 w: expected a string, found null",
+                "t.yaml:7 m: expected a mapping, found a string",
+                "t.yaml:8 l: expected a sequence, found a mapping",
+                "t.yaml:9 e: must not be empty",
+                // The value's line, not the key's.
+                "t.yaml:11 k: expected a string, found a number",
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_point_at_the_value_or_the_key() {
+        let (_, errors, _) = read("k:\n  value\n", |cx, f| {
+            let k = f.take("k").unwrap();
+            k.error(cx, "about the value");
+            k.error_at_key(cx, "about the field");
+            assert_eq!((k.key(), k.key_line(), k.line()), ("k", 1, 2));
+        });
+        assert_eq!(errors, ["t.yaml:2 k: about the value", "t.yaml:1 k: about the field"]);
+    }
+
+    #[test]
+    fn missing_required_fields_point_at_the_line_that_introduces_the_mapping() {
+        let yaml = "top: 1\ninner:\n  a: 1\nn: ~\n";
+        let (got, errors, warnings) = read(yaml, |cx, f| {
+            let absent = f.req(cx, "absent").is_none();
+            let mut inner = f.req(cx, "inner").unwrap().map(cx).unwrap();
+            let b = inner.req(cx, "b").is_none();
+            let a = inner.req(cx, "a").and_then(|a| a.integer(cx));
+            inner.finish(cx);
+            f.missing(cx, "other");
+            // Null: absent for `opt`, present for `take` (and taken either way).
+            let null = (f.opt("n").is_none(), f.take("n").is_some(), f.req(cx, "n").is_some());
+            (absent, b, a, null)
+        });
+        assert_eq!(got, (true, true, Some(1), (true, true, true)));
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:1 absent: missing required field",
+                "t.yaml:2 inner.b: missing required field",
+                "t.yaml:1 other: missing required field",
+            ]
+        );
+        assert_eq!(warnings, ["t.yaml:1 top: ignored: not used by teal-serverless"]);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_and_the_first_value_is_kept() {
+        let yaml = "a: 1\nb: 2\na: 3\nm: {x: 1,\n  x: 2}\n";
+        let (got, errors, warnings) = read(yaml, |cx, f| {
+            let a = f.take("a").unwrap().integer(cx);
+            let b = f.take("b").unwrap().integer(cx);
+            let mut m = f.take("m").unwrap().map(cx).unwrap();
+            let x = m.take("x").unwrap().integer(cx);
+            m.finish(cx);
+            (a, b, x)
+        });
+        assert_eq!(got, (Some(1), Some(2), Some(1)));
+        assert_eq!(
+            errors,
+            ["t.yaml:3 a: duplicate key (first at line 1)", "t.yaml:5 m.x: duplicate key (first at line 4)"]
+        );
+        // The duplicate is neither read nor warned about.
+        assert_eq!(warnings, Vec::<String>::new());
+    }
+
+    #[test]
+    fn merge_keys_fill_in_what_the_mapping_does_not_set() {
+        let yaml = "base: &b {x: 1, y: 2}\nm:\n  <<: [*b, *b]\n  y: 3\n  \"<<\": 4\nbad:\n  <<: 5\n";
+        let (got, errors, warnings) = read(yaml, |cx, f| {
+            f.take("base");
+            let mut m = f.take("m").unwrap().map(cx).unwrap();
+            let read = |m: &mut Fields<'_>, cx: &mut Ctx, k| m.take(k).and_then(|v| v.integer(cx));
+            let got = (read(&mut m, cx, "x"), read(&mut m, cx, "y"), read(&mut m, cx, "<<"));
+            m.finish(cx);
+            let bad = f.take("bad").unwrap().map(cx).unwrap();
+            bad.finish(cx);
+            got
+        });
+        // Merged twice, yet no duplicate-key error; a quoted `<<` is an ordinary key.
+        assert_eq!(got, (Some(1), Some(3), Some(4)));
+        assert_eq!(errors, ["t.yaml:7 bad.<<: expected a mapping to merge, found a number"]);
+        assert_eq!(warnings, Vec::<String>::new());
+    }
+
+    #[test]
+    fn fields_not_taken_are_warnings_and_rest_takes_them_all() {
+        let yaml = "a: 1\nb: 2\nh:\n  X-One: 1\n  X-Two: 2\n[k]: v\n";
+        let (got, errors, warnings) = read(yaml, |cx, f| {
+            f.take("a");
+            let mut h = f.take("h").unwrap().map(cx).unwrap();
+            let rest: Vec<_> =
+                h.rest().iter().map(|r| (r.key().to_owned(), r.key_line(), r.written(cx))).collect();
+            let again = h.rest().len();
+            h.finish(cx);
+            (rest, again)
+        });
+        assert_eq!(
+            got,
+            (vec![("X-One".into(), 4, Some("1".into())), ("X-Two".into(), 5, Some("2".into()))], 0)
+        );
+        assert_eq!(errors, ["t.yaml:6: expected a string key, found a sequence"]);
+        assert_eq!(warnings, ["t.yaml:2 b: ignored: not used by teal-serverless"]);
+    }
+
+    #[test]
+    fn sequence_items_are_numbered_in_their_paths() {
+        let yaml = "l:\n  - a\n  - 2\n";
+        let (got, errors, _) = read(yaml, |cx, f| {
+            let items = f.take("l").unwrap().items(cx).unwrap();
+            items.iter().map(|i| (i.key().to_owned(), i.line(), i.string(cx))).collect::<Vec<_>>()
+        });
+        assert_eq!(got, [(String::new(), 2, Some("a".to_owned())), (String::new(), 3, None)]);
+        assert_eq!(errors, ["t.yaml:3 l[1]: expected a string, found a number"]);
+    }
+
+    #[test]
+    fn glob_lists_compile_or_report_each_bad_pattern() {
+        let yaml = "g: [\"read_*\", \"x[\", 3]\nok: [\"read_*\", list]\nnone: []\n";
+        let (got, errors, _) = read(yaml, |cx, f| {
+            let mut globs = |k| f.take(k).unwrap().globs(cx);
+            (globs("g").is_none(), globs("ok").unwrap(), globs("none").unwrap())
+        });
+        let (bad, ok, none) = got;
+        assert!(bad);
+        assert!(ok.is_match("read_file") && ok.is_match("list") && !ok.is_match("write_file"));
+        assert!(none.is_empty());
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:1 g[1]: invalid glob `x[`: unclosed character class; missing ']'",
+                "t.yaml:1 g[2]: expected a string, found a number",
+            ]
+        );
+    }
+}
