@@ -190,125 +190,26 @@ fn agent_spec(cx: &mut Ctx, mut f: Fields<'_>, vars: &HashMap<String, String>) -
     })
 }
 
+/// One entry of `mcp_servers`; `seen` holds the names (and lines) of the servers before it.
 fn mcp_server(
     cx: &mut Ctx,
     mut f: Fields<'_>,
     seen: &mut Vec<(String, usize)>,
     vars: &HashMap<String, String>,
 ) -> Option<McpServerConfig> {
-    let name = f.req(cx, "name").and_then(|n| {
-        let s = n.string(cx)?;
-        if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            let msg = format!(
-                "invalid MCP server name `{s}`: use only letters, digits and `-` \
-                 (tools are exposed as `{{server}}_{{tool}}`)"
-            );
-            n.error(cx, msg);
-            return None;
-        }
-        if let Some((_, first)) = seen.iter().find(|(seen_name, _)| *seen_name == s) {
-            n.error(cx, format!("duplicate MCP server name `{s}` (first at line {first})"));
-            return None;
-        }
-        seen.push((s.clone(), n.line()));
-        Some(s)
-    });
-
+    let name = f.req(cx, "name").and_then(|n| server_name(cx, &n, seen));
     // Refused transports first: a stdio server has no url to complain about.
-    let command = f.take("command");
-    let transport = f.opt("transport").and_then(|t| t.string(cx).map(|s| (t, s)));
-    let mut stdio = false;
-    if let Some((t, s)) = &transport {
-        match s.as_str() {
-            "http" | "streamable_http" | "streamable-http" => {}
-            "stdio" => {
-                stdio = true;
-                t.error(cx, STDIO_REFUSED);
-            }
-            "sse" | "websocket" => {
-                let msg = format!(
-                    "transport `{s}` is not supported: only streamable HTTP MCP servers are \
-                     (transport: http)"
-                );
-                t.error(cx, msg);
-            }
-            _ => {
-                t.error(
-                    cx,
-                    format!("unknown transport `{s}`: expected http, streamable_http or streamable-http"),
-                );
-            }
-        }
-    }
-    if let Some(c) = &command {
-        if !stdio {
-            c.error_at_key(cx, STDIO_REFUSED);
-        }
-        stdio = true;
-    }
-    if stdio {
-        // Part of the refused stdio server: not worth a warning each.
-        for k in ["args", "env", "cwd"] {
-            f.take(k);
-        }
-    }
-
-    let url = if stdio { f.take("url").map(|_| None) } else { f.req(cx, "url").map(Some) }
-        .flatten()
-        .and_then(|u| {
-            let written = u.string(cx)?;
-            let s = match expand_vars(&written, |n| vars.get(n).cloned()) {
-                Ok(s) => s,
-                Err(msg) => {
-                    u.error(cx, msg);
-                    return None;
-                }
-            };
-            match url::Url::parse(&s) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
-                Ok(url) => {
-                    u.error(cx, format!("unsupported URL scheme `{}`: use http or https", url.scheme()));
-                    None
-                }
-                Err(e) => {
-                    u.error(cx, e.to_string());
-                    None
-                }
-            }
-        });
-
+    let stdio = refuse_stdio(cx, &mut f);
+    let url = if stdio {
+        // Not checked: the refusal is the stdio server's one error.
+        f.take("url");
+        None
+    } else {
+        f.req(cx, "url").and_then(|u| server_url(cx, &u, vars))
+    };
     let headers = f.opt("headers").and_then(|h| h.map(cx)).map(|h| headers(cx, h));
-
-    let timeout = match f.opt("timeout") {
-        None => Some(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS)),
-        Some(t) => t.number(cx).and_then(|v| {
-            let msg = if v.is_nan() || v <= 0.0 {
-                "must be a number of seconds greater than 0".to_owned()
-            } else if v > MAX_TIMEOUT_SECS {
-                format!("must be at most {MAX_TIMEOUT_SECS} seconds (the Lambda time limit)")
-            } else {
-                return Duration::try_from_secs_f64(v).ok();
-            };
-            t.error(cx, msg);
-            None
-        }),
-    };
-
-    let tools = match f.opt("tools").and_then(|t| t.map(cx)) {
-        None => Some(ToolFilter::default()),
-        Some(mut t) => {
-            let allow = t.opt("allow").map(|a| a.globs(cx));
-            let deny = t.opt("deny").map(|d| d.globs(cx));
-            t.finish(cx);
-            match (allow, deny) {
-                (Some(None), _) | (_, Some(None)) => None,
-                (allow, deny) => Some(ToolFilter {
-                    allow: allow.flatten(),
-                    deny: deny.flatten().unwrap_or_else(GlobSet::empty),
-                }),
-            }
-        }
-    };
+    let timeout = timeout(cx, f.opt("timeout"));
+    let tools = tool_filter(cx, f.opt("tools"));
     f.finish(cx);
 
     Some(McpServerConfig {
@@ -321,6 +222,128 @@ fn mcp_server(
     })
 }
 
+/// `[A-Za-z0-9-]+` (tools are exposed as `{server}_{tool}`), and unique within the agent.
+fn server_name(cx: &mut Ctx, n: &Field<'_>, seen: &mut Vec<(String, usize)>) -> Option<String> {
+    let s = n.string(cx)?;
+    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        let msg = format!(
+            "invalid MCP server name `{s}`: use only letters, digits and `-` \
+             (tools are exposed as `{{server}}_{{tool}}`)"
+        );
+        n.error(cx, msg);
+        return None;
+    }
+    if let Some((_, first)) = seen.iter().find(|(seen_name, _)| *seen_name == s) {
+        n.error(cx, format!("duplicate MCP server name `{s}` (first at line {first})"));
+        return None;
+    }
+    seen.push((s.clone(), n.line()));
+    Some(s)
+}
+
+/// Reads `transport` and `command`; true for a stdio server, which is refused with one error
+/// (its `args`, `env` and `cwd` are taken without a warning each).
+fn refuse_stdio(cx: &mut Ctx, f: &mut Fields<'_>) -> bool {
+    let command = f.take("command");
+    let mut stdio = f.opt("transport").is_some_and(|t| transport_is_stdio(cx, &t));
+    if let Some(c) = &command {
+        if !stdio {
+            c.error_at_key(cx, STDIO_REFUSED);
+        }
+        stdio = true;
+    }
+    if stdio {
+        for k in ["args", "env", "cwd"] {
+            f.take(k);
+        }
+    }
+    stdio
+}
+
+/// Only streamable HTTP is accepted: every other transport is an error. True for `stdio`.
+fn transport_is_stdio(cx: &mut Ctx, t: &Field<'_>) -> bool {
+    let Some(s) = t.string(cx) else {
+        return false;
+    };
+    match s.as_str() {
+        "http" | "streamable_http" | "streamable-http" => false,
+        "stdio" => {
+            t.error(cx, STDIO_REFUSED);
+            true
+        }
+        "sse" | "websocket" => {
+            let msg = format!(
+                "transport `{s}` is not supported: only streamable HTTP MCP servers are \
+                 (transport: http)"
+            );
+            t.error(cx, msg);
+            false
+        }
+        _ => {
+            let msg = format!("unknown transport `{s}`: expected http, streamable_http or streamable-http");
+            t.error(cx, msg);
+            false
+        }
+    }
+}
+
+/// An absolute http(s) URL, after `${NAME}` is replaced from `vars`.
+fn server_url(cx: &mut Ctx, u: &Field<'_>, vars: &HashMap<String, String>) -> Option<url::Url> {
+    let written = u.string(cx)?;
+    let s = match expand_vars(&written, |n| vars.get(n).cloned()) {
+        Ok(s) => s,
+        Err(msg) => {
+            u.error(cx, msg);
+            return None;
+        }
+    };
+    match url::Url::parse(&s) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+        Ok(url) => {
+            u.error(cx, format!("unsupported URL scheme `{}`: use http or https", url.scheme()));
+            None
+        }
+        Err(e) => {
+            u.error(cx, e.to_string());
+            None
+        }
+    }
+}
+
+/// Seconds, more than 0 and at most the Lambda time limit; [`DEFAULT_TIMEOUT_SECS`] when absent.
+fn timeout(cx: &mut Ctx, t: Option<Field<'_>>) -> Option<Duration> {
+    let Some(t) = t else {
+        return Some(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS));
+    };
+    let v = t.number(cx)?;
+    let msg = if v.is_nan() || v <= 0.0 {
+        "must be a number of seconds greater than 0".to_owned()
+    } else if v > MAX_TIMEOUT_SECS {
+        format!("must be at most {MAX_TIMEOUT_SECS} seconds (the Lambda time limit)")
+    } else {
+        return Duration::try_from_secs_f64(v).ok();
+    };
+    t.error(cx, msg);
+    None
+}
+
+/// `tools.allow` and `tools.deny` glob lists; no `tools` mapping lets every tool through.
+fn tool_filter(cx: &mut Ctx, t: Option<Field<'_>>) -> Option<ToolFilter> {
+    let Some(mut t) = t.and_then(|t| t.map(cx)) else {
+        return Some(ToolFilter::default());
+    };
+    let allow = t.opt("allow").map(|a| a.globs(cx));
+    let deny = t.opt("deny").map(|d| d.globs(cx));
+    t.finish(cx);
+    match (allow, deny) {
+        (Some(None), _) | (_, Some(None)) => None,
+        (allow, deny) => {
+            Some(ToolFilter { allow: allow.flatten(), deny: deny.flatten().unwrap_or_else(GlobSet::empty) })
+        }
+    }
+}
+
+/// Header names are HTTP tokens, unique ignoring case; values are [`HeaderTemplate`]s.
 fn headers(cx: &mut Ctx, mut f: Fields<'_>) -> BTreeMap<String, HeaderTemplate> {
     let mut out: BTreeMap<String, HeaderTemplate> = BTreeMap::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
