@@ -7,7 +7,8 @@
 //! must not resolve secrets, connect to MCP servers or call models: header values stay
 //! [`HeaderTemplate`]s until the agent runs.
 //!
-//! Layout: `tree` (YAML events to a positioned tree), `schema` (tree to [`AgentConfig`]),
+//! Layout: `tree` (YAML events to a positioned tree), `reader` (typed fields of that tree, with
+//! positioned errors), `schema` (the Teal rules: tree to [`AgentConfig`]),
 //! `template` (header value syntax), `load` (files and folders), `registry` (lookup),
 //! `error` (the message format), `types` (the validated output).
 
@@ -19,6 +20,7 @@ mod registry;
 pub mod s3;
 mod source;
 pub use source::AgentSource;
+mod reader;
 mod schema;
 mod template;
 mod tree;
@@ -52,13 +54,13 @@ pub fn parse_documents_with_vars(
     vars: &HashMap<String, String>,
 ) -> Result<Parsed, ConfigErrors> {
     let (docs, syntax_error) = tree::parse(text);
-    let mut cx = schema::Ctx::new(source, vars);
+    let mut cx = reader::Ctx::new(source);
     let mut agents = Vec::new();
     let mut documents = 0;
     // An empty document (`---` with nothing after it) holds no agent and is skipped.
     for doc in docs.iter().filter(|d| !d.is_null()) {
         documents += 1;
-        if let Some(agent) = schema::agent_config(&mut cx, doc) {
+        if let Some(agent) = schema::agent_config(&mut cx, doc, vars) {
             agents.push(agent);
         }
     }
@@ -67,7 +69,7 @@ pub fn parse_documents_with_vars(
     } else if documents == 0 {
         cx.error(None, "", "no agent document found (the file is empty)");
     }
-    let schema::Ctx { mut errors, mut warnings, .. } = cx;
+    let reader::Ctx { mut errors, mut warnings, .. } = cx;
     // Line order (stable: same-line messages keep the order they were found in).
     errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
     warnings.sort_by_key(|w| w.line.unwrap_or(usize::MAX));
