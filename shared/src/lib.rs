@@ -11,11 +11,15 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+mod error;
 pub mod lambda;
 pub mod llm;
 pub mod mcp;
 pub mod secrets;
+pub mod service;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
+
+pub use error::Error;
 mod util;

@@ -83,11 +83,11 @@ pub struct Run<'a> {
 impl Run<'_> {
     /// Runs the loop over `conversation` (history and new user messages, without the system
     /// prompt). Returns the final answer and what it took.
-    pub async fn execute(&self, conversation: &[Message]) -> Result<RunReport, AgentError> {
+    pub async fn execute(&self, conversation: Vec<Message>) -> Result<RunReport, AgentError> {
         let spec = &self.agent.agent;
         let mut messages = Vec::with_capacity(conversation.len() + 4);
         messages.push(Message::system(spec.system_prompt.clone()));
-        messages.extend_from_slice(conversation);
+        messages.extend(conversation);
         let mut trace = RunTrace::default();
 
         loop {
@@ -122,18 +122,19 @@ impl Run<'_> {
                 return Ok(RunReport { output: reply.content.unwrap_or_default(), trace });
             }
 
-            let calls = reply.tool_calls.clone();
             messages.push(reply);
-            let round = join_all(calls.iter().map(|call| self.call_tool(call)));
+            let turn = messages.len() - 1;
+            let round = join_all(messages[turn].tool_calls.iter().map(|call| self.call_tool(call)));
             let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
                 Ok(results) => results,
                 Err(_) => return Err(AgentError::Deadline { trace }),
             };
-            for (call, result) in calls.iter().zip(results) {
+            for (i, result) in results.into_iter().enumerate() {
                 match result {
                     Ok((text, record)) => {
                         trace.tool_calls.push(record);
-                        messages.push(Message::tool_result(call.id.clone(), text));
+                        let call_id = messages[turn].tool_calls[i].id.clone();
+                        messages.push(Message::tool_result(call_id, text));
                     }
                     Err((source, record)) => {
                         trace.tool_calls.push(record);

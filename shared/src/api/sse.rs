@@ -9,6 +9,7 @@
 //! (unknown agent, invalid body, body too large) are plain 4xx JSON responses, not streams.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -16,11 +17,12 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
-use serde_json::json;
+use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{ApiError, Deadline, RequestId, SharedState, find_agent, request_id, types};
+use super::{Caller, Deadline, RequestFacts, RequestId, SharedState, error_body, error_response, read_body};
 use crate::agent::RunEvent;
+use crate::service::invoke::{self, Invoked};
 
 /// `POST /{name}/{version}/sse`
 pub fn stream_router() -> Router<SharedState> {
@@ -28,8 +30,18 @@ pub fn stream_router() -> Router<SharedState> {
 }
 
 /// One SSE frame. `data` is single-line JSON, so it needs no `data:` continuation lines.
-pub fn sse_frame(event: &str, data: &serde_json::Value) -> Bytes {
-    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+pub fn sse_frame(event: &str, data: &impl Serialize) -> Bytes {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
+    Bytes::from(format!("event: {event}\ndata: {json}\n\n"))
+}
+
+/// Teal's `PartialResponse`: the answer so far.
+#[derive(Serialize)]
+struct PartialResponse<'a> {
+    session_id: &'a str,
+    request_id: &'a str,
+    source: &'a str,
+    output_partial: &'a str,
 }
 
 /// Aborts the run when the response stream is dropped (the client went away).
@@ -46,25 +58,23 @@ async fn stream(
     Path((name, version)): Path<(String, String)>,
     rid: Option<Extension<RequestId>>,
     deadline: Option<Extension<Deadline>>,
-    caller: Option<Extension<super::Caller>>,
+    caller: Option<Extension<Caller>>,
     req: Request,
 ) -> Response {
-    let rid = request_id(rid);
-    let caller = super::caller_id(caller);
+    let facts = Arc::new(RequestFacts::new(&state, rid, deadline, caller));
     let no_cache = super::no_cache(req.headers());
-    let deadline = super::run_deadline(&state, deadline);
-    let body = match super::read_body(req, state.settings.body_limit).await {
+    let body = match read_body(req, state.settings.body_limit).await {
         Ok(b) => b,
-        Err(e) => return e.into_response_with_id(&rid),
+        Err(e) => return error_response(&e, &facts.request_id),
     };
-    let precheck = find_agent(&state, &name, &version)
-        .and_then(|_| types::parse_invoke_body(&body).map_err(ApiError::BadRequest));
-    if let Err(e) = precheck {
-        return e.into_response_with_id(&rid);
-    }
+    // What the client can fix is a plain 4xx, before any stream starts.
+    let prepared = match invoke::prepare(&state, &name, &version, &facts.caller, &body).await {
+        Ok(p) => p,
+        Err(e) => return error_response(&e, &facts.request_id),
+    };
 
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-    let run_rid = rid.clone();
+    let run_facts = facts.clone();
     let run = tokio::spawn(async move {
         let events = tx.clone();
         let on_event = move |ev: RunEvent| {
@@ -72,31 +82,31 @@ async fn stream(
                 RunEvent::ToolStarted { .. } => "tool-call-started",
                 RunEvent::ToolFinished { .. } => "tool-call-finished",
             };
-            let _ = events.send(sse_frame(name, &serde_json::to_value(&ev).unwrap_or_default()));
+            let _ = events.send(sse_frame(name, &ev));
         };
-        let opts = super::InvokeOptions { request_id: &run_rid, caller: &caller, no_cache };
-        let result =
-            super::invoke_agent_with_events(&state, &name, &version, &opts, &body, deadline, &on_event).await;
-        match result {
-            Ok((resp, _cache)) => {
-                let partial = json!({
-                    "session_id": resp.session_id,
-                    "request_id": resp.request_id,
-                    "source": resp.source,
-                    "output_partial": resp.output_raw,
-                });
+        let opts = invoke::InvokeOptions {
+            request_id: &run_facts.request_id,
+            caller: &run_facts.caller,
+            no_cache,
+            deadline: run_facts.deadline,
+            on_event: Some(&on_event),
+        };
+        match invoke::run(&state, prepared, &body, &opts).await {
+            Ok(Invoked { response, .. }) => {
+                let partial = PartialResponse {
+                    session_id: &response.session_id,
+                    request_id: &response.request_id,
+                    source: &response.source,
+                    output_partial: &response.output_raw,
+                };
                 let _ = tx.send(sse_frame("partial-response", &partial));
-                let _ =
-                    tx.send(sse_frame("final-response", &serde_json::to_value(&resp).unwrap_or_default()));
+                let _ = tx.send(sse_frame("final-response", &response));
             }
             Err(e) => {
                 if e.status().is_server_error() {
-                    tracing::warn!(agent = %name, version = %version, error = %e, "streamed invoke failed");
+                    tracing::warn!(code = e.code(), error = %crate::telemetry::error_chain(&e), "streamed invoke failed");
                 }
-                let resp = e.into_response_with_id(&run_rid);
-                let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap_or_default();
-                let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                let _ = tx.send(sse_frame("error", &body));
+                let _ = tx.send(sse_frame("error", &error_body(&e, &run_facts.request_id)));
             }
         }
     });
@@ -108,9 +118,6 @@ async fn stream(
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&rid) {
-        headers.insert("x-request-id", v);
-    }
     resp
 }
 
@@ -120,7 +127,7 @@ mod tests {
 
     #[test]
     fn frames_are_one_event_and_one_data_line() {
-        let f = sse_frame("final-response", &json!({"output_raw": "a\nb"}));
+        let f = sse_frame("final-response", &serde_json::json!({"output_raw": "a\nb"}));
         assert_eq!(&f[..], b"event: final-response\ndata: {\"output_raw\":\"a\\nb\"}\n\n");
     }
 }

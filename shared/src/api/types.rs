@@ -1,8 +1,23 @@
-//! Teal Agents' wire shapes: the invoke input (two forms) and `InvokeResponse`.
+//! The API's wire shapes: Teal Agents' invoke input (two forms) and `InvokeResponse`, and our
+//! own `/health`, `/ready`, tool catalog and error bodies. Parsing the input ([`parse_invoke_body`])
+//! is the one place a body is validated; what it returns is trusted by the rest of the code.
 
 use serde::{Deserialize, Serialize};
 
+use crate::agent::RunTrace;
 use crate::llm::{Message, Usage};
+use crate::store::SessionId;
+
+/// What is wrong with a request's input: the 400 body's message, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(String);
+
+impl InputError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 /// The body of `POST /{name}/{version}`: Teal's `chat_history` form or its `items` form.
 #[derive(Debug, Deserialize)]
@@ -30,7 +45,7 @@ pub struct InputItem {
 /// A body that passed validation.
 #[derive(Debug, PartialEq)]
 pub struct InvokeInput {
-    pub session_id: Option<String>,
+    pub session_id: Option<SessionId>,
     /// The messages this request brings.
     pub messages: Vec<Message>,
     /// `items` continue a stored session; `chat_history` carries the whole conversation itself.
@@ -38,7 +53,11 @@ pub struct InvokeInput {
 }
 
 /// Parses and validates a body; the error names the field at fault.
-pub fn parse_invoke_body(bytes: &[u8]) -> Result<InvokeInput, String> {
+pub fn parse_invoke_body(bytes: &[u8]) -> Result<InvokeInput, InputError> {
+    parse_body(bytes).map_err(InputError)
+}
+
+fn parse_body(bytes: &[u8]) -> Result<InvokeInput, String> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let body: InvokeBody = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -81,10 +100,11 @@ pub fn parse_invoke_body(bytes: &[u8]) -> Result<InvokeInput, String> {
             vec![Message::user(texts.join("\n"))]
         }
     };
-    if let Some(id) = &body.session_id {
-        crate::store::SessionId::parse(id).map_err(|e| format!("session_id: {e}"))?;
-    }
-    Ok(InvokeInput { session_id: body.session_id, messages, continues_session: has_items })
+    let session_id = match &body.session_id {
+        Some(id) => Some(SessionId::parse(id).map_err(|e| format!("session_id: {e}"))?),
+        None => None,
+    };
+    Ok(InvokeInput { session_id, messages, continues_session: has_items })
 }
 
 /// Teal's `TokenUsage`.
@@ -129,6 +149,95 @@ pub struct InvokeResponse {
     pub extra_data: ExtraData,
 }
 
+impl InvokeResponse {
+    /// Sets (or adds) one `extra_data` item.
+    pub fn set_extra(&mut self, key: &str, value: &str) {
+        match self.extra_data.items.iter_mut().find(|kv| kv.key == key) {
+            Some(kv) => value.clone_into(&mut kv.value),
+            None => self.extra_data.items.push(KeyValue { key: key.to_owned(), value: value.to_owned() }),
+        }
+    }
+}
+
+/// The `/health` body: liveness only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub uptime_seconds: f64,
+    pub agents: usize,
+}
+
+/// The `/ready` body: each check with its outcome, and the names of those that failed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    pub failed: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+impl Readiness {
+    pub fn from_checks(checks: Vec<Check>) -> Self {
+        let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| c.name.clone()).collect();
+        Self { status: if failed.is_empty() { "ready" } else { "not_ready" }, failed, checks }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// One readiness check: `mcp:NAME` (with its tool count), `sessions:BACKEND` or `redis`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub ms: f64,
+}
+
+/// `GET /{name}/{version}/tools`: the tools an agent is offered.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ToolCatalog {
+    /// `name:version`.
+    pub agent: String,
+    pub tools: Vec<CatalogTool>,
+}
+
+/// One offered tool: its namespaced name, server, original name, description and schema.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CatalogTool {
+    pub name: String,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub description: String,
+    pub input_schema: serde_json::Value,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorDetail<'a> {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<&'a RunTrace>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_agents: Option<&'a [String]>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +255,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(i.messages, vec![Message::user("a\nb")]);
-        assert_eq!(i.session_id.as_deref(), Some("s-1"));
+        assert_eq!(i.session_id.as_ref().map(SessionId::as_str), Some("s-1"));
         assert!(i.continues_session);
     }
 
@@ -164,7 +273,7 @@ mod tests {
         ];
         for (body, want) in cases {
             assert_eq!(
-                parse_invoke_body(body).expect_err("invalid"),
+                parse_invoke_body(body).expect_err("invalid").to_string(),
                 want,
                 "body {}",
                 String::from_utf8_lossy(body)

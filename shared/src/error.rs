@@ -1,0 +1,199 @@
+//! The one error a request can end with, gathered from every layer, and its exhaustive mapping
+//! to an HTTP status.
+//!
+//! Each layer keeps its own error type ([`LlmError`], [`McpError`], [`StoreError`], the input's
+//! [`InputError`]); this enum holds them as they are, so the cause chain reaches the log. Every
+//! classification here (`status`, `code`, `upstream`, `trace`) is a `match` without a catch-all
+//! arm: a new variant does not compile until someone decides each of them. 4xx messages say
+//! exactly what is wrong with the input; 5xx messages ([`Error::public_message`]) name the
+//! upstream and the kind of failure, never its detail: that goes to the log with the request id.
+//! Rendering to an HTTP response is the API's (`api::error`).
+
+use axum::http::StatusCode;
+
+use crate::agent::{AgentError, RunTrace};
+use crate::api::types::InputError;
+use crate::llm::LlmError;
+use crate::mcp::McpError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    BadRequest(#[from] InputError),
+    #[error("no agent {name}/{version}")]
+    AgentNotFound { name: String, version: String, known: Vec<String> },
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("LLM upstream failed")]
+    Llm(#[source] LlmError, Box<RunTrace>),
+    #[error("MCP upstream failed")]
+    Mcp(#[source] McpError, Box<RunTrace>),
+    #[error("the agent gave no final answer within {max} iteration(s) (spec.agent.max_iterations)")]
+    IterationLimit { max: u32, trace: Box<RunTrace> },
+    #[error("deadline reached before the agent finished")]
+    Deadline(Box<RunTrace>),
+    #[error("session store unavailable")]
+    SessionStore(#[source] StoreError),
+    #[error("rate limit exceeded for this API key; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::AgentNotFound { .. } => StatusCode::NOT_FOUND,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Llm(..) | Error::Mcp(..) | Error::IterationLimit { .. } => StatusCode::BAD_GATEWAY,
+            Error::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::AgentNotFound { .. } => "agent_not_found",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::Llm(..) => "llm_upstream_failed",
+            Error::Mcp(..) => "mcp_upstream_failed",
+            Error::IterationLimit { .. } => "iteration_limit",
+            Error::Deadline(_) => "deadline_exceeded",
+            Error::SessionStore(_) => "session_store_unavailable",
+            Error::RateLimited { .. } => "rate_limited",
+        }
+    }
+
+    /// What the client is told: exact for 4xx, the upstream and the kind of failure for 5xx.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Llm(e, _) => format!("LLM upstream failed: {}", llm_summary(e)),
+            Error::Mcp(e, _) => mcp_summary(e),
+            Error::BadRequest(_)
+            | Error::AgentNotFound { .. }
+            | Error::PayloadTooLarge { .. }
+            | Error::IterationLimit { .. }
+            | Error::Deadline(_)
+            | Error::SessionStore(_)
+            | Error::RateLimited { .. } => self.to_string(),
+        }
+    }
+
+    /// Which upstream failed, for the 5xx body: `llm`, `mcp:NAME`, `session_store`.
+    pub fn upstream(&self) -> Option<String> {
+        match self {
+            Error::Llm(..) => Some("llm".into()),
+            Error::Mcp(e, _) => Some(format!("mcp:{}", e.server())),
+            Error::SessionStore(_) => Some("session_store".into()),
+            Error::BadRequest(_)
+            | Error::AgentNotFound { .. }
+            | Error::PayloadTooLarge { .. }
+            | Error::IterationLimit { .. }
+            | Error::Deadline(_)
+            | Error::RateLimited { .. } => None,
+        }
+    }
+
+    /// What the run did before it failed, when a run had started.
+    pub fn trace(&self) -> Option<&RunTrace> {
+        match self {
+            Error::Llm(_, t) | Error::Mcp(_, t) | Error::Deadline(t) => Some(t),
+            Error::IterationLimit { trace, .. } => Some(trace),
+            Error::BadRequest(_)
+            | Error::AgentNotFound { .. }
+            | Error::PayloadTooLarge { .. }
+            | Error::SessionStore(_)
+            | Error::RateLimited { .. } => None,
+        }
+    }
+}
+
+/// The kind of LLM failure, without anything the upstream said.
+fn llm_summary(e: &LlmError) -> String {
+    match e {
+        LlmError::RateLimited { attempts } => format!("rate limited (HTTP 429) after {attempts} attempt(s)"),
+        LlmError::Status { status, attempts, .. } => format!("HTTP {status} after {attempts} attempt(s)"),
+        LlmError::Unauthorized { status } => format!("the API key was rejected (HTTP {status})"),
+        LlmError::Connect { attempts, .. } => format!("unreachable after {attempts} attempt(s)"),
+        LlmError::Timeout { attempts } => format!("timed out after {attempts} attempt(s)"),
+        LlmError::InvalidResponse(_) => "the answer is not a valid chat completion".into(),
+        LlmError::Deadline => "request deadline reached while waiting for the LLM".into(),
+    }
+}
+
+/// The kind of MCP failure and the server's name, without the transport's detail.
+fn mcp_summary(e: &McpError) -> String {
+    match e {
+        McpError::Unreachable { server, .. } => format!("MCP server '{server}' is unreachable"),
+        McpError::Timeout { server, timeout_ms } => {
+            format!("MCP server '{server}' did not answer within {timeout_ms} ms")
+        }
+        McpError::Protocol { server, .. } => format!("MCP server '{server}' failed"),
+        McpError::Secret { server, secret, .. } => {
+            format!("MCP server '{server}': secret {secret} could not be read")
+        }
+    }
+}
+
+impl From<AgentError> for Error {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Llm { source: LlmError::Deadline, trace } | AgentError::Deadline { trace } => {
+                Error::Deadline(Box::new(trace))
+            }
+            AgentError::Llm { source, trace } => Error::Llm(source, Box::new(trace)),
+            AgentError::Mcp { source, trace } => Error::Mcp(source, Box::new(trace)),
+            AgentError::IterationLimit { max, trace } => {
+                Error::IterationLimit { max, trace: Box::new(trace) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Error> {
+        let t = || Box::new(RunTrace::default());
+        vec![
+            Error::BadRequest(InputError::new("items[0].content: missing")),
+            Error::AgentNotFound { name: "a".into(), version: "1".into(), known: vec![] },
+            Error::PayloadTooLarge { limit: 10 },
+            Error::Llm(LlmError::Status { status: 500, body: "Bearer sk-leak".into(), attempts: 3 }, t()),
+            Error::Mcp(
+                McpError::Unreachable { server: "fs".into(), detail: "tcp connect 10.0.0.7".into() },
+                t(),
+            ),
+            Error::IterationLimit { max: 3, trace: t() },
+            Error::Deadline(t()),
+            Error::SessionStore(StoreError::Unavailable("redis 10.0.0.9 refused".into())),
+            Error::RateLimited { retry_after_secs: 2 },
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_a_status_and_5xx_messages_hold_no_upstream_detail() {
+        let statuses: Vec<u16> = all().iter().map(|e| e.status().as_u16()).collect();
+        assert_eq!(statuses, [400, 404, 413, 502, 502, 502, 504, 503, 429]);
+        for e in all() {
+            let m = e.public_message();
+            for leak in ["sk-leak", "10.0.0.7", "10.0.0.9"] {
+                assert!(!m.contains(leak), "{} leaks {leak}: {m}", e.code());
+            }
+        }
+        assert_eq!(all()[3].public_message(), "LLM upstream failed: HTTP 500 after 3 attempt(s)");
+        assert_eq!(all()[4].upstream().as_deref(), Some("mcp:fs"));
+        assert_eq!(all()[0].public_message(), "items[0].content: missing");
+    }
+
+    #[test]
+    fn the_cause_chain_is_kept_for_the_log() {
+        let e = &all()[7];
+        let chain = crate::telemetry::error_chain(e);
+        assert!(chain.contains("redis 10.0.0.9 refused"), "{chain}");
+    }
+}

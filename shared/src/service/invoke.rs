@@ -1,0 +1,198 @@
+//! Running an agent for one request: the flow every invoke adapter (the buffered route, the SSE
+//! route) shares.
+//!
+//! [`prepare`] does what can fail before anything runs (unknown agent, rate limit, body too
+//! large, invalid input), so an adapter can answer those as plain 4xx responses;
+//! [`run`] then answers from the response cache or runs the loop, and keeps the turn in the
+//! session store: session history -> cache lookup -> tools -> loop -> session append -> cache
+//! store. Only complete, successful answers are cached, and only for requests that carry their
+//! whole conversation (`chat_history`): a continued session depends on history the key does not
+//! see.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::Error;
+use crate::agent::{Run, RunEvent, RunReport};
+use crate::api::types::{self, ExtraData, InvokeInput, InvokeResponse, KeyValue};
+use crate::config::AgentConfig;
+use crate::llm::Message;
+use crate::service::AppState;
+use crate::store::{CacheKey, SessionId};
+
+/// How the response cache treated one request (`x-cache` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    /// Not looked up: `Cache-Control: no-cache`, or a session continued from the store.
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Bypass => "bypass",
+        }
+    }
+}
+
+/// A request that passed every check that needs no upstream.
+#[derive(Debug)]
+pub struct Prepared {
+    pub agent: Arc<AgentConfig>,
+    pub input: InvokeInput,
+}
+
+/// Per-request facts besides the body.
+#[derive(Clone, Copy)]
+pub struct InvokeOptions<'a> {
+    pub request_id: &'a str,
+    /// Rate-limit subject: the caller's API key id, or "anonymous".
+    pub caller: &'a str,
+    /// `Cache-Control: no-cache` / `no-store`: neither read nor write the response cache.
+    pub no_cache: bool,
+    /// When the run must stop.
+    pub deadline: Instant,
+    /// Progress (tool calls started and finished), for streaming adapters.
+    pub on_event: Option<&'a (dyn Fn(RunEvent) + Send + Sync)>,
+}
+
+/// A finished invoke.
+#[derive(Debug)]
+pub struct Invoked {
+    pub response: InvokeResponse,
+    pub cache: CacheStatus,
+}
+
+/// Finds the agent, applies the caller's rate limit and parses the body.
+pub async fn prepare(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    caller: &str,
+    body: &[u8],
+) -> Result<Prepared, Error> {
+    let agent = state.find_agent(name, version)?;
+    if let Some(limiter) = &state.rate_limiter {
+        let decision = limiter.check(caller).await;
+        if !decision.allowed {
+            return Err(Error::RateLimited {
+                retry_after_secs: decision.retry_after.as_secs_f64().ceil() as u64,
+            });
+        }
+    }
+    if body.len() > state.settings.body_limit {
+        return Err(Error::PayloadTooLarge { limit: state.settings.body_limit });
+    }
+    let input = types::parse_invoke_body(body)?;
+    Ok(Prepared { agent, input })
+}
+
+/// [`prepare`] then [`run`].
+pub async fn invoke(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    body: &[u8],
+    opts: &InvokeOptions<'_>,
+) -> Result<Invoked, Error> {
+    let prepared = prepare(state, name, version, opts.caller, body).await?;
+    run(state, prepared, body, opts).await
+}
+
+/// Answers a prepared request: from the response cache, or by running the agent. `body` is the
+/// request's JSON, the response cache's key.
+pub async fn run(
+    state: &AppState,
+    prepared: Prepared,
+    body: &[u8],
+    opts: &InvokeOptions<'_>,
+) -> Result<Invoked, Error> {
+    let Prepared { agent, input } = prepared;
+    let session = input.session_id.clone().unwrap_or_else(SessionId::generate);
+    let mut conversation = if input.continues_session && input.session_id.is_some() {
+        state.sessions.load(&session).await.map_err(Error::SessionStore)?
+    } else {
+        Vec::new()
+    };
+    conversation.extend(input.messages.iter().cloned());
+
+    let cache_key = (!opts.no_cache && !input.continues_session).then(|| cache_key(&agent, body)).flatten();
+    if let Some(key) = &cache_key
+        && let Some(bytes) = state.cache.lookup(key).await
+        && let Ok(mut hit) = serde_json::from_slice::<InvokeResponse>(&bytes)
+    {
+        opts.request_id.clone_into(&mut hit.request_id);
+        session.as_str().clone_into(&mut hit.session_id);
+        hit.set_extra("cached", "true");
+        let mut turn = input.messages;
+        turn.push(Message::assistant(hit.output_raw.clone()));
+        state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
+        tracing::info!(agent = %agent.name, version = %agent.version, "served from the response cache");
+        return Ok(Invoked { response: hit, cache: CacheStatus::Hit });
+    }
+
+    let tools = state.mcp.agent_tools(&agent).await.map_err(|e| Error::Mcp(e, Default::default()))?;
+    let no_events = |_: RunEvent| {};
+    let run = Run {
+        agent: &agent,
+        llm: state.llm.as_ref(),
+        pool: &state.mcp,
+        tools: &tools,
+        deadline: opts.deadline,
+        on_event: opts.on_event.unwrap_or(&no_events),
+    };
+    let RunReport { output, trace } = run.execute(conversation).await?;
+
+    let mut turn = input.messages;
+    turn.push(Message::assistant(output.clone()));
+    state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
+    tracing::info!(
+        agent = %agent.name,
+        version = %agent.version,
+        iterations = trace.iterations,
+        tool_calls = trace.tool_calls.len(),
+        total_tokens = trace.usage.total_tokens,
+        "agent run finished"
+    );
+    let response = InvokeResponse {
+        session_id: session.as_str().to_owned(),
+        request_id: opts.request_id.to_owned(),
+        source: format!("{}:{}", agent.name, agent.version),
+        token_usage: trace.usage.into(),
+        output_raw: output,
+        extra_data: ExtraData {
+            items: vec![
+                KeyValue { key: "iterations".into(), value: trace.iterations.to_string() },
+                KeyValue { key: "tool_calls".into(), value: trace.tool_calls.len().to_string() },
+                KeyValue { key: "cached".into(), value: "false".into() },
+            ],
+        },
+    };
+    let cache = match &cache_key {
+        Some(key) => {
+            let ttl = agent.agent.cache_ttl.unwrap_or(state.settings.cache_ttl);
+            if !ttl.is_zero()
+                && let Ok(bytes) = serde_json::to_vec(&response)
+            {
+                state.cache.store(key, &bytes, ttl).await;
+            }
+            CacheStatus::Miss
+        }
+        None => CacheStatus::Bypass,
+    };
+    Ok(Invoked { response, cache })
+}
+
+/// The response cache key of a request: the agent and the canonical JSON of the body without
+/// its `session_id` (which names where the turn is kept, not what is asked).
+fn cache_key(agent: &AgentConfig, body: &[u8]) -> Option<CacheKey> {
+    let mut value = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    if let Some(o) = value.as_object_mut() {
+        o.remove("session_id");
+    }
+    Some(CacheKey::new(&agent.name, &agent.version, &value))
+}

@@ -1,0 +1,77 @@
+//! The use cases the routes call: run an agent ([`invoke`]), check readiness ([`ready`]), list
+//! an agent's tools ([`catalog`]). They take plain values and give typed results or a
+//! [`crate::Error`]; they know nothing of HTTP requests, headers or responses, so the buffered
+//! route, the SSE route and any future adapter share one flow.
+//!
+//! [`AppState`] is everything they share, built once per process (per Lambda container) by
+//! [`crate::bootstrap`].
+
+pub mod catalog;
+pub mod invoke;
+pub mod ready;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::config::{AgentConfig, AgentSource, Registry};
+use crate::llm::LlmClient;
+use crate::mcp::McpPool;
+use crate::store::{RateLimiter, RedisConnection, ResponseCache, SessionStore};
+
+/// Per-process API settings.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest accepted request body (default 1 MiB).
+    pub body_limit: usize,
+    /// Deadline of one run when the caller gives none (Lambda gives its own).
+    pub request_timeout: Duration,
+    /// How long a cached response is served when the agent sets no `cache_ttl` (default 3600 s).
+    pub cache_ttl: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(120),
+            cache_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Everything the use cases share, built once per process (per Lambda container).
+pub struct AppState {
+    /// The agents: loaded once from files, or kept fresh from S3.
+    pub agents: AgentSource,
+    pub llm: Arc<dyn LlmClient>,
+    pub mcp: McpPool,
+    pub sessions: Arc<dyn SessionStore>,
+    /// Complete, successful responses by agent and input (Redis or in-memory).
+    pub cache: Arc<dyn ResponseCache>,
+    /// Per-caller token buckets; `None` is unlimited.
+    pub rate_limiter: Option<Arc<dyn RateLimiter>>,
+    /// The shared Redis connection, when Redis backs the stores (for `/ready`).
+    pub redis: Option<RedisConnection>,
+    pub settings: ApiSettings,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// The agent registry as it is now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.agents.current()
+    }
+
+    /// The agent `name`/`version` (after a refresh of stale S3 configs), or 404 listing the
+    /// known ones.
+    pub fn find_agent(&self, name: &str, version: &str) -> Result<Arc<AgentConfig>, Error> {
+        self.agents.refresh_if_stale();
+        let registry = self.registry();
+        registry.get(name, version).ok_or_else(|| Error::AgentNotFound {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            known: registry.known(),
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! Readiness: a real round trip to every configured MCP server (an uncached `tools/list`), the
+//! session store and Redis, concurrently. Failures are named in the result and logged; the
+//! route turns "not ready" into a 503.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Instant;
+
+use futures::future::join_all;
+
+use crate::api::types::{Check, Readiness};
+use crate::service::AppState;
+use crate::telemetry::error_chain;
+
+/// Checks every distinct MCP server of every agent, the session store and Redis.
+pub async fn readiness(state: &AppState) -> Readiness {
+    let registry = state.registry();
+    let mut seen = HashSet::new();
+    let servers: Vec<_> = registry
+        .iter()
+        .flat_map(|agent| agent.agent.mcp_servers.iter())
+        .filter(|s| seen.insert((s.name.as_str(), s.url.as_str())))
+        .collect();
+    let mcp = join_all(servers.iter().map(|s| {
+        timed(format!("mcp:{}", s.name), async move {
+            state.mcp.check(s).await.map(Some).map_err(|e| {
+                tracing::warn!(server = %s.name, error = %error_chain(&e), "readiness check failed");
+                error_chain(&e)
+            })
+        })
+    }));
+    let sessions = timed(format!("sessions:{}", state.sessions.backend()), async {
+        state.sessions.ping().await.map(|()| None).map_err(|e| error_chain(&e))
+    });
+    let redis = async {
+        let redis = state.redis.as_ref()?;
+        Some(
+            timed("redis".to_owned(), async {
+                redis.ping().await.map(|()| None).map_err(|e| error_chain(&e))
+            })
+            .await,
+        )
+    };
+    let (mut checks, sessions, redis) = futures::join!(mcp, sessions, redis);
+    checks.push(sessions);
+    checks.extend(redis);
+    Readiness::from_checks(checks)
+}
+
+/// Runs one check and times it. `Ok(Some(n))` carries a tool count.
+async fn timed(name: String, check: impl Future<Output = Result<Option<usize>, String>>) -> Check {
+    let started = Instant::now();
+    let result = check.await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(tools) => Check { name, ok: true, tools, error: None, ms },
+        Err(error) => Check { name, ok: false, tools: None, error: Some(error), ms },
+    }
+}
