@@ -193,7 +193,7 @@ async fn health(State(state): State<SharedState>) -> Json<types::Health> {
 }
 
 /// The `/health` body: liveness only, no upstream is contacted.
-pub fn health_body(state: &AppState) -> types::Health {
+fn health_body(state: &AppState) -> types::Health {
     types::Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
@@ -221,3 +221,6 @@ async fn tools(
         Err(e) => error_response(&e, &facts.request_id),
     }
 }
+
+#[cfg(test)]
+mod tests;

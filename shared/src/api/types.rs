@@ -21,25 +21,25 @@ impl InputError {
 
 /// The body of `POST /{name}/{version}`: Teal's `chat_history` form or its `items` form.
 #[derive(Debug, Deserialize)]
-pub struct InvokeBody {
+struct InvokeBody {
     #[serde(default)]
-    pub session_id: Option<String>,
+    session_id: Option<String>,
     #[serde(default)]
-    pub chat_history: Option<Vec<ChatHistoryItem>>,
+    chat_history: Option<Vec<ChatHistoryItem>>,
     #[serde(default)]
-    pub items: Option<Vec<InputItem>>,
+    items: Option<Vec<InputItem>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ChatHistoryItem {
-    pub role: String,
-    pub content: String,
+struct ChatHistoryItem {
+    role: String,
+    content: String,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct InputItem {
-    pub content_type: String,
-    pub content: String,
+struct InputItem {
+    content_type: String,
+    content: String,
 }
 
 /// A body that passed validation.

@@ -2,7 +2,7 @@
 //!
 //! Owns the only contact with the YAML parser: documents, anchors/aliases (shared with `Rc`, so an
 //! alias bomb costs nothing), a nesting limit, and the YAML 1.2 core-schema resolution of plain
-//! scalars. Every node keeps its 1-based line and column; scalars keep their text exactly as the
+//! scalars. Every node keeps its 1-based line; scalars keep their text exactly as the
 //! parser gave it and whether they were plain. It must not know anything about agent configs.
 
 use std::collections::HashMap;
@@ -18,9 +18,6 @@ pub(crate) const MAX_DEPTH: usize = 128;
 pub(crate) struct Node {
     /// 1-based line of the node's first character.
     pub line: usize,
-    /// 1-based column of the node's first character.
-    #[allow(dead_code)] // kept for messages that may want it; lines are what we print today
-    pub col: usize,
     pub value: Value,
 }
 
@@ -190,8 +187,8 @@ pub(crate) fn parse(text: &str) -> (Vec<Rc<Node>>, Option<TreeError>) {
 }
 
 enum Frame {
-    Seq { at: (usize, usize), anchor: usize, items: Vec<Rc<Node>> },
-    Map { at: (usize, usize), anchor: usize, entries: Vec<(Rc<Node>, Rc<Node>)>, key: Option<Rc<Node>> },
+    Seq { line: usize, anchor: usize, items: Vec<Rc<Node>> },
+    Map { line: usize, anchor: usize, entries: Vec<(Rc<Node>, Rc<Node>)>, key: Option<Rc<Node>> },
 }
 
 #[derive(Default)]
@@ -204,7 +201,7 @@ struct Builder {
 
 impl Builder {
     fn on_event(&mut self, ev: Event<'_>, span: Span) -> Result<(), TreeError> {
-        let at = (span.start.line(), span.start.col() + 1);
+        let line = span.start.line();
         match ev {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
             // Anchors belong to one document.
@@ -216,7 +213,7 @@ impl Builder {
                 });
                 let scalar =
                     Scalar { text: text.into_owned(), quoted: !matches!(style, ScalarStyle::Plain), str_tag };
-                let node = Rc::new(Node { line: at.0, col: at.1, value: Value::Scalar(scalar) });
+                let node = Rc::new(Node { line, value: Value::Scalar(scalar) });
                 if anchor > 0 {
                     self.anchors.insert(anchor, Rc::clone(&node));
                 }
@@ -237,24 +234,24 @@ impl Builder {
                         // The parser keeps anchor ids across `---`; YAML does not.
                         "while parsing node, found unknown anchor (anchors do not cross `---`)"
                     };
-                    return Err(TreeError { line: at.0, message: message.to_owned() });
+                    return Err(TreeError { line, message: message.to_owned() });
                 }
             },
             Event::SequenceStart(anchor, _) => {
-                self.open(at.0)?;
-                self.stack.push(Frame::Seq { at, anchor, items: Vec::new() });
+                self.open(line)?;
+                self.stack.push(Frame::Seq { line, anchor, items: Vec::new() });
             }
             Event::MappingStart(anchor, _) => {
-                self.open(at.0)?;
-                self.stack.push(Frame::Map { at, anchor, entries: Vec::new(), key: None });
+                self.open(line)?;
+                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), key: None });
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (at, anchor, value) = match self.stack.pop() {
-                    Some(Frame::Seq { at, anchor, items }) => (at, anchor, Value::Seq(items)),
-                    Some(Frame::Map { at, anchor, entries, .. }) => (at, anchor, Value::Map(entries)),
+                let (line, anchor, value) = match self.stack.pop() {
+                    Some(Frame::Seq { line, anchor, items }) => (line, anchor, Value::Seq(items)),
+                    Some(Frame::Map { line, anchor, entries, .. }) => (line, anchor, Value::Map(entries)),
                     None => return Ok(()),
                 };
-                let node = Rc::new(Node { line: at.0, col: at.1, value });
+                let node = Rc::new(Node { line, value });
                 if anchor > 0 {
                     self.anchors.insert(anchor, Rc::clone(&node));
                 }
@@ -324,17 +321,17 @@ mod tests {
     }
 
     #[test]
-    fn nodes_keep_line_column_text_and_quoting() {
+    fn nodes_keep_line_text_and_quoting() {
         let (docs, err) = parse("# c\na: 0.1\nb:\n  - \"2\"\n  - 'x'\nc: !!str 1.10\nd: ! 7\n");
         assert_eq!(err, None);
         let root = &docs[0];
         let a = map_get(root, "a");
-        assert_eq!((a.line, a.col), (2, 4));
+        assert_eq!(a.line, 2);
         let s = a.scalar().unwrap();
         assert_eq!((s.text.as_str(), s.quoted), ("0.1", false));
         assert_eq!(s.resolve(), Resolved::Float(0.1));
         let Value::Seq(items) = &map_get(root, "b").value else { panic!() };
-        assert_eq!((items[0].line, items[0].col), (4, 5));
+        assert_eq!(items[0].line, 4);
         assert_eq!(items[0].scalar().unwrap().resolve(), Resolved::Str("2"));
         assert!(items[1].scalar().unwrap().quoted);
         assert_eq!(map_get(root, "c").scalar().unwrap().resolve(), Resolved::Str("1.10"));

@@ -5,11 +5,11 @@ use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use crate::llm::ToolSpec;
 
 /// Longest tool name OpenAI-compatible APIs accept.
-pub const MAX_TOOL_NAME: usize = 64;
+pub(crate) const MAX_TOOL_NAME: usize = 64;
 
 /// `{server}_{tool}` as Teal Agents names MCP tools, reduced to `[A-Za-z0-9_-]{1,64}` (other
 /// characters become `_`) so every OpenAI-compatible API accepts it.
-pub fn namespaced_name(server: &str, tool: &str) -> String {
+pub(crate) fn namespaced_name(server: &str, tool: &str) -> String {
     let mut out: String = format!("{server}_{tool}")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })

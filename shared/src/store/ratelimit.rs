@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 
 use super::StoreError;
 
-/// Rate limit settings; `None` from [`RateLimitSettings::from_env_map`] means unlimited.
+/// Rate limit settings (`TA_RATE_LIMIT_*`, read by [`crate::settings`]); `None` there means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimitSettings {
     /// `TA_RATE_LIMIT_RPS`: tokens added per second.

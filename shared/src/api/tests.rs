@@ -1,0 +1,174 @@
+//! The routes over an in-process state: in-memory stores, the offline model, one agent without
+//! MCP servers. What these prove is the HTTP layer's own behaviour (ids, limits, bodies, cache
+//! headers); the end-to-end suite covers the upstreams.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+use crate::bootstrap;
+use crate::config::{Registry, parse_documents};
+use crate::llm::{Llm, OfflineModel};
+use crate::secrets::EnvSecretStore;
+use crate::settings::{Env, Settings};
+use crate::store::Stores;
+
+fn app(pairs: &[(&str, &str)]) -> Router {
+    let settings = Settings::read(&Env::from_pairs(pairs.iter().copied())).expect("settings");
+    let yaml = "apiVersion: skagents/v1\nkind: Chat\nservice_name: chat\nversion: 1.0\nspec:\n  agent:\n    name: a\n    model: m\n    system_prompt: hi\n";
+    let registry =
+        Registry::new(parse_documents("chat.yaml", yaml).expect("valid").agents).expect("registry");
+    let stores = Stores::memory(&settings.stores);
+    let state = bootstrap::build_state(
+        &settings,
+        registry,
+        Arc::new(Llm::Offline(OfflineModel)),
+        Arc::new(EnvSecretStore::new()),
+        stores,
+    );
+    router(Arc::new(state))
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Answer {
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer { status, headers, body }
+}
+
+fn post(path: &str) -> axum::http::request::Builder {
+    Request::post(path).header("content-type", "application/json")
+}
+
+fn chat(text: &str) -> String {
+    json!({"chat_history": [{"role": "user", "content": text}]}).to_string()
+}
+
+#[tokio::test]
+async fn every_response_carries_one_request_id_matching_its_body() {
+    let app = app(&[]);
+    let ok = send(
+        &app,
+        post("/chat/1.0").header("x-request-id", "client-id-1").body(Body::from(chat("a"))).expect("req"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.headers.get_all("x-request-id").iter().count(), 1);
+    assert_eq!(ok.headers["x-request-id"], "client-id-1");
+    assert_eq!(ok.body["request_id"], "client-id-1");
+
+    let bad =
+        send(&app, post("/chat/1.0").header("x-request-id", "has space").body(Body::from("{")).expect("req"))
+            .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.headers.get_all("x-request-id").iter().count(), 1);
+    let id = bad.headers["x-request-id"].to_str().expect("ascii");
+    assert_ne!(id, "has space", "an unusable client id is replaced");
+    assert_eq!(bad.body["error"]["request_id"], id);
+    assert_eq!(bad.body["error"]["code"], "bad_request");
+    assert!(bad.body["error"]["message"].as_str().expect("text").starts_with("invalid JSON body"));
+
+    let health = send(&app, Request::get("/health").body(Body::empty()).expect("req")).await;
+    assert_eq!(health.headers.get_all("x-request-id").iter().count(), 1);
+    assert_eq!((health.body["status"].as_str(), health.body["agents"].as_u64()), (Some("ok"), Some(1)));
+}
+
+#[tokio::test]
+async fn unknown_agents_are_404_listing_the_known_ones() {
+    let a = send(&app(&[]), post("/ghost/2").body(Body::from(chat("a"))).expect("req")).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.body["error"]["known_agents"], json!(["chat/1.0"]));
+    assert!(a.body["error"].get("upstream").is_none());
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_whether_declared_or_streamed() {
+    let app = app(&[("TA_BODY_LIMIT", "64")]);
+    let big = chat(&"x".repeat(100));
+    let declared = send(&app, post("/chat/1.0").body(Body::from(big.clone())).expect("req")).await;
+    assert_eq!(declared.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let chunks = futures::stream::iter(
+        big.into_bytes().chunks(10).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+    );
+    let streamed = send(&app, post("/chat/1.0").body(Body::from_stream(chunks)).expect("req")).await;
+    assert_eq!(streamed.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(streamed.body["error"]["message"], "request body is larger than the limit of 64 bytes");
+}
+
+#[tokio::test]
+async fn the_response_cache_hits_on_the_same_question_and_is_bypassed_when_asked() {
+    let app = app(&[]);
+    let ask = |cache_control: Option<&str>, body: String| {
+        let mut b = post("/chat/1.0");
+        if let Some(c) = cache_control {
+            b = b.header("cache-control", c);
+        }
+        b.body(Body::from(body)).expect("req")
+    };
+    let first = send(&app, ask(None, chat("same"))).await;
+    assert_eq!(first.headers["x-cache"], "miss");
+    let second = send(&app, ask(None, chat("same"))).await;
+    assert_eq!(second.headers["x-cache"], "hit");
+    assert_eq!(second.body["output_raw"], first.body["output_raw"]);
+    assert_ne!(second.body["request_id"], first.body["request_id"]);
+    let bypass = send(&app, ask(Some("no-cache"), chat("same"))).await;
+    assert_eq!(bypass.headers["x-cache"], "bypass");
+    let items = json!({"items": [{"content_type": "text", "content": "same"}]}).to_string();
+    assert_eq!(
+        send(&app, ask(None, items)).await.headers["x-cache"],
+        "bypass",
+        "a continued session is never cached"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_over_the_rate_limit_gets_429_with_retry_after() {
+    let app = app(&[("TA_RATE_LIMIT_RPS", "0.01"), ("TA_RATE_LIMIT_BURST", "1")]);
+    assert_eq!(
+        send(&app, post("/chat/1.0").body(Body::from(chat("a"))).expect("req")).await.status,
+        StatusCode::OK
+    );
+    let limited = send(&app, post("/chat/1.0").body(Body::from(chat("a"))).expect("req")).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=100).contains(&retry), "{retry}");
+    assert_eq!(limited.body["error"]["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn ready_checks_the_session_store_and_names_each_check() {
+    let a = send(&app(&[]), Request::get("/ready").body(Body::empty()).expect("req")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body["status"], "ready");
+    assert_eq!(a.body["checks"][0]["name"], "sessions:memory");
+    assert_eq!(a.body["failed"], json!([]));
+}
+
+#[tokio::test]
+async fn the_sse_route_prechecks_as_plain_4xx_and_streams_a_run() {
+    let app = app(&[]);
+    let bad = send(&app, post("/chat/1.0/sse").body(Body::from("{}")).expect("req")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let resp = app
+        .clone()
+        .oneshot(post("/chat/1.0/sse").body(Body::from(chat("hello"))).expect("req"))
+        .await
+        .expect("ok");
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("stream");
+    let text = String::from_utf8(bytes.to_vec()).expect("utf8");
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events, ["partial-response", "final-response"]);
+}
