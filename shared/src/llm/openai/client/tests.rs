@@ -1,0 +1,354 @@
+use super::*;
+use crate::llm::openai::fixtures::*;
+use crate::llm::{Llm, Message};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+// ---- settings ----
+
+#[test]
+fn a_key_that_cannot_be_a_header_is_rejected_without_showing_it() {
+    let mut s = settings("http://localhost/v1");
+    s.api_key = Some(SecretString::from("sk-bad\nkey"));
+    let err = OpenAiClient::new(s).expect_err("must fail").to_string();
+    assert!(!err.contains("sk-bad"), "{err}");
+}
+
+#[test]
+fn debug_and_describe_never_show_the_key() {
+    let mut s = settings("https://user:pw@api.openai.com/v1");
+    s.api_key = Some(SecretString::from(KEY));
+    let c = OpenAiClient::new(s.clone()).expect("client");
+    for text in [format!("{c:?}"), format!("{s:?}"), format!("{:?}", Llm::OpenAi(c))] {
+        assert!(!text.contains(KEY), "{text}");
+        assert!(!text.contains("sk-test"), "{text}");
+    }
+    let c = client("https://api.openai.com/v1");
+    assert_eq!(c.describe(), "openai-compatible at https://api.openai.com/v1");
+    assert!(!format!("{c:?}").contains(KEY));
+    let c = OpenAiClient::new(settings("https://user:pw@example.com/v1")).expect("client");
+    assert_eq!(c.describe(), "openai-compatible at https://example.com/v1");
+}
+
+// ---- URLs ----
+
+#[test]
+fn the_endpoint_handles_trailing_slashes_and_azure() {
+    assert_eq!(
+        client("https://api.openai.com/v1").endpoint("m").as_str(),
+        "https://api.openai.com/v1/chat/completions"
+    );
+    assert_eq!(
+        client("http://localhost:11434/v1/").endpoint("m").as_str(),
+        "http://localhost:11434/v1/chat/completions"
+    );
+    assert_eq!(client("http://vllm:8000").endpoint("m").as_str(), "http://vllm:8000/chat/completions");
+    let mut s = settings("https://res.openai.azure.com/");
+    s.azure_api_version = Some("2024-10-21".into());
+    let c = OpenAiClient::new(s).expect("client");
+    assert_eq!(
+        c.endpoint("gpt 4o").as_str(),
+        "https://res.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(c.describe(), "azure-openai at https://res.openai.azure.com/");
+}
+
+// ---- over the wire ----
+
+#[tokio::test]
+async fn a_tool_call_answer_is_fetched_and_parsed() {
+    let server = MockServer::start().await;
+    let calls = json!([{"id": "call_9", "type": "function", "function": {"name": "fs_read_file", "arguments": "{}"}}]);
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(header("content-type", "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion(
+            Value::Null,
+            Some(calls),
+            "tool_calls",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let messages = tool_conversation();
+    let tools = [read_file_tool()];
+    let r = client(&format!("{}/v1", server.uri()))
+        .complete(request(&messages, &tools), in_secs(10))
+        .await
+        .expect("ok");
+    assert_eq!(r.message.tool_calls[0].id, "call_9");
+    assert_eq!(r.finish_reason.as_deref(), Some("tool_calls"));
+
+    let received = server.received_requests().await.expect("recording");
+    let sent: Value = serde_json::from_slice(&received[0].body).expect("json body");
+    assert_eq!(sent, request_body(&request(&messages, &tools)));
+}
+
+#[tokio::test]
+async fn azure_mode_uses_the_deployment_url_and_api_key_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/openai/deployments/gpt-4o-mini/chat/completions"))
+        .and(query_param("api-version", "2024-10-21"))
+        .and(header("api-key", KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hello()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut s = settings(&server.uri());
+    s.azure_api_version = Some("2024-10-21".into());
+    let messages = [Message::user("hi")];
+    let r = OpenAiClient::new(s)
+        .expect("client")
+        .complete(request(&messages, &[]), in_secs(10))
+        .await
+        .expect("ok");
+    assert_eq!(r.message.content.as_deref(), Some("Hello!"));
+    let received = server.received_requests().await.expect("recording");
+    assert!(!received[0].headers.contains_key("authorization"));
+}
+
+#[tokio::test]
+async fn no_key_means_no_auth_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hello()))
+        .mount(&server)
+        .await;
+    let mut s = settings(&server.uri());
+    s.api_key = None;
+    let messages = [Message::user("hi")];
+    OpenAiClient::new(s).expect("client").complete(request(&messages, &[]), in_secs(10)).await.expect("ok");
+    let received = server.received_requests().await.expect("recording");
+    assert!(!received[0].headers.contains_key("authorization"));
+    assert!(!received[0].headers.contains_key("api-key"));
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_zero_is_retried_then_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hello()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let messages = [Message::user("hi")];
+    let r = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect("ok");
+    assert_eq!(r.message.content.as_deref(), Some("Hello!"));
+    assert_eq!(server.received_requests().await.expect("recording").len(), 2);
+}
+
+#[tokio::test]
+async fn persistent_429s_end_as_rate_limited() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(429)).expect(3).mount(&server).await;
+    let messages = [Message::user("hi")];
+    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    assert!(matches!(err, LlmError::RateLimited { attempts: 3 }), "{err:?}");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_max_retries_times_then_reported() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let messages = [Message::user("hi")];
+    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    match err {
+        LlmError::Status { status, body, attempts } => {
+            assert_eq!((status, body.as_str(), attempts), (500, "upstream exploded", 3));
+        }
+        other => panic!("expected Status, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unauthorized_is_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(401)).expect(1).mount(&server).await;
+    let messages = [Message::user("hi")];
+    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    assert!(matches!(err, LlmError::Unauthorized { status: 401 }), "{err:?}");
+    assert_eq!(server.received_requests().await.expect("recording").len(), 1);
+}
+
+#[tokio::test]
+async fn other_client_errors_are_not_retried_and_keep_a_truncated_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("e".repeat(2000)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let messages = [Message::user("hi")];
+    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    match err {
+        LlmError::Status { status: 400, body, attempts: 1 } => {
+            assert_eq!(body.chars().count(), MAX_ERROR_BODY_CHARS + 1)
+        }
+        other => panic!("expected Status 400, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_answer_is_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let messages = [Message::user("hi")];
+    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    assert!(matches!(err, LlmError::InvalidResponse(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_slow_server_is_cut_off_at_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hello()).set_delay(Duration::from_secs(2)))
+        .mount(&server)
+        .await;
+    let messages = [Message::user("hi")];
+    let started = Instant::now();
+    let err = client(&server.uri())
+        .complete(request(&messages, &[]), started + Duration::from_millis(300))
+        .await
+        .expect_err("fails");
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert!(matches!(err, LlmError::Deadline), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_slow_attempt_times_out_and_is_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hello()).set_delay(Duration::from_secs(2)))
+        .mount(&server)
+        .await;
+    let mut s = settings(&server.uri());
+    s.timeout = Duration::from_millis(150);
+    s.max_retries = 1;
+    let messages = [Message::user("hi")];
+    let started = Instant::now();
+    let err = OpenAiClient::new(s)
+        .expect("client")
+        .complete(request(&messages, &[]), in_secs(10))
+        .await
+        .expect_err("fails");
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert!(matches!(err, LlmError::Timeout { attempts: 2 }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_returns_the_last_error_at_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "30").set_body_string("busy"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let messages = [Message::user("hi")];
+    let started = Instant::now();
+    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(5)).await.expect_err("fails");
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert!(matches!(err, LlmError::Status { status: 503, attempts: 1, .. }), "{err:?}");
+}
+
+/// Records every tracing event and span field as text.
+#[derive(Clone, Default)]
+struct CaptureLogs(std::sync::Arc<std::sync::Mutex<String>>);
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.0.push_str(&format!("{}={value:?} ", field.name()));
+    }
+}
+
+impl CaptureLogs {
+    fn push(&self, record: impl FnOnce(&mut Fields<'_>)) {
+        let mut text = String::new();
+        record(&mut Fields(&mut text));
+        if let Ok(mut all) = self.0.lock() {
+            all.push_str(&text);
+            all.push('\n');
+        }
+    }
+    fn text(&self) -> String {
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+impl tracing::Subscriber for CaptureLogs {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        self.push(|f| span.record(f));
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        self.push(|f| values.record(f));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        self.push(|f| event.record(f));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn retries_are_logged_without_the_key() {
+    let logs = CaptureLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    // With a single registered dispatcher, tracing computes a call site's interest from the
+    // default of whichever thread hits it first: a parallel test could cache "never" for our
+    // warn! call sites. A second live dispatcher makes it ask every registered dispatcher.
+    let _second = tracing::Dispatch::new(CaptureLogs::default());
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(hello()))
+        .mount(&server)
+        .await;
+    let messages = [Message::user("hi")];
+    let c = client(&server.uri());
+    c.complete(request(&messages, &[]), in_secs(10)).await.expect("ok");
+    let text = logs.text();
+    assert!(text.contains("retrying") && text.contains("attempt=1"), "{text}");
+    assert!(!text.contains(KEY), "{text}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_ends_as_connect() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let messages = [Message::user("hi")];
+    let err = client(&format!("http://{addr}/v1"))
+        .complete(request(&messages, &[]), in_secs(10))
+        .await
+        .expect_err("fails");
+    assert!(matches!(err, LlmError::Connect { attempts: 3, .. }), "{err:?}");
+    assert!(!err.to_string().contains(KEY));
+}

@@ -1,0 +1,293 @@
+//! The pure wire translation of the chat-completions API: our [`ChatRequest`] to the request
+//! body, the answer's bytes to a [`ChatResponse`].
+//!
+//! Owns the wire shape and nothing else: no I/O, no retries, no settings. Golden-tested with
+//! insta; a change to what is sent shows up as a snapshot diff.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::llm::{ChatRequest, ChatResponse, LlmError, Message, Role, ToolCall, Usage};
+
+/// The chat-completions request body for `req`, in the OpenAI wire shape.
+///
+/// Assistant tool calls become `{id, type: "function", function: {name, arguments}}`; tool
+/// results carry `tool_call_id`; `tools` is present only when non-empty; `temperature` and
+/// `max_tokens` only when set. An assistant turn with tool calls and no text sends
+/// `content: null`; any other missing content is sent as `""`.
+pub fn request_body(req: &ChatRequest<'_>) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(req.model));
+    body.insert("messages".into(), Value::Array(req.messages.iter().map(wire_message).collect()));
+    if !req.tools.is_empty() {
+        let tools = req
+            .tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                })
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(t) = req.temperature.and_then(f32_to_json) {
+        body.insert("temperature".into(), t);
+    }
+    if let Some(m) = req.max_tokens {
+        body.insert("max_tokens".into(), json!(m));
+    }
+    Value::Object(body)
+}
+
+fn wire_message(m: &Message) -> Value {
+    let role = match m.role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    };
+    let mut out = Map::new();
+    out.insert("role".into(), json!(role));
+    let content = match (&m.content, m.tool_calls.is_empty()) {
+        (Some(text), _) => json!(text),
+        (None, false) => Value::Null,
+        (None, true) => json!(""),
+    };
+    out.insert("content".into(), content);
+    if !m.tool_calls.is_empty() {
+        let calls = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "type": "function",
+                    "function": { "name": c.name, "arguments": c.arguments },
+                })
+            })
+            .collect();
+        out.insert("tool_calls".into(), Value::Array(calls));
+    }
+    if let Some(id) = &m.tool_call_id {
+        out.insert("tool_call_id".into(), json!(id));
+    }
+    Value::Object(out)
+}
+
+/// `0.2f32` as the JSON number `0.2`, not `0.20000000298023224`. `None` when not finite.
+fn f32_to_json(x: f32) -> Option<Value> {
+    let widened = x.to_string().parse::<f64>().unwrap_or(f64::from(x));
+    serde_json::Number::from_f64(widened).map(Value::Number)
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    message: WireMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    /// A JSON text per the spec; some servers send an object instead.
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+}
+
+/// Parses a chat-completions answer: the first choice's message (content may be null; a
+/// refusal stands in for missing content), its tool calls, the usage (zero when absent) and
+/// the finish reason.
+///
+/// Tolerates what compatible servers do differently: arguments sent as a JSON object are
+/// re-serialised to text, missing arguments become `{}`, a missing call id becomes `call_{i}`.
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, LlmError> {
+    let wire: WireResponse = serde_json::from_slice(body)
+        .map_err(|e| LlmError::InvalidResponse(format!("{e}; body starts with: {}", snippet(body, 200))))?;
+    let Some(choice) = wire.choices.into_iter().next() else {
+        return Err(LlmError::InvalidResponse(format!(
+            "no choices; body starts with: {}",
+            snippet(body, 200)
+        )));
+    };
+    let tool_calls = choice
+        .message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| ToolCall {
+            id: c.id.filter(|id| !id.is_empty()).unwrap_or_else(|| format!("call_{i}")),
+            name: c.function.name,
+            arguments: match c.function.arguments {
+                Value::String(s) => s,
+                Value::Null => "{}".to_owned(),
+                other => other.to_string(),
+            },
+        })
+        .collect();
+    let usage = wire
+        .usage
+        .map(|u| Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total_tokens.unwrap_or(u.prompt_tokens + u.completion_tokens),
+        })
+        .unwrap_or_default();
+    Ok(ChatResponse {
+        message: Message {
+            role: Role::Assistant,
+            content: choice.message.content.or(choice.message.refusal),
+            tool_calls,
+            tool_call_id: None,
+        },
+        usage,
+        finish_reason: choice.finish_reason,
+    })
+}
+
+/// The first `max_chars` characters of a (possibly non-UTF-8) body, marked when cut.
+pub(super) fn snippet(body: &[u8], max_chars: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.chars().take(max_chars).collect();
+    if text.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::openai::fixtures::*;
+
+    fn snapshot_settings() -> insta::Settings {
+        let mut s = insta::Settings::clone_current();
+        // Same snapshot file names whichever crate compiles this module.
+        s.set_prepend_module_to_snapshot(false);
+        // Same key order whether or not some crate turns on serde_json's `preserve_order`.
+        s.set_sort_maps(true);
+        s
+    }
+
+    #[test]
+    fn request_body_with_tools_and_a_tool_result() {
+        let messages = tool_conversation();
+        let tools = [read_file_tool()];
+        let mut req = request(&messages, &tools);
+        req.temperature = Some(0.2);
+        req.max_tokens = Some(512);
+        snapshot_settings()
+            .bind(|| insta::assert_json_snapshot!("openai_request_body_with_tools", request_body(&req)));
+    }
+
+    #[test]
+    fn request_body_without_tools_or_options() {
+        let messages = [Message::user("Hello")];
+        let body = request_body(&request(&messages, &[]));
+        snapshot_settings().bind(|| insta::assert_json_snapshot!("openai_request_body_minimal", body));
+    }
+
+    #[test]
+    fn parse_a_tool_call_answer() {
+        let body = completion(
+            Value::Null,
+            Some(json!([{
+                "id": "call_abc",
+                "type": "function",
+                "function": {"name": "fs_read_file", "arguments": "{\"path\":\"hello.txt\"}"},
+            }])),
+            "tool_calls",
+        );
+        let r = parse_response(body.to_string().as_bytes()).expect("valid");
+        assert_eq!(r.message.role, Role::Assistant);
+        assert_eq!(r.message.content, None);
+        assert_eq!(
+            r.message.tool_calls,
+            vec![ToolCall {
+                id: "call_abc".into(),
+                name: "fs_read_file".into(),
+                arguments: r#"{"path":"hello.txt"}"#.into()
+            }]
+        );
+        assert_eq!(r.usage, Usage { prompt_tokens: 12, completion_tokens: 5, total_tokens: 17 });
+        assert_eq!(r.finish_reason.as_deref(), Some("tool_calls"));
+    }
+
+    #[test]
+    fn parse_without_usage_gives_zero_usage() {
+        let body = json!({"choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]});
+        let r = parse_response(body.to_string().as_bytes()).expect("valid");
+        assert_eq!(r.message, Message::assistant("hi"));
+        assert_eq!(r.usage, Usage::default());
+        assert_eq!(r.finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn parse_tolerates_object_arguments_and_missing_ids() {
+        let body = json!({"choices": [{"message": {"content": "", "tool_calls": [
+            {"function": {"name": "a", "arguments": {"x": 1}}},
+            {"id": "", "function": {"name": "b"}},
+        ]}}]});
+        let r = parse_response(body.to_string().as_bytes()).expect("valid");
+        assert_eq!(
+            r.message.tool_calls,
+            vec![
+                ToolCall { id: "call_0".into(), name: "a".into(), arguments: r#"{"x":1}"#.into() },
+                ToolCall { id: "call_1".into(), name: "b".into(), arguments: "{}".into() },
+            ]
+        );
+        assert_eq!(r.finish_reason, None);
+    }
+
+    #[test]
+    fn parse_rejects_invalid_json_and_answers_without_choices() {
+        assert!(matches!(parse_response(b"<html>oops</html>"), Err(LlmError::InvalidResponse(_))));
+        assert!(matches!(parse_response(br#"{"choices": []}"#), Err(LlmError::InvalidResponse(_))));
+        assert!(matches!(
+            parse_response(br#"{"error": {"message": "x"}}"#),
+            Err(LlmError::InvalidResponse(_))
+        ));
+    }
+}
