@@ -8,13 +8,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use url::Url;
 
 use super::retry::{backoff, parse_retry_after};
-use super::wire::{parse_response, request_body, snippet};
+use super::wire::{encode, parse_response, snippet};
 use super::{ClientError, OpenAiSettings};
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
 
@@ -117,9 +118,9 @@ impl OpenAiClient {
         url
     }
 
-    async fn attempt(&self, url: &Url, payload: &[u8], attempts: u32) -> Attempt {
+    async fn attempt(&self, url: &Url, payload: &Bytes, attempts: u32) -> Attempt {
         let mut request =
-            self.inner.http.post(url.clone()).header(CONTENT_TYPE, "application/json").body(payload.to_vec());
+            self.inner.http.post(url.clone()).header(CONTENT_TYPE, "application/json").body(payload.clone());
         if let Some((name, value)) = &self.inner.auth {
             request = request.header(*name, value.clone());
         }
@@ -171,7 +172,7 @@ fn retry_on_transport(e: &reqwest::Error, attempts: u32) -> Attempt {
 impl LlmClient for OpenAiClient {
     async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
         let url = self.endpoint(request.model);
-        let payload = serde_json::to_vec(&request_body(&request))
+        let payload = encode(&request)
             .map_err(|e| LlmError::InvalidResponse(format!("cannot serialise the request: {e}")))?;
         let mut attempts: u32 = 0;
         loop {

@@ -21,4 +21,4 @@ mod fixtures;
 
 pub use client::OpenAiClient;
 pub use settings::{ClientError, DEFAULT_BASE_URL, OpenAiSettings};
-pub use wire::{parse_response, request_body};
+pub use wire::{WireRequest, parse_response, request_body};

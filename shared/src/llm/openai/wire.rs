@@ -4,86 +4,130 @@
 //! Owns the wire shape and nothing else: no I/O, no retries, no settings. Golden-tested with
 //! insta; a change to what is sent shows up as a snapshot diff.
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::llm::{ChatRequest, ChatResponse, LlmError, Message, Role, ToolCall, Usage};
+
+/// The chat-completions request body, borrowing every string and schema from the
+/// [`ChatRequest`] it is built from: building it copies no message text and no tool schema.
+///
+/// [`encode`] serialises it once per call; its keys go out in field order.
+#[derive(Debug, Serialize)]
+pub struct WireRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    /// serde_json writes an `f32` in its shortest form: `0.2`, not `0.20000000298023224`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    /// Sent as `null` when `None`.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+/// The one kind of tool and of tool call the API knows: `"type": "function"`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Function,
+}
+
+#[derive(Debug, Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: Kind,
+    function: WireCall<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireCall<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: Kind,
+    function: WireFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
 
 /// The chat-completions request body for `req`, in the OpenAI wire shape.
 ///
 /// Assistant tool calls become `{id, type: "function", function: {name, arguments}}`; tool
-/// results carry `tool_call_id`; `tools` is present only when non-empty; `temperature` and
-/// `max_tokens` only when set. An assistant turn with tool calls and no text sends
-/// `content: null`; any other missing content is sent as `""`.
-pub fn request_body(req: &ChatRequest<'_>) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), json!(req.model));
-    body.insert("messages".into(), Value::Array(req.messages.iter().map(wire_message).collect()));
-    if !req.tools.is_empty() {
-        let tools = req
+/// results carry `tool_call_id`; `tools` is present only when non-empty; `temperature` only
+/// when set and finite, `max_tokens` only when set. An assistant turn with tool calls and no
+/// text sends `content: null`; any other missing content is sent as `""`.
+pub fn request_body<'a>(req: &ChatRequest<'a>) -> WireRequest<'a> {
+    WireRequest {
+        model: req.model,
+        messages: req.messages.iter().map(wire_message).collect(),
+        tools: req
             .tools
             .iter()
-            .map(|t| {
-                json!({
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                })
+            .map(|t| WireTool {
+                kind: Kind::Function,
+                function: WireFunction {
+                    name: &t.name,
+                    description: &t.description,
+                    parameters: &t.parameters,
+                },
             })
-            .collect();
-        body.insert("tools".into(), Value::Array(tools));
+            .collect(),
+        temperature: req.temperature.filter(|t| t.is_finite()),
+        max_tokens: req.max_tokens,
     }
-    if let Some(t) = req.temperature.and_then(f32_to_json) {
-        body.insert("temperature".into(), t);
-    }
-    if let Some(m) = req.max_tokens {
-        body.insert("max_tokens".into(), json!(m));
-    }
-    Value::Object(body)
 }
 
-fn wire_message(m: &Message) -> Value {
+/// The body of one call, serialised once: every attempt sends these same [`Bytes`] (a clone is
+/// a reference count, not a copy).
+pub(super) fn encode(req: &ChatRequest<'_>) -> Result<Bytes, serde_json::Error> {
+    serde_json::to_vec(&request_body(req)).map(Bytes::from)
+}
+
+fn wire_message(m: &Message) -> WireMessage<'_> {
     let role = match m.role {
         Role::System => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
         Role::Tool => "tool",
     };
-    let mut out = Map::new();
-    out.insert("role".into(), json!(role));
     let content = match (&m.content, m.tool_calls.is_empty()) {
-        (Some(text), _) => json!(text),
-        (None, false) => Value::Null,
-        (None, true) => json!(""),
+        (Some(text), _) => Some(text.as_str()),
+        (None, false) => None,
+        (None, true) => Some(""),
     };
-    out.insert("content".into(), content);
-    if !m.tool_calls.is_empty() {
-        let calls = m
-            .tool_calls
-            .iter()
-            .map(|c| {
-                json!({
-                    "id": c.id,
-                    "type": "function",
-                    "function": { "name": c.name, "arguments": c.arguments },
-                })
-            })
-            .collect();
-        out.insert("tool_calls".into(), Value::Array(calls));
-    }
-    if let Some(id) = &m.tool_call_id {
-        out.insert("tool_call_id".into(), json!(id));
-    }
-    Value::Object(out)
-}
-
-/// `0.2f32` as the JSON number `0.2`, not `0.20000000298023224`. `None` when not finite.
-fn f32_to_json(x: f32) -> Option<Value> {
-    let widened = x.to_string().parse::<f64>().unwrap_or(f64::from(x));
-    serde_json::Number::from_f64(widened).map(Value::Number)
+    let tool_calls = m
+        .tool_calls
+        .iter()
+        .map(|c| WireToolCall {
+            id: &c.id,
+            kind: Kind::Function,
+            function: WireCall { name: &c.name, arguments: &c.arguments },
+        })
+        .collect();
+    WireMessage { role, content, tool_calls, tool_call_id: m.tool_call_id.as_deref() }
 }
 
 #[derive(Deserialize)]
@@ -96,30 +140,30 @@ struct WireResponse {
 
 #[derive(Deserialize)]
 struct WireChoice {
-    message: WireMessage,
+    message: WireReply,
     #[serde(default)]
     finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct WireMessage {
+struct WireReply {
     #[serde(default)]
     content: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
     #[serde(default)]
-    tool_calls: Option<Vec<WireToolCall>>,
+    tool_calls: Option<Vec<WireReplyCall>>,
 }
 
 #[derive(Deserialize)]
-struct WireToolCall {
+struct WireReplyCall {
     #[serde(default)]
     id: Option<String>,
-    function: WireFunction,
+    function: WireReplyFunction,
 }
 
 #[derive(Deserialize)]
-struct WireFunction {
+struct WireReplyFunction {
     name: String,
     /// A JSON text per the spec; some servers send an object instead.
     #[serde(default)]
@@ -201,6 +245,7 @@ pub(super) fn snippet(body: &[u8], max_chars: usize) -> String {
 mod tests {
     use super::*;
     use crate::llm::openai::fixtures::*;
+    use serde_json::json;
 
     fn snapshot_settings() -> insta::Settings {
         let mut s = insta::Settings::clone_current();
@@ -211,6 +256,11 @@ mod tests {
         s
     }
 
+    /// What goes on the wire, read back: the snapshots show the bytes sent, not the structs.
+    fn sent(req: &ChatRequest<'_>) -> Value {
+        serde_json::from_slice(&encode(req).expect("encodes")).expect("valid JSON")
+    }
+
     #[test]
     fn request_body_with_tools_and_a_tool_result() {
         let messages = tool_conversation();
@@ -219,14 +269,49 @@ mod tests {
         req.temperature = Some(0.2);
         req.max_tokens = Some(512);
         snapshot_settings()
-            .bind(|| insta::assert_json_snapshot!("openai_request_body_with_tools", request_body(&req)));
+            .bind(|| insta::assert_json_snapshot!("openai_request_body_with_tools", sent(&req)));
     }
 
     #[test]
     fn request_body_without_tools_or_options() {
         let messages = [Message::user("Hello")];
-        let body = request_body(&request(&messages, &[]));
+        let body = sent(&request(&messages, &[]));
         snapshot_settings().bind(|| insta::assert_json_snapshot!("openai_request_body_minimal", body));
+    }
+
+    #[test]
+    fn the_body_is_compact_json_in_field_order_with_a_short_temperature() {
+        let messages = [Message::user("Hello")];
+        let mut req = request(&messages, &[]);
+        req.temperature = Some(0.2);
+        req.max_tokens = Some(512);
+        assert_eq!(
+            encode(&req).expect("encodes"),
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"temperature":0.2,"max_tokens":512}"#
+        );
+    }
+
+    #[test]
+    fn a_temperature_that_is_not_finite_is_left_out() {
+        let messages = [Message::user("Hello")];
+        for t in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut req = request(&messages, &[]);
+            req.temperature = Some(t);
+            assert_eq!(sent(&req).get("temperature"), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn the_body_borrows_the_messages_and_schemas_instead_of_copying_them() {
+        let messages = tool_conversation();
+        let tools = [read_file_tool()];
+        let req = request(&messages, &tools);
+        let body = request_body(&req);
+        assert!(std::ptr::eq(body.tools[0].function.parameters, &tools[0].parameters));
+        let (Some(sent), Some(kept)) = (body.messages[1].content, messages[1].content.as_deref()) else {
+            panic!("the user message has text");
+        };
+        assert!(std::ptr::eq(sent, kept));
     }
 
     #[test]
