@@ -14,13 +14,12 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use url::Url;
 
-use super::retry::{backoff, parse_retry_after};
-use super::wire::{encode, parse_response, snippet};
+use super::redact::error_body;
+use super::retry::{self, Next, parse_retry_after};
+use super::wire::{encode, parse_response};
 use super::{ClientError, OpenAiSettings};
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
-
-/// How much of an error body is kept in [`LlmError::Status`].
-const MAX_ERROR_BODY_CHARS: usize = 500;
+use crate::telemetry::error_chain;
 
 /// How long an idle pooled connection is kept (Lambda environments are frozen between calls;
 /// a connection older than this is likely closed by the other side anyway).
@@ -57,7 +56,7 @@ impl fmt::Debug for OpenAiClient {
 /// What one attempt came to.
 enum Attempt {
     Done(Result<ChatResponse, LlmError>),
-    Retry { error: LlmError, retry_after: Option<Duration>, status: Option<u16> },
+    Retry { error: LlmError, retry_after: Option<Duration> },
 }
 
 impl OpenAiClient {
@@ -126,7 +125,7 @@ impl OpenAiClient {
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return retry_on_transport(&e, attempts),
+            Err(e) => return retry_on_transport(e, attempts),
         };
         let status = response.status();
         let retry_after = response
@@ -137,46 +136,70 @@ impl OpenAiClient {
         if status.is_success() {
             return match response.bytes().await {
                 Ok(body) => Attempt::Done(parse_response(&body)),
-                Err(e) => retry_on_transport(&e, attempts),
+                Err(e) => retry_on_transport(e, attempts),
             };
         }
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Attempt::Done(Err(LlmError::Unauthorized { status: status.as_u16() }));
         }
+        let key = self.inner.settings.api_key.as_ref().map(|k| k.expose_secret());
         let body = match response.bytes().await {
-            Ok(b) => snippet(&b, MAX_ERROR_BODY_CHARS),
+            Ok(b) => error_body(&b, key),
             Err(_) => String::new(),
         };
         let code = status.as_u16();
         match code {
-            429 => {
-                Attempt::Retry { error: LlmError::RateLimited { attempts }, retry_after, status: Some(code) }
+            429 => Attempt::Retry { error: LlmError::RateLimited { attempts }, retry_after },
+            500 | 502 | 503 | 504 => {
+                Attempt::Retry { error: LlmError::Status { status: code, body, attempts }, retry_after }
             }
-            500 | 502 | 503 | 504 => Attempt::Retry {
-                error: LlmError::Status { status: code, body, attempts },
-                retry_after,
-                status: Some(code),
-            },
             _ => Attempt::Done(Err(LlmError::Status { status: code, body, attempts })),
         }
     }
 }
 
-fn retry_on_transport(e: &reqwest::Error, attempts: u32) -> Attempt {
+fn retry_on_transport(e: reqwest::Error, attempts: u32) -> Attempt {
     let error = if e.is_timeout() {
         LlmError::Timeout { attempts }
     } else {
-        LlmError::Connect { detail: crate::telemetry::error_chain(e), attempts }
+        // reqwest moves a user name and password out of the URL (into the Authorization
+        // header) before sending, so the URL this error prints carries none.
+        LlmError::Connect { source: e, attempts }
     };
-    Attempt::Retry { error, retry_after: None, status: None }
+    Attempt::Retry { error, retry_after: None }
+}
+
+/// The HTTP status an error came with, for the log.
+fn http_status(error: &LlmError) -> Option<u16> {
+    match error {
+        LlmError::Status { status, .. } | LlmError::Unauthorized { status } => Some(*status),
+        LlmError::RateLimited { .. } => Some(429),
+        LlmError::Connect { .. }
+        | LlmError::Timeout { .. }
+        | LlmError::InvalidResponse(_)
+        | LlmError::Encode(_)
+        | LlmError::Deadline => None,
+    }
+}
+
+/// One log line for a failed attempt: what comes next, the error's whole cause chain, and the
+/// upstream's (scrubbed) error body as a field of its own.
+fn log_failure(error: &LlmError, attempt: u32, wait: Option<Duration>, next: &str) {
+    tracing::warn!(
+        status = http_status(error),
+        attempt,
+        wait_ms = wait.map(|w| w.as_millis()),
+        error = %error_chain(error),
+        body = error.upstream_body(),
+        "LLM call failed; {next}"
+    );
 }
 
 #[async_trait::async_trait]
 impl LlmClient for OpenAiClient {
     async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
         let url = self.endpoint(request.model);
-        let payload = encode(&request)
-            .map_err(|e| LlmError::InvalidResponse(format!("cannot serialise the request: {e}")))?;
+        let payload = encode(&request).map_err(LlmError::Encode)?;
         let mut attempts: u32 = 0;
         loop {
             let now = Instant::now();
@@ -192,30 +215,30 @@ impl LlmClient for OpenAiClient {
             {
                 Ok(outcome) => outcome,
                 Err(_elapsed) if cut_by_deadline => return Err(LlmError::Deadline),
-                Err(_elapsed) => {
-                    Attempt::Retry { error: LlmError::Timeout { attempts }, retry_after: None, status: None }
+                Err(_elapsed) => Attempt::Retry { error: LlmError::Timeout { attempts }, retry_after: None },
+            };
+            let (error, retry_after) = match outcome {
+                Attempt::Done(Ok(answer)) => return Ok(answer),
+                Attempt::Done(Err(error)) => {
+                    log_failure(&error, attempts, None, "not retried");
+                    return Err(error);
                 }
+                Attempt::Retry { error, retry_after } => (error, retry_after),
             };
-            let (error, retry_after, status) = match outcome {
-                Attempt::Done(result) => return result,
-                Attempt::Retry { error, retry_after, status } => (error, retry_after, status),
-            };
-            if attempts > self.inner.settings.max_retries {
-                return Err(error);
+            match retry::next(&self.inner.settings, attempts, retry_after, Instant::now(), deadline) {
+                Next::Wait(wait) => {
+                    log_failure(&error, attempts, Some(wait), "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Next::NoRetriesLeft => {
+                    log_failure(&error, attempts, None, "no retries left");
+                    return Err(error);
+                }
+                Next::PastDeadline(wait) => {
+                    log_failure(&error, attempts, Some(wait), "the next retry would pass the deadline");
+                    return Err(error);
+                }
             }
-            let wait = retry_after.unwrap_or_else(|| backoff(&self.inner.settings, attempts - 1));
-            // `checked_add`: a huge `Retry-After` must not overflow the clock.
-            if Instant::now().checked_add(wait).is_none_or(|resume| resume >= deadline) {
-                tracing::warn!(
-                    ?status,
-                    attempt = attempts,
-                    wait_ms = wait.as_millis(),
-                    "LLM call failed; the next retry would pass the deadline"
-                );
-                return Err(error);
-            }
-            tracing::warn!(?status, attempt = attempts, wait_ms = wait.as_millis(), error = %error, "LLM call failed; retrying");
-            tokio::time::sleep(wait).await;
         }
     }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{OpenAiClient, OpenAiSettings};
-use crate::llm::{ChatRequest, Message, Role, ToolCall, ToolSpec};
+use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, Message, Role, ToolCall, ToolSpec};
 
 pub(super) const KEY: &str = "sk-test-very-secret-key-1234";
 
@@ -78,4 +78,9 @@ pub(super) fn completion(content: Value, tool_calls: Option<Value>, finish: &str
 
 pub(super) fn hello() -> Value {
     completion(json!("Hello!"), None, "stop")
+}
+
+/// One "hi" from the user to `client`, with no tools.
+pub(super) async fn say_hi(client: &OpenAiClient, deadline: Instant) -> Result<ChatResponse, LlmError> {
+    client.complete(request(&[Message::user("hi")], &[]), deadline).await
 }

@@ -12,6 +12,7 @@
 //! lives in a `SecretString` and in a header value marked sensitive, and is not logged.
 
 mod client;
+mod redact;
 mod retry;
 mod settings;
 mod wire;

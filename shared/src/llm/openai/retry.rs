@@ -1,14 +1,48 @@
-//! The retry policy's pure parts: the full-jitter backoff and the `Retry-After` header.
+//! The retry policy's pure parts: whether and how long to wait before the next attempt, with
+//! the full-jitter backoff and the `Retry-After` header.
 //!
-//! Owns the arithmetic only; it must not sleep, send or log (that is [`super::client`]).
+//! Owns the arithmetic only; it must not sleep, send or log (that is [`super::client`]). Its
+//! one promise: a wait it hands out never reaches the caller's deadline.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::OpenAiSettings;
 
+/// What comes after a failed attempt that may be retried.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Sleep this long, then try again; waking up is still before the deadline.
+    Wait(Duration),
+    /// `max_retries` retries are used up.
+    NoRetriesLeft,
+    /// The wait (the server's `Retry-After`, else the backoff) would reach the deadline.
+    PastDeadline(Duration),
+}
+
+/// What to do after failed attempt number `attempts` (1-based) at `now`: wait the server's
+/// `Retry-After` if it sent one, else the backoff, unless the retries are used up or the wait
+/// would reach `deadline`.
+pub(super) fn next(
+    s: &OpenAiSettings,
+    attempts: u32,
+    retry_after: Option<Duration>,
+    now: Instant,
+    deadline: Instant,
+) -> Next {
+    if attempts > s.max_retries {
+        return Next::NoRetriesLeft;
+    }
+    let wait = retry_after.unwrap_or_else(|| backoff(s, attempts.saturating_sub(1)));
+    // `checked_add`: a huge `Retry-After` must not overflow the clock.
+    match now.checked_add(wait) {
+        Some(resume) if resume < deadline => Next::Wait(wait),
+        _ => Next::PastDeadline(wait),
+    }
+}
+
 /// Full-jitter backoff before retry number `retry` (0-based): uniform in
 /// `[0, min(max_backoff, initial_backoff * 2^retry)]`.
-pub(super) fn backoff(s: &OpenAiSettings, retry: u32) -> Duration {
+fn backoff(s: &OpenAiSettings, retry: u32) -> Duration {
     let factor = 1u32.checked_shl(retry).unwrap_or(u32::MAX);
     let cap = s.initial_backoff.checked_mul(factor).unwrap_or(s.max_backoff).min(s.max_backoff);
     let cap_ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
@@ -56,6 +90,42 @@ mod tests {
         assert_eq!(parse_retry_after("18446744073709551615", now), Some(Duration::from_secs(u64::MAX)));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 PST", now), None);
+    }
+
+    #[test]
+    fn a_wait_never_reaches_the_deadline() {
+        let mut s = settings("http://localhost/v1");
+        s.max_retries = 10;
+        s.initial_backoff = Duration::from_millis(200);
+        s.max_backoff = Duration::from_secs(5);
+        let now = Instant::now();
+        for budget_ms in [0, 1, 150, 400, 1_000, 4_000] {
+            let deadline = now + Duration::from_millis(budget_ms);
+            for attempts in 1..=10 {
+                for retry_after in [None, Some(Duration::ZERO), Some(Duration::from_secs(2))] {
+                    match next(&s, attempts, retry_after, now, deadline) {
+                        Next::Wait(wait) => assert!(now + wait < deadline, "{budget_ms} ms, {wait:?}"),
+                        Next::PastDeadline(wait) => assert!(now + wait >= deadline),
+                        Next::NoRetriesLeft => panic!("10 retries are allowed"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_over_the_backoff_and_retries_run_out() {
+        let s = settings("http://localhost/v1");
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let seven = Some(Duration::from_secs(7));
+        assert_eq!(next(&s, 1, seven, now, later), Next::Wait(Duration::from_secs(7)));
+        assert_eq!(
+            next(&s, 2, seven, now, now + Duration::from_secs(7)),
+            Next::PastDeadline(Duration::from_secs(7))
+        );
+        assert_eq!(next(&s, 3, None, now, later), Next::NoRetriesLeft, "settings() allows 2 retries");
+        assert_eq!(next(&s, 1, Some(Duration::MAX), now, later), Next::PastDeadline(Duration::MAX));
     }
 
     #[test]

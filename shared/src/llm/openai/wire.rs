@@ -184,16 +184,16 @@ struct WireUsage {
 /// refusal stands in for missing content), its tool calls, the usage (zero when absent) and
 /// the finish reason.
 ///
+/// A body that is not such an answer is [`LlmError::InvalidResponse`] holding the
+/// `serde_json::Error` (an answer without choices is one too): the cause is for the log, and
+/// no part of the body reaches the error's message.
+///
 /// Tolerates what compatible servers do differently: arguments sent as a JSON object are
 /// re-serialised to text, missing arguments become `{}`, a missing call id becomes `call_{i}`.
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, LlmError> {
-    let wire: WireResponse = serde_json::from_slice(body)
-        .map_err(|e| LlmError::InvalidResponse(format!("{e}; body starts with: {}", snippet(body, 200))))?;
+    let wire: WireResponse = serde_json::from_slice(body).map_err(LlmError::InvalidResponse)?;
     let Some(choice) = wire.choices.into_iter().next() else {
-        return Err(LlmError::InvalidResponse(format!(
-            "no choices; body starts with: {}",
-            snippet(body, 200)
-        )));
+        return Err(LlmError::InvalidResponse(serde::de::Error::custom("the answer has no choices")));
     };
     let tool_calls = choice
         .message
@@ -229,16 +229,6 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, LlmError> {
         usage,
         finish_reason: choice.finish_reason,
     })
-}
-
-/// The first `max_chars` characters of a (possibly non-UTF-8) body, marked when cut.
-pub(super) fn snippet(body: &[u8], max_chars: usize) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text.chars().take(max_chars).collect();
-    if text.chars().nth(max_chars).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -374,5 +364,22 @@ mod tests {
             parse_response(br#"{"error": {"message": "x"}}"#),
             Err(LlmError::InvalidResponse(_))
         ));
+    }
+
+    #[test]
+    fn an_invalid_answer_keeps_the_parse_error_as_its_cause_and_no_body_text() {
+        for body in
+            [&b"<html>upstream secret page</html>"[..], br#"{"choices": "upstream secret"}"#, br#"{}"#]
+        {
+            let err = parse_response(body).expect_err("invalid");
+            assert_eq!(err.to_string(), "LLM answer is not a valid chat completion");
+            let cause = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+            assert!(!cause.is_empty(), "{err:?}");
+        }
+        let err = parse_response(br#"{"choices": []}"#).expect_err("no choices");
+        assert_eq!(
+            crate::telemetry::error_chain(&err),
+            "LLM answer is not a valid chat completion: the answer has no choices"
+        );
     }
 }

@@ -1,6 +1,8 @@
 use super::*;
 use crate::llm::openai::fixtures::*;
+use crate::llm::openai::redact::MAX_ERROR_BODY_CHARS;
 use crate::llm::{Llm, Message};
+use crate::telemetry::error_chain;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
@@ -313,14 +315,26 @@ impl tracing::Subscriber for CaptureLogs {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-#[tokio::test]
-async fn retries_are_logged_without_the_key() {
+/// Records this thread's events until the guards drop.
+fn capture_logs() -> (CaptureLogs, (tracing::subscriber::DefaultGuard, tracing::Dispatch)) {
     let logs = CaptureLogs::default();
-    let _guard = tracing::subscriber::set_default(logs.clone());
+    let guard = tracing::subscriber::set_default(logs.clone());
     // With a single registered dispatcher, tracing computes a call site's interest from the
     // default of whichever thread hits it first: a parallel test could cache "never" for our
     // warn! call sites. A second live dispatcher makes it ask every registered dispatcher.
-    let _second = tracing::Dispatch::new(CaptureLogs::default());
+    let second = tracing::Dispatch::new(CaptureLogs::default());
+    (logs, (guard, second))
+}
+
+/// A local address nothing listens on.
+fn closed_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+#[tokio::test]
+async fn retries_are_logged_without_the_key() {
+    let (logs, _guards) = capture_logs();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
@@ -341,9 +355,7 @@ async fn retries_are_logged_without_the_key() {
 
 #[tokio::test]
 async fn an_unreachable_server_ends_as_connect() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
+    let addr = closed_port();
     let messages = [Message::user("hi")];
     let err = client(&format!("http://{addr}/v1"))
         .complete(request(&messages, &[]), in_secs(10))
@@ -351,4 +363,40 @@ async fn an_unreachable_server_ends_as_connect() {
         .expect_err("fails");
     assert!(matches!(err, LlmError::Connect { attempts: 3, .. }), "{err:?}");
     assert!(!err.to_string().contains(KEY));
+}
+
+#[tokio::test]
+async fn a_connection_error_keeps_its_cause_for_the_log_and_no_url_password() {
+    let addr = closed_port();
+    let err =
+        say_hi(&client(&format!("http://user:hunter2@{addr}/v1")), in_secs(10)).await.expect_err("fails");
+    assert_eq!(err.to_string(), "LLM unreachable after 3 attempt(s)");
+    let chain = error_chain(&err);
+    assert!(chain.starts_with("LLM unreachable after 3 attempt(s): error sending request"), "{chain}");
+    assert!(chain.contains(&format!("http://{addr}/v1/chat/completions")), "{chain}");
+    assert!(!chain.contains("hunter2") && !chain.contains(KEY), "{chain}");
+}
+
+#[tokio::test]
+async fn an_error_body_is_scrubbed_logged_apart_and_kept_out_of_the_message() {
+    let (logs, _guards) = capture_logs();
+    let server = MockServer::start().await;
+    let body =
+        format!(r#"{{"error": "key {KEY} rejected; got Bearer abc.def; try sk-proj-AAAAAAAAAAAAAAAAAAAA"}}"#);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
+    assert_eq!(err.to_string(), "LLM answered HTTP 400 after 1 attempt(s)");
+    assert_eq!(
+        err.upstream_body(),
+        Some(r#"{"error": "key [REDACTED] rejected; got Bearer [REDACTED]; try [REDACTED]"}"#)
+    );
+    let text = logs.text();
+    assert!(text.contains("not retried") && text.contains("[REDACTED] rejected"), "{text}");
+    for secret in [KEY, "abc.def", "AAAAAAAAAAAA"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
 }
