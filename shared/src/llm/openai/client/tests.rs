@@ -1,7 +1,7 @@
 use super::*;
+use crate::llm::Llm;
 use crate::llm::openai::fixtures::*;
 use crate::llm::openai::redact::MAX_ERROR_BODY_CHARS;
-use crate::llm::{Llm, Message};
 use crate::telemetry::error_chain;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -102,12 +102,7 @@ async fn azure_mode_uses_the_deployment_url_and_api_key_header() {
         .await;
     let mut s = settings(&server.uri());
     s.azure_api_version = Some("2024-10-21".into());
-    let messages = [Message::user("hi")];
-    let r = OpenAiClient::new(s)
-        .expect("client")
-        .complete(request(&messages, &[]), in_secs(10))
-        .await
-        .expect("ok");
+    let r = say_hi(&OpenAiClient::new(s).expect("client"), in_secs(10)).await.expect("ok");
     assert_eq!(r.message.content.as_deref(), Some("Hello!"));
     let received = server.received_requests().await.expect("recording");
     assert!(!received[0].headers.contains_key("authorization"));
@@ -122,8 +117,7 @@ async fn no_key_means_no_auth_header() {
         .await;
     let mut s = settings(&server.uri());
     s.api_key = None;
-    let messages = [Message::user("hi")];
-    OpenAiClient::new(s).expect("client").complete(request(&messages, &[]), in_secs(10)).await.expect("ok");
+    say_hi(&OpenAiClient::new(s).expect("client"), in_secs(10)).await.expect("ok");
     let received = server.received_requests().await.expect("recording");
     assert!(!received[0].headers.contains_key("authorization"));
     assert!(!received[0].headers.contains_key("api-key"));
@@ -143,31 +137,22 @@ async fn a_429_with_retry_after_zero_is_retried_then_succeeds() {
         .expect(1)
         .mount(&server)
         .await;
-    let messages = [Message::user("hi")];
-    let r = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect("ok");
+    let r = say_hi(&client(&server.uri()), in_secs(10)).await.expect("ok");
     assert_eq!(r.message.content.as_deref(), Some("Hello!"));
     assert_eq!(server.received_requests().await.expect("recording").len(), 2);
 }
 
 #[tokio::test]
 async fn persistent_429s_end_as_rate_limited() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(429)).expect(3).mount(&server).await;
-    let messages = [Message::user("hi")];
-    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    let server = server_expecting(ResponseTemplate::new(429), 3).await;
+    let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
     assert!(matches!(err, LlmError::RateLimited { attempts: 3 }), "{err:?}");
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_max_retries_times_then_reported() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
-        .expect(3)
-        .mount(&server)
-        .await;
-    let messages = [Message::user("hi")];
-    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    let server = server_expecting(ResponseTemplate::new(500).set_body_string("upstream exploded"), 3).await;
+    let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
     match err {
         LlmError::Status { status, body, attempts } => {
             assert_eq!((status, body.as_str(), attempts), (500, "upstream exploded", 3));
@@ -178,24 +163,16 @@ async fn server_errors_are_retried_max_retries_times_then_reported() {
 
 #[tokio::test]
 async fn unauthorized_is_not_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(401)).expect(1).mount(&server).await;
-    let messages = [Message::user("hi")];
-    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    let server = server_expecting(ResponseTemplate::new(401), 1).await;
+    let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
     assert!(matches!(err, LlmError::Unauthorized { status: 401 }), "{err:?}");
     assert_eq!(server.received_requests().await.expect("recording").len(), 1);
 }
 
 #[tokio::test]
 async fn other_client_errors_are_not_retried_and_keep_a_truncated_body() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_string("e".repeat(2000)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let messages = [Message::user("hi")];
-    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    let server = server_expecting(ResponseTemplate::new(400).set_body_string("e".repeat(2000)), 1).await;
+    let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
     match err {
         LlmError::Status { status: 400, body, attempts: 1 } => {
             assert_eq!(body.chars().count(), MAX_ERROR_BODY_CHARS + 1)
@@ -206,14 +183,8 @@ async fn other_client_errors_are_not_retried_and_keep_a_truncated_body() {
 
 #[tokio::test]
 async fn an_invalid_answer_is_not_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let messages = [Message::user("hi")];
-    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(10)).await.expect_err("fails");
+    let server = server_expecting(ResponseTemplate::new(200).set_body_string("not json"), 1).await;
+    let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
     assert!(matches!(err, LlmError::InvalidResponse(_)), "{err:?}");
 }
 
@@ -224,12 +195,8 @@ async fn a_slow_server_is_cut_off_at_the_deadline() {
         .respond_with(ResponseTemplate::new(200).set_body_json(hello()).set_delay(Duration::from_secs(2)))
         .mount(&server)
         .await;
-    let messages = [Message::user("hi")];
     let started = Instant::now();
-    let err = client(&server.uri())
-        .complete(request(&messages, &[]), started + Duration::from_millis(300))
-        .await
-        .expect_err("fails");
+    let err = say_hi(&client(&server.uri()), started + Duration::from_millis(300)).await.expect_err("fails");
     assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
     assert!(matches!(err, LlmError::Deadline), "{err:?}");
 }
@@ -244,30 +211,132 @@ async fn a_slow_attempt_times_out_and_is_retried() {
     let mut s = settings(&server.uri());
     s.timeout = Duration::from_millis(150);
     s.max_retries = 1;
-    let messages = [Message::user("hi")];
     let started = Instant::now();
-    let err = OpenAiClient::new(s)
-        .expect("client")
-        .complete(request(&messages, &[]), in_secs(10))
-        .await
-        .expect_err("fails");
+    let err = say_hi(&OpenAiClient::new(s).expect("client"), in_secs(10)).await.expect_err("fails");
     assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
     assert!(matches!(err, LlmError::Timeout { attempts: 2 }), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_deadline_returns_the_last_error_at_once() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "30").set_body_string("busy"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let messages = [Message::user("hi")];
+    let server = server_expecting(
+        ResponseTemplate::new(503).insert_header("retry-after", "30").set_body_string("busy"),
+        1,
+    )
+    .await;
     let started = Instant::now();
-    let err = client(&server.uri()).complete(request(&messages, &[]), in_secs(5)).await.expect_err("fails");
+    let err = say_hi(&client(&server.uri()), in_secs(5)).await.expect_err("fails");
     assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
     assert!(matches!(err, LlmError::Status { status: 503, attempts: 1, .. }), "{err:?}");
+}
+
+/// A server answering every call with `response`, and checking on drop that it got `calls`.
+async fn server_expecting(response: ResponseTemplate, calls: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(response).expect(calls).mount(&server).await;
+    server
+}
+
+/// A server answering `first` once, then `then` for good.
+async fn server_answering(first: ResponseTemplate, then: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(first).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("POST")).respond_with(then).mount(&server).await;
+    server
+}
+
+async fn requests_received(server: &MockServer) -> usize {
+    server.received_requests().await.expect("recording").len()
+}
+
+#[tokio::test]
+async fn a_429_with_a_past_http_date_is_retried_at_once_then_succeeds() {
+    let busy = ResponseTemplate::new(429).insert_header("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT");
+    let server = server_answering(busy, ResponseTemplate::new(200).set_body_json(hello())).await;
+    let mut s = settings(&server.uri());
+    // Were the date ignored, a backoff of up to 5 s would most likely show.
+    s.initial_backoff = Duration::from_secs(5);
+    s.max_backoff = Duration::from_secs(5);
+    let started = Instant::now();
+    let r = say_hi(&OpenAiClient::new(s).expect("client"), in_secs(10)).await.expect("ok");
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert_eq!(r.message.content.as_deref(), Some("Hello!"));
+    assert_eq!(requests_received(&server).await, 2);
+}
+
+#[tokio::test]
+async fn a_429_with_an_http_date_past_the_deadline_ends_at_once() {
+    let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+    let busy = ResponseTemplate::new(429).insert_header("retry-after", later.as_str());
+    let server = server_answering(busy, ResponseTemplate::new(200).set_body_json(hello())).await;
+    let started = Instant::now();
+    let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert!(matches!(err, LlmError::RateLimited { attempts: 1 }), "{err:?}");
+    assert_eq!(requests_received(&server).await, 1);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_seconds_waits_that_long() {
+    let busy = ResponseTemplate::new(429).insert_header("retry-after", "1");
+    let server = server_answering(busy, ResponseTemplate::new(200).set_body_json(hello())).await;
+    let started = Instant::now();
+    say_hi(&client(&server.uri()), in_secs(10)).await.expect("ok");
+    assert!(started.elapsed() >= Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert_eq!(requests_received(&server).await, 2);
+}
+
+#[tokio::test]
+async fn each_retryable_server_error_is_retried_then_succeeds() {
+    for code in [500, 502, 503, 504] {
+        let failing = ResponseTemplate::new(code).set_body_string("try again");
+        let server = server_answering(failing, ResponseTemplate::new(200).set_body_json(hello())).await;
+        let r = say_hi(&client(&server.uri()), in_secs(10)).await.expect("ok");
+        assert_eq!(r.message.content.as_deref(), Some("Hello!"), "{code}");
+        assert_eq!(requests_received(&server).await, 2, "{code}");
+    }
+}
+
+#[tokio::test]
+async fn other_statuses_are_not_retried() {
+    for code in [400, 404, 409, 422, 501, 505] {
+        let failing = ResponseTemplate::new(code).set_body_string("no");
+        let server = server_answering(failing, ResponseTemplate::new(200).set_body_json(hello())).await;
+        let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
+        assert!(
+            matches!(&err, LlmError::Status { status, attempts: 1, .. } if *status == code),
+            "{code}: {err:?}"
+        );
+        assert_eq!(requests_received(&server).await, 1, "{code}");
+    }
+}
+
+#[tokio::test]
+async fn forbidden_is_not_retried() {
+    let server =
+        server_answering(ResponseTemplate::new(403), ResponseTemplate::new(200).set_body_json(hello())).await;
+    let err = say_hi(&client(&server.uri()), in_secs(10)).await.expect_err("fails");
+    assert!(matches!(err, LlmError::Unauthorized { status: 403 }), "{err:?}");
+    assert_eq!(requests_received(&server).await, 1);
+}
+
+#[tokio::test]
+async fn a_backoff_never_sleeps_past_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let mut s = settings(&server.uri());
+    s.max_retries = 50;
+    s.initial_backoff = Duration::from_millis(300);
+    s.max_backoff = Duration::from_secs(5);
+    let c = OpenAiClient::new(s).expect("client");
+    for _ in 0..5 {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(400);
+        let err = say_hi(&c, deadline).await.expect_err("fails");
+        // A wait that would reach the deadline is not slept: the last error comes back first.
+        assert!(Instant::now() < deadline + Duration::from_millis(100), "took {:?}", started.elapsed());
+        assert!(matches!(err, LlmError::Status { status: 503, .. } | LlmError::Deadline), "{err:?}");
+    }
 }
 
 /// Records every tracing event and span field as text.
@@ -345,9 +414,7 @@ async fn retries_are_logged_without_the_key() {
         .respond_with(ResponseTemplate::new(200).set_body_json(hello()))
         .mount(&server)
         .await;
-    let messages = [Message::user("hi")];
-    let c = client(&server.uri());
-    c.complete(request(&messages, &[]), in_secs(10)).await.expect("ok");
+    say_hi(&client(&server.uri()), in_secs(10)).await.expect("ok");
     let text = logs.text();
     assert!(text.contains("retrying") && text.contains("attempt=1"), "{text}");
     assert!(!text.contains(KEY), "{text}");
@@ -356,11 +423,7 @@ async fn retries_are_logged_without_the_key() {
 #[tokio::test]
 async fn an_unreachable_server_ends_as_connect() {
     let addr = closed_port();
-    let messages = [Message::user("hi")];
-    let err = client(&format!("http://{addr}/v1"))
-        .complete(request(&messages, &[]), in_secs(10))
-        .await
-        .expect_err("fails");
+    let err = say_hi(&client(&format!("http://{addr}/v1")), in_secs(10)).await.expect_err("fails");
     assert!(matches!(err, LlmError::Connect { attempts: 3, .. }), "{err:?}");
     assert!(!err.to_string().contains(KEY));
 }
