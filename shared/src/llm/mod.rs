@@ -164,7 +164,7 @@ impl LlmError {
 #[async_trait::async_trait]
 pub trait LlmClient: Send + Sync {
     async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError>;
-    /// A short human description, e.g. "openai-compatible at https://api.openai.com/v1" or "offline".
+    /// A short human description, e.g. `openai-compatible at https://api.openai.com/v1` or `offline`.
     fn describe(&self) -> String;
 }
 

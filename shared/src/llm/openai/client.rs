@@ -60,8 +60,8 @@ enum Attempt {
 }
 
 impl OpenAiClient {
-    /// Builds the pooled HTTP client (TCP nodelay, idle connections kept
-    /// [`POOL_IDLE_TIMEOUT`]) and the authentication header.
+    /// Builds the pooled HTTP client (TCP nodelay, idle connections kept 50 s) and the
+    /// authentication header.
     pub fn new(settings: OpenAiSettings) -> Result<Self, ClientError> {
         let auth = match &settings.api_key {
             None => None,

@@ -13,7 +13,7 @@ use crate::llm::{ChatRequest, ChatResponse, LlmError, Message, Role, ToolCall, U
 /// The chat-completions request body, borrowing every string and schema from the
 /// [`ChatRequest`] it is built from: building it copies no message text and no tool schema.
 ///
-/// [`encode`] serialises it once per call; its keys go out in field order.
+/// Serialised once per call, straight to bytes; its keys go out in field order.
 #[derive(Debug, Serialize)]
 pub struct WireRequest<'a> {
     model: &'a str,
