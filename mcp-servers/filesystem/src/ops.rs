@@ -16,6 +16,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use chrono::{DateTime, SecondsFormat, TimeDelta};
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{Value, json};
 
@@ -357,8 +358,8 @@ pub(crate) fn get_file_info(ctx: &Ctx, path: &str) -> Result<String, FsError> {
     for (key, time) in
         [("created", meta.created()), ("modified", meta.modified()), ("accessed", meta.accessed())]
     {
-        if let Ok(time) = time {
-            lines.push(format!("{key}: {}", rfc3339(time)));
+        if let Some(text) = time.ok().and_then(rfc3339) {
+            lines.push(format!("{key}: {text}"));
         }
     }
     lines.push(format!("isDirectory: {}", meta.is_dir()));
@@ -551,35 +552,16 @@ impl Matcher {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for a system time (UTC, whole seconds).
-fn rfc3339(time: SystemTime) -> String {
-    let secs: i64 = match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        // Before the epoch: round towards the past, so 0.5 s before is 23:59:59.
-        Err(e) => {
-            let before = e.duration();
-            let whole = before.as_secs() + u64::from(before.subsec_nanos() > 0);
-            -i64::try_from(whole).unwrap_or(i64::MAX)
-        }
+/// `YYYY-MM-DDTHH:MM:SSZ` for a system time (UTC, whole seconds, rounded towards the past, so
+/// 0.5 s before the epoch is `1969-12-31T23:59:59Z`). `None` past the years chrono can hold
+/// (about ±262,000), which no real file time reaches.
+fn rfc3339(time: SystemTime) -> Option<String> {
+    let since_epoch = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => TimeDelta::from_std(after).ok()?,
+        Err(before) => -TimeDelta::from_std(before.duration()).ok()?,
     };
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let at = DateTime::UNIX_EPOCH.checked_add_signed(since_epoch)?;
+    Some(at.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 #[cfg(test)]
@@ -589,7 +571,7 @@ mod tests {
     use super::*;
 
     fn at(secs: u64) -> String {
-        rfc3339(UNIX_EPOCH + Duration::from_secs(secs))
+        rfc3339(UNIX_EPOCH + Duration::from_secs(secs)).unwrap_or_default()
     }
 
     #[test]
@@ -597,7 +579,18 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)).as_deref(), Some("1969-12-31T23:59:59Z"));
+    }
+
+    #[test]
+    fn timestamps_drop_the_fraction_towards_the_past_and_refuse_what_chrono_cannot_hold() {
+        let half = Duration::from_millis(500);
+        assert_eq!(rfc3339(UNIX_EPOCH + half).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(rfc3339(UNIX_EPOCH - half).as_deref(), Some("1969-12-31T23:59:59Z"));
+        assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
+        if let Some(far) = UNIX_EPOCH.checked_add(Duration::from_secs(1 << 62)) {
+            assert_eq!(rfc3339(far), None);
+        }
     }
 
     #[test]

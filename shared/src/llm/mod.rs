@@ -118,22 +118,45 @@ pub struct ChatResponse {
 }
 
 /// Why a call failed after retries.
+///
+/// No variant's `Display` holds text from the upstream or a key, so it may reach a client. What
+/// the upstream said is for the log only: the cause chain (read it with
+/// [`crate::telemetry::error_chain`]) and the scrubbed error body ([`LlmError::upstream_body`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("LLM rate limited (HTTP 429) after {attempts} attempt(s)")]
     RateLimited { attempts: u32 },
-    #[error("LLM answered HTTP {status} after {attempts} attempt(s): {body}")]
+    /// `body` is the start of the upstream's error body, scrubbed of the API key and of
+    /// anything that looks like a token or key; it is not part of the message.
+    #[error("LLM answered HTTP {status} after {attempts} attempt(s)")]
     Status { status: u16, body: String, attempts: u32 },
     #[error("LLM rejected the API key (HTTP {status})")]
     Unauthorized { status: u16 },
-    #[error("LLM unreachable after {attempts} attempt(s): {detail}")]
-    Connect { detail: String, attempts: u32 },
+    #[error("LLM unreachable after {attempts} attempt(s)")]
+    Connect {
+        #[source]
+        source: reqwest::Error,
+        attempts: u32,
+    },
     #[error("LLM call timed out after {attempts} attempt(s)")]
     Timeout { attempts: u32 },
-    #[error("LLM answer is not a valid chat completion: {0}")]
-    InvalidResponse(String),
+    #[error("LLM answer is not a valid chat completion")]
+    InvalidResponse(#[source] serde_json::Error),
+    #[error("the LLM request could not be encoded")]
+    Encode(#[source] serde_json::Error),
     #[error("request deadline reached while waiting for the LLM")]
     Deadline,
+}
+
+impl LlmError {
+    /// The upstream's error body, already scrubbed, for a log field of its own. Never shown to
+    /// a client.
+    pub fn upstream_body(&self) -> Option<&str> {
+        match self {
+            LlmError::Status { body, .. } => Some(body),
+            _ => None,
+        }
+    }
 }
 
 /// The port the agent loop calls. Implementations retry transient failures themselves, never
@@ -141,7 +164,7 @@ pub enum LlmError {
 #[async_trait::async_trait]
 pub trait LlmClient: Send + Sync {
     async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError>;
-    /// A short human description, e.g. "openai-compatible at https://api.openai.com/v1" or "offline".
+    /// A short human description, e.g. `openai-compatible at https://api.openai.com/v1` or `offline`.
     fn describe(&self) -> String;
 }
 

@@ -1,0 +1,256 @@
+//! The HTTP call: one pooled `reqwest::Client`, the authentication header, and the retry loop.
+//!
+//! Owns the endpoint URL, the attempt and its classification (retry or not), and the deadline.
+//! It must not build or parse the wire JSON itself ([`super::wire`]) nor compute backoffs or
+//! read `Retry-After` by hand ([`super::retry`]), and must never log or print the API key.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use secrecy::ExposeSecret;
+use url::Url;
+
+use super::redact::error_body;
+use super::retry::{self, Next, parse_retry_after};
+use super::wire::{encode, parse_response};
+use super::{ClientError, OpenAiSettings};
+use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
+use crate::telemetry::error_chain;
+
+/// How long an idle pooled connection is kept (Lambda environments are frozen between calls;
+/// a connection older than this is likely closed by the other side anyway).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// The OpenAI-compatible adapter: one pooled HTTP client, reused for every call.
+///
+/// Cloning is cheap and shares the connection pool. `Debug` shows the endpoint and the retry
+/// settings, never the key.
+#[derive(Clone)]
+pub struct OpenAiClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    settings: OpenAiSettings,
+    /// `Authorization: Bearer …` or `api-key: …`, built once and marked sensitive.
+    auth: Option<(&'static str, HeaderValue)>,
+}
+
+impl fmt::Debug for OpenAiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiClient")
+            .field("base_url", &self.public_base_url().as_str())
+            .field("api_key", &self.inner.settings.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("azure_api_version", &self.inner.settings.azure_api_version)
+            .field("timeout", &self.inner.settings.timeout)
+            .field("max_retries", &self.inner.settings.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(Result<ChatResponse, LlmError>),
+    Retry { error: LlmError, retry_after: Option<Duration> },
+}
+
+impl OpenAiClient {
+    /// Builds the pooled HTTP client (TCP nodelay, idle connections kept 50 s) and the
+    /// authentication header.
+    pub fn new(settings: OpenAiSettings) -> Result<Self, ClientError> {
+        let auth = match &settings.api_key {
+            None => None,
+            Some(key) => {
+                let key = key.expose_secret();
+                let (name, value) = if settings.azure_api_version.is_some() {
+                    ("api-key", key.to_owned())
+                } else {
+                    (AUTHORIZATION.as_str(), format!("Bearer {key}"))
+                };
+                let mut value = HeaderValue::from_str(&value).map_err(|_| ClientError::InvalidApiKey)?;
+                value.set_sensitive(true);
+                Some((name, value))
+            }
+        };
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .user_agent(concat!("teal-serverless/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ClientError::HttpClient)?;
+        Ok(Self { inner: Arc::new(Inner { http, settings, auth }) })
+    }
+
+    /// The settings this client was built with.
+    pub fn settings(&self) -> &OpenAiSettings {
+        &self.inner.settings
+    }
+
+    /// The base URL without any user name or password it may carry, for logs and `describe`.
+    fn public_base_url(&self) -> Url {
+        let mut url = self.inner.settings.base_url.clone();
+        // Both fail only for URLs that cannot carry credentials, which are then already clean.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url
+    }
+
+    /// The chat-completions URL for `model`: `{base}/chat/completions`, or in Azure mode
+    /// `{base}/openai/deployments/{model}/chat/completions?api-version=V`.
+    pub fn endpoint(&self, model: &str) -> Url {
+        let mut url = self.inner.settings.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            if self.inner.settings.azure_api_version.is_some() {
+                path.extend(["openai", "deployments", model]);
+            }
+            path.extend(["chat", "completions"]);
+        }
+        if let Some(version) = &self.inner.settings.azure_api_version {
+            url.query_pairs_mut().append_pair("api-version", version);
+        }
+        url
+    }
+
+    async fn attempt(&self, url: &Url, payload: &Bytes, attempts: u32) -> Attempt {
+        let mut request =
+            self.inner.http.post(url.clone()).header(CONTENT_TYPE, "application/json").body(payload.clone());
+        if let Some((name, value)) = &self.inner.auth {
+            request = request.header(*name, value.clone());
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return retry_on_transport(e, attempts),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        if status.is_success() {
+            return match response.bytes().await {
+                Ok(body) => Attempt::Done(parse_response(&body)),
+                Err(e) => retry_on_transport(e, attempts),
+            };
+        }
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Attempt::Done(Err(LlmError::Unauthorized { status: status.as_u16() }));
+        }
+        let key = self.inner.settings.api_key.as_ref().map(|k| k.expose_secret());
+        let body = match response.bytes().await {
+            Ok(b) => error_body(&b, key),
+            Err(_) => String::new(),
+        };
+        let code = status.as_u16();
+        match code {
+            429 => Attempt::Retry { error: LlmError::RateLimited { attempts }, retry_after },
+            500 | 502 | 503 | 504 => {
+                Attempt::Retry { error: LlmError::Status { status: code, body, attempts }, retry_after }
+            }
+            _ => Attempt::Done(Err(LlmError::Status { status: code, body, attempts })),
+        }
+    }
+}
+
+fn retry_on_transport(e: reqwest::Error, attempts: u32) -> Attempt {
+    let error = if e.is_timeout() {
+        LlmError::Timeout { attempts }
+    } else {
+        // reqwest moves a user name and password out of the URL (into the Authorization
+        // header) before sending, so the URL this error prints carries none.
+        LlmError::Connect { source: e, attempts }
+    };
+    Attempt::Retry { error, retry_after: None }
+}
+
+/// The HTTP status an error came with, for the log.
+fn http_status(error: &LlmError) -> Option<u16> {
+    match error {
+        LlmError::Status { status, .. } | LlmError::Unauthorized { status } => Some(*status),
+        LlmError::RateLimited { .. } => Some(429),
+        LlmError::Connect { .. }
+        | LlmError::Timeout { .. }
+        | LlmError::InvalidResponse(_)
+        | LlmError::Encode(_)
+        | LlmError::Deadline => None,
+    }
+}
+
+/// One log line for a failed attempt: what comes next, the error's whole cause chain, and the
+/// upstream's (scrubbed) error body as a field of its own.
+fn log_failure(error: &LlmError, attempt: u32, wait: Option<Duration>, next: &str) {
+    tracing::warn!(
+        status = http_status(error),
+        attempt,
+        wait_ms = wait.map(|w| w.as_millis()),
+        error = %error_chain(error),
+        body = error.upstream_body(),
+        "LLM call failed; {next}"
+    );
+}
+
+#[async_trait::async_trait]
+impl LlmClient for OpenAiClient {
+    async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
+        let url = self.endpoint(request.model);
+        let payload = encode(&request).map_err(LlmError::Encode)?;
+        let mut attempts: u32 = 0;
+        loop {
+            let now = Instant::now();
+            let remaining = deadline.saturating_duration_since(now);
+            if remaining.is_zero() {
+                return Err(LlmError::Deadline);
+            }
+            let per_attempt = self.inner.settings.timeout.min(remaining);
+            let cut_by_deadline = per_attempt < self.inner.settings.timeout;
+            attempts += 1;
+            let outcome = match tokio::time::timeout(per_attempt, self.attempt(&url, &payload, attempts))
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_elapsed) if cut_by_deadline => return Err(LlmError::Deadline),
+                Err(_elapsed) => Attempt::Retry { error: LlmError::Timeout { attempts }, retry_after: None },
+            };
+            let (error, retry_after) = match outcome {
+                Attempt::Done(Ok(answer)) => return Ok(answer),
+                Attempt::Done(Err(error)) => {
+                    log_failure(&error, attempts, None, "not retried");
+                    return Err(error);
+                }
+                Attempt::Retry { error, retry_after } => (error, retry_after),
+            };
+            match retry::next(&self.inner.settings, attempts, retry_after, Instant::now(), deadline) {
+                Next::Wait(wait) => {
+                    log_failure(&error, attempts, Some(wait), "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Next::NoRetriesLeft => {
+                    log_failure(&error, attempts, None, "no retries left");
+                    return Err(error);
+                }
+                Next::PastDeadline(wait) => {
+                    log_failure(&error, attempts, Some(wait), "the next retry would pass the deadline");
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mode = if self.inner.settings.azure_api_version.is_some() {
+            "azure-openai"
+        } else {
+            "openai-compatible"
+        };
+        format!("{mode} at {}", self.public_base_url())
+    }
+}
+
+#[cfg(test)]
+mod tests;
