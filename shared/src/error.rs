@@ -120,6 +120,7 @@ fn llm_summary(e: &LlmError) -> String {
         LlmError::Connect { attempts, .. } => format!("unreachable after {attempts} attempt(s)"),
         LlmError::Timeout { attempts } => format!("timed out after {attempts} attempt(s)"),
         LlmError::InvalidResponse(_) => "the answer is not a valid chat completion".into(),
+        LlmError::Encode(_) => "the request could not be encoded".into(),
         LlmError::Deadline => "request deadline reached while waiting for the LLM".into(),
     }
 }
