@@ -10,6 +10,8 @@
 
 pub mod convert;
 mod pool;
+#[cfg(test)]
+mod tests;
 
 pub use pool::{AgentTools, McpPool, McpSettings, ToolOutcome, ToolRoute};
 

@@ -57,9 +57,9 @@ struct SharedCatalog {
 
 /// One configured server: its client (connected lazily, replaced when its transport dies) and
 /// its filtered, namespaced catalog.
-struct ServerConn {
+pub(super) struct ServerConn {
     cfg: McpServerConfig,
-    client: Mutex<Option<Arc<Client>>>,
+    pub(super) client: Mutex<Option<Arc<Client>>>,
     catalog: Mutex<Option<Catalog>>,
 }
 
@@ -144,7 +144,7 @@ impl McpPool {
         self
     }
 
-    fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
+    pub(super) fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
         let key = format!("{}|{}|{:?}|{:?}", cfg.name, cfg.url, cfg.headers, cfg.timeout);
         let mut servers = self.inner.servers.lock().unwrap_or_else(|p| p.into_inner());
         servers
@@ -276,7 +276,7 @@ impl McpPool {
     /// Runs `op` on the server's live client within the server's timeout. A client found dead
     /// (nothing was sent) is replaced and `op` runs once more; a client whose transport failed
     /// is dropped so the next use reconnects. A JSON-RPC error from the server is `Ok(Err)`.
-    async fn with_client<T, Fut>(
+    pub(super) async fn with_client<T, Fut>(
         &self,
         conn: &Arc<ServerConn>,
         op: impl Fn(Arc<Client>) -> Fut,
