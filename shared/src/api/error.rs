@@ -22,7 +22,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("LLM upstream failed: {0}")]
     Llm(LlmError, Box<RunTrace>),
-    #[error("{0}")]
+    /// Displays the whole cause chain, for the log; clients get the MCP error's own text.
+    #[error("{}", crate::telemetry::error_chain(.0))]
     Mcp(McpError, Box<RunTrace>),
     #[error("the agent gave no final answer within {max} iteration(s) (spec.agent.max_iterations)")]
     IterationLimit { max: u32, trace: Box<RunTrace> },
@@ -68,16 +69,8 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             ApiError::Llm(e, _) => format!("LLM upstream failed: {}", llm_summary(e)),
-            ApiError::Mcp(e, _) => match e {
-                McpError::Unreachable { server, .. } => format!("MCP server '{server}' is unreachable"),
-                McpError::Timeout { server, timeout_ms } => {
-                    format!("MCP server '{server}' did not answer within {timeout_ms} ms")
-                }
-                McpError::Protocol { server, .. } => format!("MCP server '{server}' failed"),
-                McpError::Secret { server, secret, .. } => {
-                    format!("MCP server '{server}': secret {secret} could not be read")
-                }
-            },
+            // Client-safe by contract: the server's name and what failed, never upstream text.
+            ApiError::Mcp(e, _) => e.to_string(),
             ApiError::SessionStore(_) => "session store unavailable".into(),
             other => other.to_string(),
         }

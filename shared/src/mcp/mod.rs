@@ -9,34 +9,10 @@
 //! it turns MCP results into text with [`convert`], and the agent loop does the rest.
 
 pub mod convert;
+mod error;
 mod pool;
 #[cfg(test)]
 mod tests;
 
+pub use error::{HeaderError, McpError};
 pub use pool::{AgentTools, McpPool, McpSettings, ToolOutcome, ToolRoute};
-
-/// Why an MCP operation failed. Tool-level failures (`isError`) are not errors here: they are
-/// results that go back to the LLM.
-#[derive(Debug, thiserror::Error)]
-pub enum McpError {
-    #[error("MCP server '{server}' is unreachable: {detail}")]
-    Unreachable { server: String, detail: String },
-    #[error("MCP server '{server}' did not answer within {timeout_ms} ms")]
-    Timeout { server: String, timeout_ms: u128 },
-    #[error("MCP server '{server}' failed: {detail}")]
-    Protocol { server: String, detail: String },
-    #[error("MCP server '{server}' needs secret {secret}: {detail}")]
-    Secret { server: String, secret: String, detail: String },
-}
-
-impl McpError {
-    /// The server's configured name, for the 502 body and the logs.
-    pub fn server(&self) -> &str {
-        match self {
-            McpError::Unreachable { server, .. }
-            | McpError::Timeout { server, .. }
-            | McpError::Protocol { server, .. }
-            | McpError::Secret { server, .. } => server,
-        }
-    }
-}

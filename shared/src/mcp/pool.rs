@@ -1,6 +1,7 @@
 //! The pool of MCP clients, one per distinct server, kept for the life of the process.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,9 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use secrecy::ExposeSecret;
 use tokio::sync::Mutex;
 
-use super::McpError;
 use super::convert::{result_text, tool_spec};
+use super::error::is_transport;
+use super::{HeaderError, McpError};
 use crate::config::{AgentConfig, McpServerConfig};
 use crate::llm::ToolSpec;
 use crate::secrets::SecretStore;
@@ -266,10 +268,9 @@ impl McpPool {
     async fn list(&self, conn: &Arc<ServerConn>) -> Result<Vec<rmcp::model::Tool>, McpError> {
         match self.with_client(conn, |client| async move { client.list_all_tools().await }).await? {
             Ok(tools) => Ok(tools),
-            Err(e) => Err(McpError::Protocol {
-                server: conn.cfg.name.clone(),
-                detail: format!("tools/list failed: MCP error {}: {}", e.code.0, e.message),
-            }),
+            Err(e) => {
+                Err(McpError::Protocol { server: conn.cfg.name.clone(), source: ServiceError::McpError(e) })
+            }
         }
     }
 
@@ -285,22 +286,25 @@ impl McpPool {
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let cfg = &conn.cfg;
-        for attempt in 0..2 {
+        let mut resent = false;
+        loop {
             let client = self.client(conn).await?;
-            match tokio::time::timeout(cfg.timeout, op(client.clone())).await {
+            let error = match tokio::time::timeout(cfg.timeout, op(client.clone())).await {
                 Ok(Ok(value)) => return Ok(Ok(value)),
                 Ok(Err(ServiceError::McpError(e))) => return Ok(Err(e)),
-                Ok(Err(e)) if attempt == 0 && stale_transport(&e, &client) => {
-                    drop_client(conn, &client).await
-                }
-                Ok(Err(e)) => {
-                    drop_client_on_transport_error(conn, &client, &e).await;
-                    return Err(service_error(&cfg.name, e));
-                }
+                Ok(Err(e)) => e,
                 Err(_) => return Err(timeout_error(cfg)),
+            };
+            if !resent && stale_transport(&error, &client) {
+                drop_client(conn, &client).await;
+                resent = true;
+                continue;
             }
+            if is_transport(&error) {
+                drop_client(conn, &client).await;
+            }
+            return Err(McpError::from_service(&cfg.name, error));
         }
-        Err(McpError::Unreachable { server: cfg.name.clone(), detail: "connection closed twice".into() })
     }
 
     /// Calls one tool. `arguments` is the model's JSON text; anything wrong with it, an unknown
@@ -374,26 +378,21 @@ impl McpPool {
             }
             let mut values = HashMap::new();
             for secret in template.secret_names() {
-                let v = self.inner.secrets.get(secret).await.map_err(|e| McpError::Secret {
+                let v = self.inner.secrets.get(secret).await.map_err(|source| McpError::Secret {
                     server: cfg.name.clone(),
                     secret: secret.to_owned(),
-                    detail: e.to_string(),
+                    source,
                 })?;
-                values.insert(secret.to_owned(), v);
+                values.insert(secret, v);
             }
-            let rendered = template
-                .render(|n| values.get(n).map(|v| v.expose_secret().to_owned()).ok_or_else(|| n.to_owned()));
-            let value =
-                rendered.ok().and_then(|v| http::HeaderValue::from_str(&v).ok()).ok_or_else(|| {
-                    McpError::Protocol {
-                        server: cfg.name.clone(),
-                        detail: format!("header {name} does not render to a valid HTTP header value"),
-                    }
-                })?;
-            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| McpError::Protocol {
-                server: cfg.name.clone(),
-                detail: format!("header name {name}: {e}"),
-            })?;
+            // Every secret the template names was read above.
+            let Ok(rendered) = template
+                .render(|n| Ok::<_, Infallible>(values.get(n).map_or("", |v| v.expose_secret()).to_owned()));
+            let header_error = |source| McpError::Header { server: cfg.name.clone(), source };
+            let value = http::HeaderValue::from_str(&rendered)
+                .map_err(|source| header_error(HeaderError::Value { header: name.clone(), source }))?;
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|source| header_error(HeaderError::Name { header: name.clone(), source }))?;
             headers.insert(name, value);
         }
         Ok(headers)
@@ -411,7 +410,7 @@ impl McpPool {
                 tracing::info!(server = %cfg.name, url = %cfg.url, ms = started.elapsed().as_millis() as u64, "MCP session initialised");
                 Ok(client)
             }
-            Ok(Err(e)) => Err(McpError::Unreachable { server: cfg.name.clone(), detail: e.to_string() }),
+            Ok(Err(e)) => Err(McpError::Connect { server: cfg.name.clone(), source: Box::new(e) }),
             Err(_) => Err(timeout_error(cfg)),
         }
     }
@@ -433,21 +432,6 @@ async fn drop_client(conn: &ServerConn, dead: &Arc<Client>) {
     let mut slot = conn.client.lock().await;
     if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
         *slot = None;
-    }
-}
-
-async fn drop_client_on_transport_error(conn: &ServerConn, client: &Arc<Client>, e: &ServiceError) {
-    if matches!(e, ServiceError::TransportSend(_) | ServiceError::TransportClosed) {
-        drop_client(conn, client).await;
-    }
-}
-
-fn service_error(server: &str, e: ServiceError) -> McpError {
-    match e {
-        ServiceError::TransportSend(_) | ServiceError::TransportClosed => {
-            McpError::Unreachable { server: server.to_owned(), detail: e.to_string() }
-        }
-        other => McpError::Protocol { server: server.to_owned(), detail: other.to_string() },
     }
 }
 

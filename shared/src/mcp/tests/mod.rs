@@ -142,3 +142,32 @@ async fn two_tools_with_one_namespaced_name_keep_the_first() {
     assert_eq!(offered(&tools), ["srv_a_b"]);
     assert_eq!(tools.route("srv_a_b").expect("route").tool_name(), "a.b");
 }
+
+#[tokio::test]
+async fn a_server_that_is_not_there_is_unreachable_and_the_log_gets_why() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let agent = agent(&[("srv", &format!("http://{addr}/mcp"), "")]);
+    let err = pool().agent_tools(&agent).await.err().expect("nothing listens there");
+    assert!(matches!(err, McpError::Connect { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "MCP server 'srv' is unreachable");
+    let chain = crate::telemetry::error_chain(&err);
+    assert!(
+        chain.starts_with("MCP server 'srv' is unreachable: ") && chain.contains(&addr.to_string()),
+        "{chain}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_header_secret_names_the_secret_and_keeps_the_store_error() {
+    let server = TestServer::start(vec![tool("echo")]);
+    let headers =
+        "        headers:\n          Authorization: \"Bearer ${secret:TEAL_MCP_TEST_UNSET_TOKEN}\"\n";
+    let agent = agent(&[("srv", &server.url, headers)]);
+    let err = pool().agent_tools(&agent).await.err().expect("the secret is not set");
+    assert_eq!(err.to_string(), "MCP server 'srv': secret TEAL_MCP_TEST_UNSET_TOKEN could not be read");
+    assert!(
+        matches!(&err, McpError::Secret { source: crate::secrets::SecretError::NotFound { .. }, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.initializes(), 0, "nothing was sent without the header");
+}
