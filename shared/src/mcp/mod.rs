@@ -8,11 +8,15 @@
 //! catalog of each server is cached here with a TTL. This module must not know about the LLM:
 //! it turns MCP results into text with [`convert`], and the agent loop does the rest.
 
+mod catalog;
 pub mod convert;
 mod error;
+mod headers;
 mod pool;
 #[cfg(test)]
 mod tests;
+mod tools;
 
 pub use error::{HeaderError, McpError};
-pub use pool::{AgentTools, McpPool, McpSettings, ToolOutcome, ToolRoute};
+pub use pool::{McpPool, McpSettings, ToolOutcome};
+pub use tools::{AgentTools, ToolRoute};

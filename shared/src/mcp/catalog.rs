@@ -1,0 +1,115 @@
+//! Each server's tool catalog: listed with `tools/list`, filtered and namespaced, kept for the
+//! catalog TTL; and, when configured, shared with other containers through a [`CatalogCache`].
+//!
+//! Owns when a server is listed again and how a shared entry is read and written. It must not
+//! build an agent's tool set (see `tools`) nor know how a session is set up (see `pool`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::service::ServiceError;
+
+use super::convert::tool_spec;
+use super::pool::ServerConn;
+use super::{McpError, McpPool};
+use crate::config::McpServerConfig;
+use crate::llm::ToolSpec;
+use crate::store::{CatalogCache, CatalogKey, CatalogLookup, CatalogSettings, lookup_catalog};
+
+pub(super) struct SharedCatalog {
+    pub(super) cache: Arc<dyn CatalogCache>,
+    pub(super) settings: CatalogSettings,
+}
+
+pub(super) struct Catalog {
+    fetched: Instant,
+    tools: Arc<Vec<(ToolSpec, String)>>,
+}
+
+impl McpPool {
+    pub(super) async fn catalog(
+        &self,
+        conn: &Arc<ServerConn>,
+    ) -> Result<Arc<Vec<(ToolSpec, String)>>, McpError> {
+        let mut cached = conn.catalog.lock().await;
+        if let Some(c) = cached.as_ref()
+            && c.fetched.elapsed() < self.inner.settings.catalog_ttl
+        {
+            return Ok(c.tools.clone());
+        }
+        let (listed, age) = self.shared_or_list(conn).await?;
+        let cfg = &conn.cfg;
+        let tools: Vec<(ToolSpec, String)> = listed
+            .iter()
+            .filter(|t| cfg.tools.permits(&t.name))
+            .map(|t| (tool_spec(&cfg.name, t), t.name.to_string()))
+            .collect();
+        tracing::info!(server = %cfg.name, listed = listed.len(), offered = tools.len(), "MCP tool catalog refreshed");
+        let tools = Arc::new(tools);
+        let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        *cached = Some(Catalog { fetched, tools: tools.clone() });
+        Ok(tools)
+    }
+
+    /// The server's tools from the shared catalog when it has them (with their age), else listed
+    /// from the server and shared. A stale shared entry is used at once; the caller holding the
+    /// refresh lease lists the server in the background.
+    async fn shared_or_list(
+        &self,
+        conn: &Arc<ServerConn>,
+    ) -> Result<(Vec<rmcp::model::Tool>, Duration), McpError> {
+        let Some(shared) = &self.inner.shared else {
+            return Ok((self.list(conn).await?, Duration::ZERO));
+        };
+        let key = CatalogKey::new(conn.cfg.url.as_str(), &self.auth_scope(&conn.cfg).await?);
+        let entry = match lookup_catalog(shared.cache.as_ref(), &key, &shared.settings).await {
+            CatalogLookup::Fresh(entry) => entry,
+            CatalogLookup::Stale { entry, refresh } => {
+                if refresh {
+                    let (pool, conn, key) = (self.clone(), conn.clone(), key.clone());
+                    tokio::spawn(async move { pool.list_and_share(&conn, &key).await });
+                }
+                entry
+            }
+            CatalogLookup::Missing => return Ok((self.list_and_share(conn, &key).await?, Duration::ZERO)),
+        };
+        let tools: Vec<rmcp::model::Tool> =
+            entry.tools.iter().filter_map(|t| serde_json::from_value(t.clone()).ok()).collect();
+        if tools.len() != entry.tools.len() {
+            tracing::warn!(server = %conn.cfg.name, "shared catalog entry unreadable; listing the server");
+            return Ok((self.list_and_share(conn, &key).await?, Duration::ZERO));
+        }
+        Ok((tools, entry.age()))
+    }
+
+    async fn list_and_share(
+        &self,
+        conn: &Arc<ServerConn>,
+        key: &CatalogKey,
+    ) -> Result<Vec<rmcp::model::Tool>, McpError> {
+        let tools = self.list(conn).await?;
+        if let Some(shared) = &self.inner.shared {
+            let json: Vec<serde_json::Value> =
+                tools.iter().filter_map(|t| serde_json::to_value(t).ok()).collect();
+            // Failures are logged by the adapter; the next container lists the server itself.
+            let _ = shared.cache.put(key, &json, shared.settings.keep_for).await;
+        }
+        Ok(tools)
+    }
+
+    async fn list(&self, conn: &Arc<ServerConn>) -> Result<Vec<rmcp::model::Tool>, McpError> {
+        match self.with_client(conn, |client| async move { client.list_all_tools().await }).await? {
+            Ok(tools) => Ok(tools),
+            Err(e) => {
+                Err(McpError::Protocol { server: conn.cfg.name.clone(), source: ServiceError::McpError(e) })
+            }
+        }
+    }
+
+    /// A real round trip to `cfg`'s server (an uncached `tools/list`), for `/ready`.
+    pub async fn check(&self, cfg: &McpServerConfig) -> Result<usize, McpError> {
+        let conn = self.conn(cfg);
+        let n = self.list(&conn).await?.len();
+        Ok(n)
+    }
+}
