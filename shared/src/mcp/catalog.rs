@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rmcp::service::ServiceError;
 
 use super::convert::tool_spec;
+use super::headers::Headers;
 use super::pool::ServerConn;
 use super::{McpError, McpPool};
 use crate::config::McpServerConfig;
@@ -59,25 +60,30 @@ impl McpPool {
         conn: &Arc<ServerConn>,
     ) -> Result<(Vec<rmcp::model::Tool>, Duration), McpError> {
         let Some(shared) = &self.inner.shared else {
-            return Ok((self.list(conn).await?, Duration::ZERO));
+            return Ok((self.list(conn, None).await?, Duration::ZERO));
         };
-        let key = CatalogKey::new(conn.cfg.url.as_str(), &self.auth_scope(&conn.cfg).await?);
+        // Rendered once: for the scope now, and to connect with if the server must be listed.
+        let headers = Headers::render(&conn.cfg, self.inner.secrets.as_ref()).await?;
+        let key = CatalogKey::new(conn.cfg.url.as_str(), &headers.scope());
         let entry = match lookup_catalog(shared.cache.as_ref(), &key, &shared.settings).await {
             CatalogLookup::Fresh(entry) => entry,
             CatalogLookup::Stale { entry, refresh } => {
                 if refresh {
-                    let (pool, conn, key) = (self.clone(), conn.clone(), key.clone());
-                    tokio::spawn(async move { pool.list_and_share(&conn, &key).await });
+                    let (pool, conn, key, headers) =
+                        (self.clone(), conn.clone(), key.clone(), headers.clone());
+                    tokio::spawn(async move { pool.list_and_share(&conn, &key, &headers).await });
                 }
                 entry
             }
-            CatalogLookup::Missing => return Ok((self.list_and_share(conn, &key).await?, Duration::ZERO)),
+            CatalogLookup::Missing => {
+                return Ok((self.list_and_share(conn, &key, &headers).await?, Duration::ZERO));
+            }
         };
         let tools: Vec<rmcp::model::Tool> =
             entry.tools.iter().filter_map(|t| serde_json::from_value(t.clone()).ok()).collect();
         if tools.len() != entry.tools.len() {
             tracing::warn!(server = %conn.cfg.name, "shared catalog entry unreadable; listing the server");
-            return Ok((self.list_and_share(conn, &key).await?, Duration::ZERO));
+            return Ok((self.list_and_share(conn, &key, &headers).await?, Duration::ZERO));
         }
         Ok((tools, entry.age()))
     }
@@ -86,8 +92,9 @@ impl McpPool {
         &self,
         conn: &Arc<ServerConn>,
         key: &CatalogKey,
+        headers: &Headers,
     ) -> Result<Vec<rmcp::model::Tool>, McpError> {
-        let tools = self.list(conn).await?;
+        let tools = self.list(conn, Some(headers)).await?;
         if let Some(shared) = &self.inner.shared {
             let json: Vec<serde_json::Value> =
                 tools.iter().filter_map(|t| serde_json::to_value(t).ok()).collect();
@@ -97,8 +104,13 @@ impl McpPool {
         Ok(tools)
     }
 
-    async fn list(&self, conn: &Arc<ServerConn>) -> Result<Vec<rmcp::model::Tool>, McpError> {
-        match self.with_client(conn, |client| async move { client.list_all_tools().await }).await? {
+    /// `tools/list`, every page. `headers`: already rendered, if a session must be set up.
+    async fn list(
+        &self,
+        conn: &Arc<ServerConn>,
+        headers: Option<&Headers>,
+    ) -> Result<Vec<rmcp::model::Tool>, McpError> {
+        match self.with_client(conn, headers, |client| async move { client.list_all_tools().await }).await? {
             Ok(tools) => Ok(tools),
             Err(e) => {
                 Err(McpError::Protocol { server: conn.cfg.name.clone(), source: ServiceError::McpError(e) })
@@ -109,7 +121,7 @@ impl McpPool {
     /// A real round trip to `cfg`'s server (an uncached `tools/list`), for `/ready`.
     pub async fn check(&self, cfg: &McpServerConfig) -> Result<usize, McpError> {
         let conn = self.conn(cfg);
-        let n = self.list(&conn).await?.len();
+        let n = self.list(&conn, None).await?.len();
         Ok(n)
     }
 }

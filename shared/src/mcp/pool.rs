@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 use super::catalog::{Catalog, SharedCatalog};
 use super::convert::result_text;
 use super::error::is_transport;
+use super::headers::Headers;
 use super::{McpError, ToolRoute};
 use crate::config::McpServerConfig;
 use crate::secrets::SecretStore;
@@ -112,9 +113,11 @@ impl McpPool {
     /// Runs `op` on the server's live client within the server's timeout. A client found dead
     /// (nothing was sent) is replaced and `op` runs once more; a client whose transport failed
     /// is dropped so the next use reconnects. A JSON-RPC error from the server is `Ok(Err)`.
+    /// `headers`: already rendered by the caller, if a session must be set up.
     pub(super) async fn with_client<T, Fut>(
         &self,
         conn: &Arc<ServerConn>,
+        headers: Option<&Headers>,
         op: impl Fn(Arc<Client>) -> Fut,
     ) -> Result<Result<T, rmcp::ErrorData>, McpError>
     where
@@ -123,7 +126,7 @@ impl McpPool {
         let cfg = &conn.cfg;
         let mut resent = false;
         loop {
-            let client = self.client(conn).await?;
+            let client = self.client(conn, headers).await?;
             let error = match tokio::time::timeout(cfg.timeout, op(client.clone())).await {
                 Ok(Ok(value)) => return Ok(Ok(value)),
                 Ok(Err(ServiceError::McpError(e))) => return Ok(Err(e)),
@@ -166,7 +169,7 @@ impl McpPool {
         };
         let params = CallToolRequestParams::new(route.tool.clone()).with_arguments(args);
         let called = self
-            .with_client(&route.server, |client| {
+            .with_client(&route.server, None, |client| {
                 let params = params.clone();
                 async move { client.call_tool(params).await }
             })
@@ -181,22 +184,29 @@ impl McpPool {
     }
 
     /// The live client of `conn`, connecting (initialize) when there is none or it has died.
-    async fn client(&self, conn: &Arc<ServerConn>) -> Result<Arc<Client>, McpError> {
+    async fn client(
+        &self,
+        conn: &Arc<ServerConn>,
+        headers: Option<&Headers>,
+    ) -> Result<Arc<Client>, McpError> {
         let mut slot = conn.client.lock().await;
         if let Some(c) = slot.as_ref()
             && !c.is_closed()
         {
             return Ok(c.clone());
         }
-        let client = Arc::new(self.connect(&conn.cfg).await?);
+        let client = Arc::new(self.connect(&conn.cfg, headers).await?);
         *slot = Some(client.clone());
         Ok(client)
     }
 
-    async fn connect(&self, cfg: &McpServerConfig) -> Result<Client, McpError> {
-        let headers = self.render_headers(cfg).await?;
-        let transport_cfg =
-            StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str()).custom_headers(headers);
+    async fn connect(&self, cfg: &McpServerConfig, headers: Option<&Headers>) -> Result<Client, McpError> {
+        let headers = match headers {
+            Some(rendered) => rendered.clone(),
+            None => Headers::render(cfg, self.inner.secrets.as_ref()).await?,
+        };
+        let transport_cfg = StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str())
+            .custom_headers(headers.into_map());
         let transport = StreamableHttpClientTransport::with_client(self.inner.http.clone(), transport_cfg);
         let started = Instant::now();
         let info = client_info();

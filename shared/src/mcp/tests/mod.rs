@@ -11,7 +11,8 @@ use server::{TestServer, tool};
 
 use super::{McpError, McpPool, McpSettings};
 use crate::config::{AgentConfig, parse_documents};
-use crate::secrets::EnvSecretStore;
+use crate::secrets::{EnvSecretStore, SecretError, SecretStore};
+use crate::store::{CatalogSettings, MemoryCatalogCache};
 
 fn pool() -> McpPool {
     pool_with_ttl(Duration::from_secs(300))
@@ -57,7 +58,7 @@ async fn a_call_that_found_its_client_dead_is_resent_once_on_a_new_one() {
     let conn = pool.conn(&agent.agent.mcp_servers[0]);
     let killed = AtomicBool::new(false);
     let listed = pool
-        .with_client(&conn, |client| {
+        .with_client(&conn, None, |client| {
             let first = !killed.swap(true, Ordering::SeqCst);
             async move {
                 if first {
@@ -170,4 +171,35 @@ async fn a_missing_header_secret_names_the_secret_and_keeps_the_store_error() {
         "{err:?}"
     );
     assert_eq!(server.initializes(), 0, "nothing was sent without the header");
+}
+
+/// Env secrets, counting the reads.
+#[derive(Debug, Default)]
+struct CountingSecrets {
+    inner: EnvSecretStore,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SecretStore for CountingSecrets {
+    async fn get(&self, name: &str) -> Result<secrecy::SecretString, SecretError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(name).await
+    }
+}
+
+#[tokio::test]
+async fn a_shared_catalog_miss_reads_the_header_secrets_once() {
+    let server = TestServer::start(vec![tool("echo")]);
+    let secrets = Arc::new(CountingSecrets {
+        inner: EnvSecretStore::new().with("TEAL_MCP_TEST_TOKEN", "t0k3n"),
+        ..Default::default()
+    });
+    let pool = McpPool::new(McpSettings::default(), secrets.clone())
+        .with_shared_catalog(Arc::new(MemoryCatalogCache::default()), CatalogSettings::default());
+    let headers = "        headers:\n          Authorization: \"Bearer ${secret:TEAL_MCP_TEST_TOKEN}\"\n";
+    let agent = agent(&[("srv", &server.url, headers)]);
+    assert_eq!(offered(&pool.agent_tools(&agent).await.expect("tools")), ["srv_echo"]);
+    assert_eq!((server.initializes(), server.lists()), (1, 1));
+    assert_eq!(secrets.reads.load(Ordering::SeqCst), 1, "one render for the scope and the session");
 }
