@@ -22,34 +22,42 @@ pub(super) struct SharedCatalog {
     pub(super) settings: CatalogSettings,
 }
 
+/// One server's tools as offered: listed, filtered and namespaced, and since when. Shared by
+/// every request until the TTL passes; a new list is a new `Catalog` (which is how an agent's
+/// cached tool set knows it is out of date).
 pub(super) struct Catalog {
     fetched: Instant,
-    tools: Arc<Vec<(ToolSpec, String)>>,
+    pub(super) tools: Vec<CatalogTool>,
+}
+
+/// One tool: its spec for the LLM (namespaced name) and its name on the server.
+pub(super) struct CatalogTool {
+    pub(super) spec: ToolSpec,
+    pub(super) name: String,
 }
 
 impl McpPool {
-    pub(super) async fn catalog(
-        &self,
-        conn: &Arc<ServerConn>,
-    ) -> Result<Arc<Vec<(ToolSpec, String)>>, McpError> {
+    /// `conn`'s catalog: the cached one within the TTL, else listed again (from the shared
+    /// catalog when configured).
+    pub(super) async fn catalog(&self, conn: &Arc<ServerConn>) -> Result<Arc<Catalog>, McpError> {
         let mut cached = conn.catalog.lock().await;
         if let Some(c) = cached.as_ref()
             && c.fetched.elapsed() < self.inner.settings.catalog_ttl
         {
-            return Ok(c.tools.clone());
+            return Ok(c.clone());
         }
         let (listed, age) = self.shared_or_list(conn).await?;
         let cfg = &conn.cfg;
-        let tools: Vec<(ToolSpec, String)> = listed
+        let tools: Vec<CatalogTool> = listed
             .iter()
             .filter(|t| cfg.tools.permits(&t.name))
-            .map(|t| (tool_spec(&cfg.name, t), t.name.to_string()))
+            .map(|t| CatalogTool { spec: tool_spec(&cfg.name, t), name: t.name.to_string() })
             .collect();
         tracing::info!(server = %cfg.name, listed = listed.len(), offered = tools.len(), "MCP tool catalog refreshed");
-        let tools = Arc::new(tools);
         let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        *cached = Some(Catalog { fetched, tools: tools.clone() });
-        Ok(tools)
+        let catalog = Arc::new(Catalog { fetched, tools });
+        *cached = Some(catalog.clone());
+        Ok(catalog)
     }
 
     /// The server's tools from the shared catalog when it has them (with their age), else listed

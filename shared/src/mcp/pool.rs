@@ -1,7 +1,12 @@
-//! The pool of MCP clients, one per distinct server, kept for the life of the process.
+//! The pool of MCP clients, one per distinct server, kept for the life of the process: how a
+//! session is set up, how a call runs on it (timeout, one resend on a dead client), and when a
+//! client is thrown away.
+//!
+//! A server is its name, URL, headers and timeout: agents that configure the same server share
+//! one client and one catalog. Looking one up allocates nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rmcp::ServiceExt;
@@ -15,6 +20,7 @@ use super::catalog::{Catalog, SharedCatalog};
 use super::convert::result_text;
 use super::error::is_transport;
 use super::headers::Headers;
+use super::tools::AgentCache;
 use super::{McpError, ToolRoute};
 use crate::config::McpServerConfig;
 use crate::secrets::SecretStore;
@@ -45,7 +51,9 @@ pub(super) struct PoolInner {
     pub(super) settings: McpSettings,
     pub(super) secrets: Arc<dyn SecretStore>,
     http: reqwest::Client,
-    servers: StdMutex<HashMap<String, Arc<ServerConn>>>,
+    /// By URL; each URL's servers differ in name, headers or timeout.
+    servers: StdMutex<HashMap<String, Vec<Arc<ServerConn>>>>,
+    pub(super) agents: AgentCache,
     /// Tool lists shared across containers (Redis), if configured.
     pub(super) shared: Option<SharedCatalog>,
 }
@@ -55,7 +63,24 @@ pub(super) struct PoolInner {
 pub(super) struct ServerConn {
     pub(super) cfg: McpServerConfig,
     pub(super) client: Mutex<Option<Arc<Client>>>,
-    pub(super) catalog: Mutex<Option<Catalog>>,
+    pub(super) catalog: Mutex<Option<Arc<Catalog>>>,
+}
+
+impl ServerConn {
+    fn new(cfg: &McpServerConfig) -> Self {
+        Self { cfg: cfg.clone(), client: Mutex::new(None), catalog: Mutex::new(None) }
+    }
+
+    /// Whether `cfg` is this server: same name (tools are namespaced by it), URL, transport,
+    /// headers and timeout. The tool filter is not part of it: it is per agent.
+    fn serves(&self, cfg: &McpServerConfig) -> bool {
+        let own = &self.cfg;
+        own.name == cfg.name
+            && own.url == cfg.url
+            && own.transport == cfg.transport
+            && own.headers == cfg.headers
+            && own.timeout == cfg.timeout
+    }
 }
 
 /// The outcome of one tool call, as it goes back to the LLM.
@@ -82,6 +107,7 @@ impl McpPool {
                 secrets,
                 http,
                 servers: StdMutex::new(HashMap::new()),
+                agents: AgentCache::default(),
                 shared: None,
             }),
         }
@@ -99,15 +125,17 @@ impl McpPool {
         self
     }
 
+    /// The pool's server for `cfg`, created (not connected) on first use.
     pub(super) fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
-        let key = format!("{}|{}|{:?}|{:?}", cfg.name, cfg.url, cfg.headers, cfg.timeout);
-        let mut servers = self.inner.servers.lock().unwrap_or_else(|p| p.into_inner());
-        servers
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(ServerConn { cfg: cfg.clone(), client: Mutex::new(None), catalog: Mutex::new(None) })
-            })
-            .clone()
+        let mut servers = lock(&self.inner.servers);
+        if let Some(conn) =
+            servers.get(cfg.url.as_str()).and_then(|same_url| same_url.iter().find(|c| c.serves(cfg)))
+        {
+            return conn.clone();
+        }
+        let conn = Arc::new(ServerConn::new(cfg));
+        servers.entry(cfg.url.as_str().to_owned()).or_default().push(conn.clone());
+        conn
     }
 
     /// Runs `op` on the server's live client within the server's timeout. A client found dead
@@ -238,6 +266,12 @@ async fn drop_client(conn: &ServerConn, dead: &Arc<Client>) {
     if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
         *slot = None;
     }
+}
+
+/// A std mutex's guard, poisoned or not: the data it guards stays consistent at every await-free
+/// step, so a panic elsewhere leaves nothing half-written.
+pub(super) fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn timeout_error(cfg: &McpServerConfig) -> McpError {

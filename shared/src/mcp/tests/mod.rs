@@ -23,7 +23,11 @@ fn pool_with_ttl(catalog_ttl: Duration) -> McpPool {
 }
 
 /// An agent using `servers`: (name, url, YAML lines under the server, indented 8 spaces).
-fn agent(servers: &[(&str, &str, &str)]) -> AgentConfig {
+fn agent(servers: &[(&str, &str, &str)]) -> Arc<AgentConfig> {
+    Arc::new(agent_config(servers))
+}
+
+fn agent_config(servers: &[(&str, &str, &str)]) -> AgentConfig {
     let mut yaml = "apiVersion: tealagents/v1alpha1\nkind: Chat\nname: t\nversion: 1\nspec:\n  agent:\n    \
                     model: m\n    system_prompt: s\n    mcp_servers:\n"
         .to_owned();
@@ -100,8 +104,9 @@ async fn a_transport_error_drops_the_client_and_the_next_use_reconnects() {
 #[tokio::test]
 async fn a_server_slower_than_its_timeout_gives_a_timeout() {
     let server = TestServer::start(vec![tool("sleep")]);
-    let (pool, mut agent) = (pool(), agent(&[("srv", &server.url, "")]));
-    agent.agent.mcp_servers[0].timeout = Duration::from_millis(200);
+    let mut config = agent_config(&[("srv", &server.url, "")]);
+    config.agent.mcp_servers[0].timeout = Duration::from_millis(200);
+    let (pool, agent) = (pool(), Arc::new(config));
     let tools = pool.agent_tools(&agent).await.expect("tools");
     let started = Instant::now();
     let err =
@@ -202,4 +207,45 @@ async fn a_shared_catalog_miss_reads_the_header_secrets_once() {
     assert_eq!(offered(&pool.agent_tools(&agent).await.expect("tools")), ["srv_echo"]);
     assert_eq!((server.initializes(), server.lists()), (1, 1));
     assert_eq!(secrets.reads.load(Ordering::SeqCst), 1, "one render for the scope and the session");
+}
+
+#[tokio::test]
+async fn a_warm_request_shares_the_tool_set_until_a_catalog_is_listed_again() {
+    let server = TestServer::start(vec![tool("echo"), tool("sleep")]);
+    let (pool, agent) = (pool(), agent(&[("srv", &server.url, "")]));
+    let first = pool.agent_tools(&agent).await.expect("tools");
+    let warm = pool.agent_tools(&agent).await.expect("tools");
+    assert!(Arc::ptr_eq(&first.specs, &warm.specs), "a warm request copies no spec");
+
+    let expired = pool_with_ttl(Duration::ZERO);
+    let first = expired.agent_tools(&agent).await.expect("tools");
+    let relisted = expired.agent_tools(&agent).await.expect("tools");
+    assert!(!Arc::ptr_eq(&first.specs, &relisted.specs), "a new list, a new tool set");
+    assert_eq!(first.specs, relisted.specs);
+}
+
+#[tokio::test]
+async fn agents_configuring_the_same_server_share_its_session_and_catalog() {
+    let server = TestServer::start(vec![tool("echo")]);
+    let pool = pool();
+    let (one, two) = (agent(&[("srv", &server.url, "")]), agent(&[("srv", &server.url, "")]));
+    pool.agent_tools(&one).await.expect("tools");
+    pool.agent_tools(&two).await.expect("tools");
+    assert_eq!((server.initializes(), server.lists()), (1, 1));
+
+    let headers = "        headers:\n          X-Team: blue\n";
+    pool.agent_tools(&agent(&[("srv", &server.url, headers)])).await.expect("tools");
+    assert_eq!((server.initializes(), server.lists()), (2, 2), "other headers, another server");
+}
+
+#[tokio::test]
+async fn a_reloaded_config_is_a_new_agent_and_the_old_one_is_forgotten() {
+    let server = TestServer::start(vec![tool("echo")]);
+    let pool = pool();
+    let old = agent(&[("srv", &server.url, "")]);
+    pool.agent_tools(&old).await.expect("tools");
+    drop(old);
+    let reloaded = agent(&[("srv", &server.url, "")]);
+    assert_eq!(offered(&pool.agent_tools(&reloaded).await.expect("tools")), ["srv_echo"]);
+    assert_eq!(pool.inner.agents.len(), 1);
 }
