@@ -1,4 +1,4 @@
-//! Each server's tool catalog: listed with `tools/list`, filtered and namespaced, kept for the
+//! Each server's tool catalog: listed with `tools/list` and namespaced, kept for the
 //! catalog TTL; and, when configured, shared with other containers through a [`CatalogCache`].
 //!
 //! Owns when a server is listed again and how a shared entry is read and written. It must not
@@ -22,9 +22,9 @@ pub(super) struct SharedCatalog {
     pub(super) settings: CatalogSettings,
 }
 
-/// One server's tools as offered: listed, filtered and namespaced, and since when. Shared by
-/// every request until the TTL passes; a new list is a new `Catalog` (which is how an agent's
-/// cached tool set knows it is out of date).
+/// One server's tools as listed (every one: each agent applies its own allow/deny), namespaced,
+/// and since when. Shared by every request until the TTL passes; a new list is a new `Catalog`
+/// (which is how an agent's cached tool set knows it is out of date).
 pub(super) struct Catalog {
     fetched: Instant,
     pub(super) tools: Vec<CatalogTool>,
@@ -50,10 +50,9 @@ impl McpPool {
         let cfg = &conn.cfg;
         let tools: Vec<CatalogTool> = listed
             .iter()
-            .filter(|t| cfg.tools.permits(&t.name))
             .map(|t| CatalogTool { spec: tool_spec(&cfg.name, t), name: t.name.to_string() })
             .collect();
-        tracing::info!(server = %cfg.name, listed = listed.len(), offered = tools.len(), "MCP tool catalog refreshed");
+        tracing::info!(server = %cfg.name, listed = tools.len(), "MCP tool catalog refreshed");
         let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         let catalog = Arc::new(Catalog { fetched, tools });
         *cached = Some(catalog.clone());

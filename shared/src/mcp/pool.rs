@@ -59,7 +59,7 @@ pub(super) struct PoolInner {
 }
 
 /// One configured server: its client (connected lazily, replaced when its transport dies) and
-/// its filtered, namespaced catalog.
+/// its catalog.
 pub(super) struct ServerConn {
     pub(super) cfg: McpServerConfig,
     pub(super) client: Mutex<Option<Arc<Client>>>,

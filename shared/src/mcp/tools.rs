@@ -53,13 +53,14 @@ impl AgentTools {
         self.specs.is_empty()
     }
 
-    /// The tools of `catalogs` (one per server, in the agent's order). Of two tools with one
-    /// namespaced name, the first is kept.
-    fn build(servers: &[Arc<ServerConn>], catalogs: &[Arc<Catalog>]) -> Self {
+    /// The tools of `catalogs` (one per server, in the agent's order) that the agent's
+    /// allow/deny of that server permits. Of two tools with one namespaced name, the first is
+    /// kept.
+    fn build(agent: &AgentConfig, servers: &[Arc<ServerConn>], catalogs: &[Arc<Catalog>]) -> Self {
         let mut specs = Vec::new();
         let mut routes = HashMap::new();
-        for (conn, catalog) in servers.iter().zip(catalogs) {
-            for tool in &catalog.tools {
+        for ((cfg, conn), catalog) in agent.agent.mcp_servers.iter().zip(servers).zip(catalogs) {
+            for tool in catalog.tools.iter().filter(|t| cfg.tools.permits(&t.name)) {
                 match routes.entry(tool.spec.name.clone()) {
                     Entry::Occupied(_) => {
                         tracing::warn!(tool = %tool.spec.name, "two MCP tools share one namespaced name; keeping the first");
@@ -118,7 +119,8 @@ impl McpPool {
         {
             return Ok(b.tools.clone());
         }
-        let tools = AgentTools::build(&entry.servers, &catalogs);
+        let tools = AgentTools::build(agent, &entry.servers, &catalogs);
+        tracing::debug!(agent = %agent.name, version = %agent.version, tools = tools.len(), "MCP tool set built");
         *built = Some(Built { catalogs, tools: tools.clone() });
         Ok(tools)
     }

@@ -249,3 +249,15 @@ async fn a_reloaded_config_is_a_new_agent_and_the_old_one_is_forgotten() {
     assert_eq!(offered(&pool.agent_tools(&reloaded).await.expect("tools")), ["srv_echo"]);
     assert_eq!(pool.inner.agents.len(), 1);
 }
+
+#[tokio::test]
+async fn agents_sharing_a_server_each_get_their_own_allow_and_deny() {
+    let server = TestServer::start(["read_file", "write_file"].map(tool).to_vec());
+    let pool = pool();
+    let read_only = agent(&[("srv", &server.url, "        tools:\n          deny: [\"write_*\"]\n")]);
+    let full = agent(&[("srv", &server.url, "")]);
+    assert_eq!(offered(&pool.agent_tools(&read_only).await.expect("tools")), ["srv_read_file"]);
+    assert_eq!(offered(&pool.agent_tools(&full).await.expect("tools")), ["srv_read_file", "srv_write_file"]);
+    assert_eq!(offered(&pool.agent_tools(&read_only).await.expect("tools")), ["srv_read_file"]);
+    assert_eq!(server.lists(), 1, "one catalog for both");
+}
