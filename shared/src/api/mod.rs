@@ -424,7 +424,7 @@ pub async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
         match r {
             Ok(n) => json!({"name": format!("mcp:{}", s.name), "ok": true, "tools": n, "ms": ms}),
             Err(e) => {
-                tracing::warn!(server = %s.name, error = %e, "readiness check failed");
+                tracing::warn!(server = %s.name, error = %crate::telemetry::error_chain(&e), "readiness check failed");
                 json!({"name": format!("mcp:{}", s.name), "ok": false, "error": e.to_string(), "ms": ms})
             }
         }
