@@ -268,8 +268,8 @@ async fn drop_client(conn: &ServerConn, dead: &Arc<Client>) {
     }
 }
 
-/// A std mutex's guard, poisoned or not: the data it guards stays consistent at every await-free
-/// step, so a panic elsewhere leaves nothing half-written.
+/// A std mutex's guard, poisoned or not: every critical section here is one insert or one
+/// replace, so a panic cannot leave the data half-written.
 pub(super) fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
