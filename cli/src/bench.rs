@@ -209,12 +209,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
          system_prompt: s\n    mcp_servers:\n      - name: fs\n        url: {fs_url}/mcp\n"
     );
     let parsed = teal_core::config::parse_documents("bench", &yaml)?;
-    let agent = parsed.agents.first().context("bench agent")?;
+    let agent = Arc::new(parsed.agents.into_iter().next().context("bench agent")?);
     let pool = teal_core::mcp::McpPool::new(
         teal_core::mcp::McpSettings::default(),
         Arc::new(teal_core::secrets::EnvSecretStore::new()),
     );
-    let tools = pool.agent_tools(agent).await?;
+    let tools = pool.agent_tools(&agent).await?;
     let route = tools.route("fs_read_file").context("fs_read_file offered")?.clone();
     for _ in 0..50 {
         pool.call(&route, r#"{"path":"hello.txt"}"#).await?;

@@ -168,7 +168,7 @@ pub fn prewarm(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {
             match r {
                 Ok(t) => tracing::info!(agent = %agent.name, tools = t.len(), "MCP tools ready"),
                 Err(e) => {
-                    tracing::warn!(agent = %agent.name, error = %e, "MCP pre-warm failed; will retry on first use")
+                    tracing::warn!(agent = %agent.name, error = %crate::telemetry::error_chain(&e), "MCP pre-warm failed; will retry on first use")
                 }
             }
         }

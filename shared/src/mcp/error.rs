@@ -1,0 +1,155 @@
+//! Why an MCP operation failed: one variant per kind of failure, each holding its real cause.
+//!
+//! `Display` is what a client may read (the API turns it into the 502 body): the server's
+//! configured name and what failed, never upstream text. The cause (rmcp's error, the secret
+//! store's, the header parser's) is the [`std::error::Error::source`], so it reaches the log
+//! through [`crate::telemetry::error_chain`] and nowhere else. Tool-level failures (`isError`,
+//! a JSON-RPC error to `tools/call`) are not errors here: they are results for the LLM.
+
+use rmcp::service::{ClientInitializeError, ServiceError};
+
+use crate::secrets::SecretError;
+
+/// Why an MCP operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// No session could be set up: `initialize` was refused, failed at the HTTP level (a 401
+    /// included) or got an answer that is not an `initialize` result.
+    #[error("MCP server '{server}' is unreachable")]
+    Connect {
+        server: String,
+        #[source]
+        source: Box<ClientInitializeError>,
+    },
+    /// A request could not be delivered, or the connection closed under it.
+    #[error("MCP server '{server}' is unreachable")]
+    Transport {
+        server: String,
+        #[source]
+        source: ServiceError,
+    },
+    #[error("MCP server '{server}' did not answer within {timeout_ms} ms")]
+    Timeout { server: String, timeout_ms: u128 },
+    /// The server answered, but not with what was asked: a JSON-RPC error to `tools/list`, a
+    /// response of the wrong type, a cancelled request.
+    #[error("MCP server '{server}' failed")]
+    Protocol {
+        server: String,
+        #[source]
+        source: ServiceError,
+    },
+    /// A secret a configured header needs could not be read.
+    #[error("MCP server '{server}': secret {secret} could not be read")]
+    Secret {
+        server: String,
+        secret: String,
+        #[source]
+        source: SecretError,
+    },
+    /// A configured header does not render to a valid HTTP header.
+    #[error("MCP server '{server}' failed")]
+    Header {
+        server: String,
+        #[source]
+        source: HeaderError,
+    },
+}
+
+/// Why a configured header could not be sent. Names the header, never its value.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    #[error("header {header} does not render to a valid HTTP header value")]
+    Value {
+        header: String,
+        #[source]
+        source: http::header::InvalidHeaderValue,
+    },
+    #[error("header name {header} is not a valid HTTP header name")]
+    Name {
+        header: String,
+        #[source]
+        source: http::header::InvalidHeaderName,
+    },
+}
+
+impl McpError {
+    /// The server's configured name, for the 502 body and the logs.
+    pub fn server(&self) -> &str {
+        match self {
+            McpError::Connect { server, .. }
+            | McpError::Transport { server, .. }
+            | McpError::Timeout { server, .. }
+            | McpError::Protocol { server, .. }
+            | McpError::Secret { server, .. }
+            | McpError::Header { server, .. } => server,
+        }
+    }
+
+    /// What a failed request's [`ServiceError`] means: the transport (the request did not get
+    /// through) or the protocol (it did, and the answer is unusable).
+    pub(super) fn from_service(server: &str, source: ServiceError) -> Self {
+        let server = server.to_owned();
+        if is_transport(&source) {
+            McpError::Transport { server, source }
+        } else {
+            McpError::Protocol { server, source }
+        }
+    }
+}
+
+/// The request did not get through, or its connection closed: the client is no longer usable.
+pub(super) fn is_transport(e: &ServiceError) -> bool {
+    matches!(e, ServiceError::TransportSend(_) | ServiceError::TransportClosed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::error_chain;
+
+    fn server_error(message: &str) -> ServiceError {
+        ServiceError::McpError(rmcp::ErrorData::internal_error(message.to_owned(), None))
+    }
+
+    #[test]
+    fn display_names_the_server_and_the_failure_and_keeps_upstream_text_for_the_log() {
+        let e = McpError::from_service("fs", server_error("db password is hunter2"));
+        assert!(matches!(e, McpError::Protocol { .. }));
+        assert_eq!(e.to_string(), "MCP server 'fs' failed");
+        assert_eq!(error_chain(&e), "MCP server 'fs' failed: Mcp error: -32603: db password is hunter2");
+        assert_eq!(e.server(), "fs");
+    }
+
+    #[test]
+    fn a_closed_transport_is_unreachable() {
+        let e = McpError::from_service("fs", ServiceError::TransportClosed);
+        assert!(matches!(e, McpError::Transport { .. }));
+        assert_eq!(error_chain(&e), "MCP server 'fs' is unreachable: Transport closed");
+    }
+
+    #[test]
+    fn secret_and_header_failures_keep_their_cause() {
+        let e = McpError::Secret {
+            server: "gh".into(),
+            secret: "GH_TOKEN".into(),
+            source: SecretError::NotFound { name: "GH_TOKEN".into() },
+        };
+        assert_eq!(e.to_string(), "MCP server 'gh': secret GH_TOKEN could not be read");
+        assert_eq!(
+            error_chain(&e),
+            "MCP server 'gh': secret GH_TOKEN could not be read: secret GH_TOKEN is not set"
+        );
+
+        let invalid = http::HeaderValue::from_str("line\nbreak").expect_err("invalid");
+        let e = McpError::Header {
+            server: "gh".into(),
+            source: HeaderError::Value { header: "Authorization".into(), source: invalid },
+        };
+        assert_eq!(e.to_string(), "MCP server 'gh' failed");
+        assert_eq!(
+            error_chain(&e),
+            "MCP server 'gh' failed: header Authorization does not render to a valid HTTP header value: \
+             failed to parse header value"
+        );
+    }
+}
