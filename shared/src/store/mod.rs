@@ -36,30 +36,65 @@ pub use ratelimit::{MemoryRateLimiter, RateDecision, RateLimitSettings, RateLimi
 
 use crate::llm::Message;
 
-/// A validated session id: 1–128 characters of `[A-Za-z0-9._:-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+/// Why an id was refused: it must be 1-128 characters of `[A-Za-z0-9._:-]` (a UUID fits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'")]
+pub struct InvalidId;
 
-impl SessionId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let ok_len = !s.is_empty() && s.len() <= 128;
-        let ok_chars = s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-        if ok_len && ok_chars {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err("must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'".to_owned())
+/// Declares an id type that can only hold a valid id: built by `parse` (or `generate`), and
+/// deserialised through the same check, so the rest of the code trusts it (and can put it in a
+/// Redis key).
+macro_rules! validated_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, InvalidId> {
+                Self::try_from(s.to_owned())
+            }
+
+            /// A fresh random id (UUID v4).
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::new_v4().to_string())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    /// A fresh random id (UUID v4).
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
-    }
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            fn try_from(s: String) -> Result<Self, InvalidId> {
+                let ok_len = !s.is_empty() && s.len() <= 128;
+                let ok_chars = s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+                if ok_len && ok_chars { Ok(Self(s)) } else { Err(InvalidId) }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
+pub(crate) use validated_id;
+
+validated_id!(
+    /// A validated session id: 1–128 characters of `[A-Za-z0-9._:-]`.
+    SessionId
+);
 
 /// Why the session store failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,5 +127,9 @@ mod tests {
         assert!(SessionId::parse("has space").is_err());
         assert!(SessionId::parse(&"x".repeat(129)).is_err());
         assert_ne!(SessionId::generate(), SessionId::generate());
+        // Deserialising goes through the same check.
+        assert!(serde_json::from_str::<SessionId>(r#""has space""#).is_err());
+        let id: SessionId = serde_json::from_str(r#""s-1""#).expect("valid");
+        assert_eq!(serde_json::to_string(&id).expect("json"), r#""s-1""#);
     }
 }
