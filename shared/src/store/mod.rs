@@ -1,16 +1,18 @@
-//! Shared state ports: conversation sessions, the response cache, the shared MCP tool catalog
-//! and per-caller rate limits, each with an in-memory adapter (the embedded default for
+//! Shared state ports: conversation sessions, stateful tasks, the response cache, the shared MCP
+//! tool catalog and per-caller rate limits, each with an in-memory adapter (the embedded default for
 //! `teal serve` and tests: real, bounded and expiring) and a Redis adapter (ElastiCache).
 //!
 //! [`SessionStore`] keeps the history of a `session_id` so a follow-up message continues the
-//! conversation. [`ResponseCache`] keeps finished responses by [`CacheKey`]; [`CatalogCache`]
+//! conversation. [`TaskStore`] keeps the tasks of the `tealagents/v1alpha1` API, with optimistic
+//! concurrency. [`ResponseCache`] keeps finished responses by [`CacheKey`]; [`CatalogCache`]
 //! keeps MCP `tools/list` results across containers with stale-while-revalidate; [`RateLimiter`]
 //! is a token bucket per API key. [`Stores::build`] picks the adapters from [`StoreSettings`].
 //!
 //! What must not live here: HTTP, agents (beyond messages), deciding *what* is cacheable. Those
 //! belong to the API. Redis failures are bounded by a short timeout: the cache, the catalog and
 //! the rate limiter degrade (miss / miss / allow) with a warning and a `RedisBypass` metric,
-//! sessions fail with [`StoreError::Unavailable`].
+//! sessions and tasks fail with [`StoreError::Unavailable`] (tasks wrap it in
+//! [`TaskStoreError::Unavailable`]).
 
 mod build;
 mod cache;
@@ -19,6 +21,7 @@ mod memory;
 pub mod metrics;
 mod ratelimit;
 mod redis;
+mod tasks;
 
 pub(crate) use self::redis::redact_url;
 pub use self::redis::{
@@ -33,6 +36,10 @@ pub use catalog::{
 };
 pub use memory::MemorySessionStore;
 pub use ratelimit::{MemoryRateLimiter, RateDecision, RateLimitSettings, RateLimiter};
+pub use tasks::{
+    AgentTask, DEFAULT_MAX_TASK_BYTES, MemoryTaskStore, RequestId, TaskContent, TaskId, TaskItem, TaskRole,
+    TaskStatus, TaskStore, TaskStoreError,
+};
 
 use crate::llm::Message;
 
