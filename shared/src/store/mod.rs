@@ -26,7 +26,7 @@ mod tasks;
 pub(crate) use self::redis::redact_url;
 pub use self::redis::{
     RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore,
-    RedisSettings,
+    RedisSettings, RedisTaskStore,
 };
 pub use build::{StoreSettings, Stores};
 pub use cache::{CacheKey, CachePut, CacheSettings, MemoryResponseCache, ResponseCache, canonical_json};
