@@ -119,7 +119,12 @@ pub struct AgentTask {
 
 impl AgentTask {
     /// A new `Running` task created now, at revision 0.
-    pub fn new(task_id: TaskId, session_id: SessionId, user_id: impl Into<String>, items: Vec<TaskItem>) -> Self {
+    pub fn new(
+        task_id: TaskId,
+        session_id: SessionId,
+        user_id: impl Into<String>,
+        items: Vec<TaskItem>,
+    ) -> Self {
         let now = unix_ms();
         Self {
             task_id,
@@ -214,7 +219,8 @@ pub trait TaskStore: Send + Sync {
     ) -> Result<AgentTask, TaskStoreError> {
         let mut attempt = 1;
         loop {
-            let mut task = self.load(task_id).await?.ok_or_else(|| TaskStoreError::NotFound(task_id.clone()))?;
+            let mut task =
+                self.load(task_id).await?.ok_or_else(|| TaskStoreError::NotFound(task_id.clone()))?;
             task.push(item.clone(), status);
             match self.update(&mut task).await {
                 Err(TaskStoreError::Conflict { .. }) if attempt < APPEND_ATTEMPTS => {
@@ -313,7 +319,12 @@ impl MemoryTaskStore {
     /// Tasks expire `ttl` after their last write; at most `max_total_bytes` are kept, each task
     /// at most [`DEFAULT_MAX_TASK_BYTES`] (or `max_total_bytes` if smaller).
     pub fn new(ttl: Duration, max_total_bytes: usize) -> Self {
-        Self { ttl, max_total_bytes, max_task_bytes: DEFAULT_MAX_TASK_BYTES, inner: Mutex::new(Inner::default()) }
+        Self {
+            ttl,
+            max_total_bytes,
+            max_task_bytes: DEFAULT_MAX_TASK_BYTES,
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     /// Sets the bound of one task.
@@ -361,7 +372,11 @@ impl TaskStore for MemoryTaskStore {
             .map(|t| t.revision)
             .ok_or_else(|| TaskStoreError::NotFound(task.task_id.clone()))?;
         if found != task.revision {
-            return Err(TaskStoreError::Conflict { task_id: task.task_id.clone(), expected: task.revision, found });
+            return Err(TaskStoreError::Conflict {
+                task_id: task.task_id.clone(),
+                expected: task.revision,
+                found,
+            });
         }
         inner.put(next, bytes, now, self.ttl, self.max_total_bytes);
         task.revision += 1;

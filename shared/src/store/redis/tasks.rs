@@ -60,7 +60,12 @@ impl RedisTaskStore {
     }
 
     /// Writes `task` as it is if the stored one is at revision `read` (`None`: if there is none).
-    async fn write(&self, op: &'static str, task: &AgentTask, read: Option<u64>) -> Result<(), TaskStoreError> {
+    async fn write(
+        &self,
+        op: &'static str,
+        task: &AgentTask,
+        read: Option<u64>,
+    ) -> Result<(), TaskStoreError> {
         let json = encode(task, self.max_task_bytes)?;
         let key = self.conn.key("task", task.task_id.as_str());
         let mut request_keys: Vec<String> =
@@ -73,7 +78,12 @@ impl RedisTaskStore {
             .conn
             .run(op, OnError::Surface, |mut c| async move {
                 let mut call = script.key(&key);
-                call.key(&request_keys).arg(read_arg).arg(task.revision).arg(json).arg(ttl).arg(task.task_id.as_str());
+                call.key(&request_keys)
+                    .arg(read_arg)
+                    .arg(task.revision)
+                    .arg(json)
+                    .arg(ttl)
+                    .arg(task.task_id.as_str());
                 call.invoke_async(&mut c).await
             })
             .await?;
@@ -83,7 +93,9 @@ impl RedisTaskStore {
             (1, None) => Err(TaskStoreError::AlreadyExists(task_id)),
             (2, Some(_)) => Err(TaskStoreError::NotFound(task_id)),
             (3, Some(expected)) => Err(TaskStoreError::Conflict { task_id, expected, found }),
-            (other, _) => Err(StoreError::Unavailable(format!("redis {op}: unexpected script outcome {other}")).into()),
+            (other, _) => {
+                Err(StoreError::Unavailable(format!("redis {op}: unexpected script outcome {other}")).into())
+            }
         }
     }
 }
@@ -111,10 +123,12 @@ impl TaskStore for RedisTaskStore {
         let found: Option<(String, Option<Vec<u8>>)> = self
             .conn
             .run("task_load_by_request", OnError::Surface, |mut c| async move {
-                let Some(id) = ::redis::cmd("GET").arg(&index).query_async::<Option<String>>(&mut c).await? else {
+                let Some(id) = ::redis::cmd("GET").arg(&index).query_async::<Option<String>>(&mut c).await?
+                else {
                     return Ok(None);
                 };
-                let json = ::redis::cmd("HGET").arg(conn.key("task", &id)).arg("task").query_async(&mut c).await?;
+                let json =
+                    ::redis::cmd("HGET").arg(conn.key("task", &id)).arg("task").query_async(&mut c).await?;
                 Ok(Some((id, json)))
             })
             .await?;
