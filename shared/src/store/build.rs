@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use super::{
     CacheSettings, CatalogCache, CatalogSettings, MemoryCatalogCache, MemoryRateLimiter, MemoryResponseCache,
-    MemorySessionStore, RateLimitSettings, RateLimiter, RedisCatalogCache, RedisConnection, RedisRateLimiter,
-    RedisResponseCache, RedisSessionStore, RedisSettings, ResponseCache, SessionStore,
+    MemorySessionStore, MemoryTaskStore, RateLimitSettings, RateLimiter, RedisCatalogCache, RedisConnection,
+    RedisRateLimiter, RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore, ResponseCache,
+    SessionStore, TaskStore,
 };
 use crate::secrets::SecretStore;
 use crate::settings::SettingsError;
+
+/// Total size of the tasks the in-memory adapter keeps (local runs).
+const MEMORY_TASK_BYTES: usize = 64 << 20;
 
 /// Every store setting, read once at start.
 #[derive(Debug, Clone)]
@@ -29,6 +33,8 @@ pub struct StoreSettings {
 #[derive(Clone)]
 pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
+    /// Stateful tasks (`tealagents/v1alpha1`), expiring like sessions.
+    pub tasks: Arc<dyn TaskStore>,
     pub cache: Arc<dyn ResponseCache>,
     pub catalog: Arc<dyn CatalogCache>,
     /// `None`: no rate limit configured.
@@ -50,6 +56,7 @@ impl Stores {
         let conn = RedisConnection::connect(redis, secrets).await?;
         Ok(Self {
             sessions: Arc::new(RedisSessionStore::new(conn.clone(), settings.session_ttl)),
+            tasks: Arc::new(RedisTaskStore::new(conn.clone(), settings.session_ttl)),
             cache: Arc::new(RedisResponseCache::new(conn.clone(), settings.cache.max_entry_bytes)),
             catalog: Arc::new(RedisCatalogCache::new(conn.clone())),
             rate_limiter: settings
@@ -63,6 +70,7 @@ impl Stores {
     pub fn memory(settings: &StoreSettings) -> Self {
         Self {
             sessions: Arc::new(MemorySessionStore::new(settings.session_ttl, 10_000)),
+            tasks: Arc::new(MemoryTaskStore::new(settings.session_ttl, MEMORY_TASK_BYTES)),
             cache: Arc::new(MemoryResponseCache::new(1024, settings.cache.max_entry_bytes)),
             catalog: Arc::new(MemoryCatalogCache::default()),
             rate_limiter: settings
@@ -83,6 +91,7 @@ mod tests {
         let s = Settings::read(&Env::from_pairs([("TA_RATE_LIMIT_RPS", "5")])).expect("ok").stores;
         let stores = Stores::build(&s, Arc::new(crate::secrets::EnvSecretStore::new())).await.expect("built");
         assert_eq!(stores.sessions.backend(), "memory");
+        assert_eq!(stores.tasks.backend(), "memory");
         assert_eq!(stores.cache.backend(), "memory");
         assert_eq!(stores.catalog.backend(), "memory");
         assert_eq!(stores.rate_limiter.as_ref().map(|r| r.backend()), Some("memory"));

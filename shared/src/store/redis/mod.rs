@@ -1,4 +1,5 @@
-//! Redis (ElastiCache / Valkey) adapters: sessions, response cache, tool catalog, rate limits.
+//! Redis (ElastiCache / Valkey) adapters: sessions, tasks, response cache, tool catalog, rate
+//! limits.
 //!
 //! Owns the one [`RedisConnection`] per container (a lazily connecting, self-reconnecting
 //! `ConnectionManager`), the key layout under a prefix, and the failure policy: every call is
@@ -8,12 +9,14 @@
 //!
 //! Keys (prefix `teal:` by default): `{p}session:{id}` (list of JSON messages),
 //! `{p}cache:{sha256}` (bytes), `{p}catalog:{sha256}` (JSON entry), `{p}catalog-lock:{sha256}`
-//! (refresh lease), `{p}rate:{subject}` (bucket hash).
+//! (refresh lease), `{p}rate:{subject}` (bucket hash), `{p}task:{id}` (hash of revision and JSON)
+//! and `{p}task-req:{request_id}` (task id).
 
 mod cache;
 mod catalog;
 mod ratelimit;
 mod session;
+mod tasks;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -28,6 +31,7 @@ pub use cache::RedisResponseCache;
 pub use catalog::RedisCatalogCache;
 pub use ratelimit::RedisRateLimiter;
 pub use session::RedisSessionStore;
+pub use tasks::RedisTaskStore;
 
 use super::{StoreError, metrics};
 use crate::secrets::SecretStore;
