@@ -155,3 +155,5 @@ impl OpenApiError {
     }
 }
 
+#[cfg(test)]
+mod tests;
