@@ -46,7 +46,9 @@ pub(crate) struct OperationTool {
     pub server: Option<Server>,
 }
 
-/// Every operation of `doc` as a tool of `plugin`, in document order, and what was skipped.
+/// Every operation of `doc` as a tool of `plugin`, and what was skipped. Tools come in path order
+/// (sorted: the document goes through `serde_json::Value`, whose maps are sorted in this
+/// workspace) and, within a path, as get, put, post, delete, options, head, patch, trace.
 pub(crate) fn build(plugin: &PluginName, doc: &Document) -> (Vec<OperationTool>, Vec<Skipped>) {
     let mut tools: Vec<OperationTool> = Vec::new();
     let mut skipped = Vec::new();
