@@ -20,6 +20,7 @@ pub mod service;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
+pub mod tools;
 
 pub use error::Error;
 mod util;
