@@ -209,7 +209,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
          system_prompt: s\n    mcp_servers:\n      - name: fs\n        url: {fs_url}/mcp\n"
     );
     let parsed = teal_core::config::parse_documents("bench", &yaml)?;
-    let agent = Arc::new(parsed.agents.into_iter().next().context("bench agent")?);
+    let agent = parsed.agents.into_iter().next().context("bench agent")?.agents[0].clone();
     let pool = teal_core::mcp::McpPool::new(
         teal_core::mcp::McpSettings::default(),
         Arc::new(teal_core::secrets::EnvSecretStore::new()),

@@ -78,7 +78,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
                         a.source,
                         a.name,
                         a.version,
-                        a.agent.mcp_servers.len()
+                        a.mcp_servers().count()
                     );
                 }
             }

@@ -86,7 +86,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // In-memory cache, sessions and catalog unless TA_REDIS_URL points at a Redis.
     let stores = bootstrap::build_stores(&settings, secrets.clone()).await?;
     let store_backend = stores.sessions.backend();
-    let state = Arc::new(bootstrap::build_state(&settings, registry, llm, secrets, stores));
+    let tools = bootstrap::load_tool_sources(&settings, &registry).await?;
+    let state = Arc::new(bootstrap::build_state(&settings, registry, llm, secrets, stores, tools));
 
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
@@ -99,7 +100,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     for agent in state.registry().iter() {
         println!(
             "  agent {}/{}: POST http://{addr}/{}/{}  model {} via {llm_desc}",
-            agent.name, agent.version, agent.name, agent.version, agent.agent.model
+            agent.name,
+            agent.version,
+            agent.name,
+            agent.version,
+            agent.answering_agent().model
         );
     }
     if offline {

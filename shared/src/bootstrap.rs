@@ -4,6 +4,7 @@
 //! the LLM adapter, loading the agent registry and pre-warming MCP connections. Lambda functions
 //! and `teal serve` both call this; it must not serve requests itself.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,52 @@ use crate::mcp::McpPool;
 use crate::secrets::{EnvSecretStore, SecretStore, SecretsBackend, SecretsManagerStore, aws_sdk_config};
 use crate::settings::{ApiKeySource, Env, Settings, SettingsError};
 use crate::store::Stores;
+use crate::tools::hitl_catalog::{self, HitlCatalogError};
+use crate::tools::openapi::{
+    OpenApiClient, OpenApiError, OpenApiSettings, RemotePlugin, RemotePluginCatalog, RemotePlugins,
+};
+
+/// How long loading the remote plugins' OpenAPI documents may take at start.
+const PLUGIN_LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// What the agents may call besides MCP servers: Teal's remote plugins, by name, and the tools a
+/// plugin catalog holds for human approval.
+#[derive(Default)]
+pub struct ToolSources {
+    pub plugins: HashMap<String, Arc<RemotePlugin>>,
+    pub held: HashSet<String>,
+}
+
+/// Loads the remote plugins the `registry`'s agents list (from the `TA_REMOTE_PLUGIN_PATH`
+/// catalog; their OpenAPI documents are fetched now) and reads `TA_PLUGIN_CATALOG_FILE`.
+pub async fn load_tool_sources(settings: &Settings, registry: &Registry) -> Result<ToolSources, BootError> {
+    let held = match &settings.teal.plugin_catalog_file {
+        Some(path) => hitl_catalog::held_tools(path)?,
+        None => HashSet::new(),
+    };
+    let mut names: Vec<&str> = registry
+        .iter()
+        .flat_map(|a| a.agents.iter())
+        .flat_map(|s| s.remote_plugins.iter().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(ToolSources { plugins: HashMap::new(), held });
+    }
+    let Some(path) = &settings.teal.remote_plugin_path else {
+        return Err(SettingsError::missing(
+            "TA_REMOTE_PLUGIN_PATH",
+            "the remote plugin catalog, since agents list remote_plugins",
+        )
+        .into());
+    };
+    let catalog = RemotePluginCatalog::load(path)?;
+    let client = OpenApiClient::new(OpenApiSettings::default())?;
+    let loaded = RemotePlugins::load(&catalog, &names, &client, Instant::now() + PLUGIN_LOAD_TIMEOUT).await?;
+    let plugins = loaded.iter().map(|p| (p.name().as_str().to_owned(), p.clone())).collect();
+    Ok(ToolSources { plugins, held })
+}
 
 /// Why the process could not start. The cause chain (`source()`) says the rest; log it with
 /// [`crate::telemetry::error_chain`].
@@ -30,6 +77,10 @@ pub enum BootError {
     LlmKey(#[from] KeyError),
     #[error("TA_API_KEY / TA_BASE_URL")]
     LlmClient(#[from] ClientError),
+    #[error("TA_REMOTE_PLUGIN_PATH")]
+    RemotePlugins(#[from] OpenApiError),
+    #[error("TA_PLUGIN_CATALOG_FILE")]
+    PluginCatalog(#[from] HitlCatalogError),
 }
 
 /// Whether the offline model may stand in when no LLM is configured.
@@ -141,9 +192,13 @@ pub fn build_state(
     llm: Arc<dyn crate::llm::LlmClient>,
     secrets: Arc<dyn SecretStore>,
     stores: Stores,
+    tools: ToolSources,
 ) -> AppState {
     AppState {
         agents: agents.into(),
+        tasks: stores.tasks,
+        plugins: Arc::new(tools.plugins),
+        held_tools: Arc::new(tools.held),
         llm,
         mcp: McpPool::new(settings.mcp.clone(), secrets)
             .with_shared_catalog(stores.catalog, settings.stores.catalog.clone()),
@@ -162,7 +217,7 @@ pub fn prewarm(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {
     let state = state.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        let agents: Vec<_> = state.registry().iter().cloned().collect();
+        let agents: Vec<_> = state.registry().iter().flat_map(|a| a.agents.iter().cloned()).collect();
         let results = futures::future::join_all(agents.iter().map(|a| state.mcp.agent_tools(a))).await;
         for (agent, r) in agents.iter().zip(results) {
             match r {

@@ -1,7 +1,7 @@
 //! The one error a request can end with, gathered from every layer, and its exhaustive mapping
 //! to an HTTP status.
 //!
-//! Each layer keeps its own error type ([`LlmError`], [`McpError`], [`StoreError`], the input's
+//! Each layer keeps its own error type ([`LlmError`], [`ToolError`], [`StoreError`], the input's
 //! [`InputError`]); this enum holds them as they are, so the cause chain reaches the log. Every
 //! classification here (`status`, `code`, `upstream`, `trace`) is a `match` without a catch-all
 //! arm: a new variant does not compile until someone decides each of them. 4xx messages say
@@ -11,11 +11,11 @@
 
 use axum::http::StatusCode;
 
-use crate::agent::{AgentError, RunTrace};
+use crate::agent::{AgentError, OutputError, RunTrace};
 use crate::api::types::InputError;
 use crate::llm::LlmError;
-use crate::mcp::McpError;
 use crate::store::StoreError;
+use crate::tools::ToolError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -27,8 +27,20 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     #[error("LLM upstream failed")]
     Llm(#[source] LlmError, Box<RunTrace>),
-    #[error("MCP upstream failed")]
-    Mcp(#[source] McpError, Box<RunTrace>),
+    /// An MCP server or remote plugin could not be called.
+    #[error("tool upstream failed")]
+    Tool(#[source] ToolError, Box<RunTrace>),
+    /// The answer did not match the agent's output type, even after one repair.
+    #[error("the answer does not match the output type {type_name}: {source}")]
+    Output {
+        type_name: String,
+        #[source]
+        source: OutputError,
+        trace: Box<RunTrace>,
+    },
+    /// The deployment cannot serve this agent as configured (the detail is in the log).
+    #[error("the agent is misconfigured for this deployment: {0}")]
+    Misconfigured(String),
     #[error("the agent gave no final answer within {max} iteration(s) (spec.agent.max_iterations)")]
     IterationLimit { max: u32, trace: Box<RunTrace> },
     #[error("deadline reached before the agent finished")]
@@ -45,7 +57,10 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::AgentNotFound { .. } => StatusCode::NOT_FOUND,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Llm(..) | Error::Mcp(..) | Error::IterationLimit { .. } => StatusCode::BAD_GATEWAY,
+            Error::Llm(..) | Error::Tool(..) | Error::IterationLimit { .. } | Error::Output { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            Error::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -59,7 +74,10 @@ impl Error {
             Error::AgentNotFound { .. } => "agent_not_found",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Llm(..) => "llm_upstream_failed",
-            Error::Mcp(..) => "mcp_upstream_failed",
+            Error::Tool(ToolError::Mcp(_), _) => "mcp_upstream_failed",
+            Error::Tool(ToolError::Plugin(_), _) => "plugin_upstream_failed",
+            Error::Output { .. } => "output_schema_mismatch",
+            Error::Misconfigured(_) => "misconfigured",
             Error::IterationLimit { .. } => "iteration_limit",
             Error::Deadline(_) => "deadline_exceeded",
             Error::SessionStore(_) => "session_store_unavailable",
@@ -71,15 +89,17 @@ impl Error {
     pub fn public_message(&self) -> String {
         match self {
             Error::Llm(e, _) => format!("LLM upstream failed: {}", llm_summary(e)),
-            // Its message names the server and the kind of failure only (see `mcp::McpError`).
-            Error::Mcp(e, _) => e.to_string(),
+            // Its message names the server or plugin and the kind of failure only.
+            Error::Tool(e, _) => e.to_string(),
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
             | Error::IterationLimit { .. }
             | Error::Deadline(_)
             | Error::SessionStore(_)
-            | Error::RateLimited { .. } => self.to_string(),
+            | Error::RateLimited { .. }
+            | Error::Output { .. } => self.to_string(),
+            Error::Misconfigured(_) => "the agent is misconfigured for this deployment".to_owned(),
         }
     }
 
@@ -87,27 +107,30 @@ impl Error {
     pub fn upstream(&self) -> Option<String> {
         match self {
             Error::Llm(..) => Some("llm".into()),
-            Error::Mcp(e, _) => Some(format!("mcp:{}", e.server())),
+            Error::Tool(e, _) => Some(e.upstream()),
+            Error::Output { .. } => Some("llm".into()),
             Error::SessionStore(_) => Some("session_store".into()),
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
             | Error::IterationLimit { .. }
             | Error::Deadline(_)
-            | Error::RateLimited { .. } => None,
+            | Error::RateLimited { .. }
+            | Error::Misconfigured(_) => None,
         }
     }
 
     /// What the run did before it failed, when a run had started.
     pub fn trace(&self) -> Option<&RunTrace> {
         match self {
-            Error::Llm(_, t) | Error::Mcp(_, t) | Error::Deadline(t) => Some(t),
-            Error::IterationLimit { trace, .. } => Some(trace),
+            Error::Llm(_, t) | Error::Tool(_, t) | Error::Deadline(t) => Some(t),
+            Error::IterationLimit { trace, .. } | Error::Output { trace, .. } => Some(trace),
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
             | Error::SessionStore(_)
-            | Error::RateLimited { .. } => None,
+            | Error::RateLimited { .. }
+            | Error::Misconfigured(_) => None,
         }
     }
 }
@@ -133,9 +156,15 @@ impl From<AgentError> for Error {
                 Error::Deadline(Box::new(trace))
             }
             AgentError::Llm { source, trace } => Error::Llm(source, Box::new(trace)),
-            AgentError::Mcp { source, trace } => Error::Mcp(source, Box::new(trace)),
+            AgentError::Tool { source, trace } => Error::Tool(source, Box::new(trace)),
             AgentError::IterationLimit { max, trace } => {
                 Error::IterationLimit { max, trace: Box::new(trace) }
+            }
+            AgentError::Instructions { task, source, .. } => Error::BadRequest(InputError::new(format!(
+                "the instructions of task `{task}` cannot be rendered with this input: {source}"
+            ))),
+            AgentError::Output { type_name, source, trace } => {
+                Error::Output { type_name, source, trace: Box::new(trace) }
             }
         }
     }
@@ -152,11 +181,11 @@ mod tests {
             Error::AgentNotFound { name: "a".into(), version: "1".into(), known: vec![] },
             Error::PayloadTooLarge { limit: 10 },
             Error::Llm(LlmError::Status { status: 500, body: "Bearer sk-leak".into(), attempts: 3 }, t()),
-            Error::Mcp(
-                McpError::Protocol {
+            Error::Tool(
+                ToolError::Mcp(crate::mcp::McpError::Protocol {
                     server: "fs".into(),
                     source: rmcp::service::ServiceError::UnexpectedResponse,
-                },
+                }),
                 t(),
             ),
             Error::IterationLimit { max: 3, trace: t() },

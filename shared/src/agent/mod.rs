@@ -5,19 +5,27 @@
 //! happened so far (iterations, tool calls, tokens), so a 504 can say it. It must not know
 //! about HTTP or sessions: it takes messages in and gives a report out.
 
+mod output;
+mod sequential;
+
+pub use output::{OutputCheck, OutputError};
+pub use sequential::{Sequential, TaskInputs};
+
 use std::time::Instant;
 
 use futures::future::join_all;
 use serde::Serialize;
 
-use crate::config::AgentConfig;
-use crate::llm::{ChatRequest, LlmClient, LlmError, Message, Role, Usage};
-use crate::mcp::{AgentTools, McpError, McpPool};
+use crate::config::AgentSpec;
+use crate::llm::{ChatRequest, LlmClient, LlmError, Message, ResponseFormat, Role, ToolCall, Usage};
+use crate::mcp::McpPool;
+use crate::tools::{ToolError, Toolbox};
 
 /// One tool call made during a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ToolCallRecord {
     pub tool: String,
+    /// The MCP server or remote plugin it went to (`None`: unknown tool).
     pub server: Option<String>,
     pub is_error: bool,
     pub ms: u64,
@@ -36,92 +44,156 @@ pub struct RunTrace {
 pub struct RunReport {
     pub output: String,
     pub trace: RunTrace,
+    /// The conversation as it ended (without the system prompt): the input, then every
+    /// assistant turn and tool result of the run.
+    pub transcript: Vec<Message>,
+    /// The output parsed as JSON when the run had to produce structured output.
+    pub structured: Option<serde_json::Value>,
 }
 
 /// Progress of a run, for streaming (SSE) callers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
-    ToolStarted { tool: String, call_id: String },
-    ToolFinished { tool: String, call_id: String, is_error: bool, ms: u64 },
+    ToolStarted {
+        tool: String,
+        call_id: String,
+    },
+    ToolFinished {
+        tool: String,
+        call_id: String,
+        is_error: bool,
+        ms: u64,
+    },
+    /// A Sequential task other than the last finished (Teal's `intermediate-task-response`).
+    TaskFinished {
+        task_no: u32,
+        task_name: String,
+        output: String,
+        usage: Usage,
+    },
 }
 
 /// Why a run did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("{source}")]
-    Llm { source: LlmError, trace: RunTrace },
-    #[error("{source}")]
-    Mcp { source: McpError, trace: RunTrace },
+    #[error("LLM call failed")]
+    Llm {
+        #[source]
+        source: LlmError,
+        trace: RunTrace,
+    },
+    #[error("tool call failed")]
+    Tool {
+        #[source]
+        source: ToolError,
+        trace: RunTrace,
+    },
     #[error("deadline reached after {} iteration(s) and {} tool call(s)", trace.iterations, trace.tool_calls.len())]
     Deadline { trace: RunTrace },
-    #[error("no final answer after {max} iteration(s) (spec.agent.max_iterations)")]
+    #[error("no final answer after {max} iteration(s) (max_iterations)")]
     IterationLimit { max: u32, trace: RunTrace },
+    /// A Sequential task's instructions could not be rendered with this request's input.
+    #[error("task `{task}`: its instructions could not be rendered with this input")]
+    Instructions {
+        task: String,
+        #[source]
+        source: minijinja::Error,
+        trace: RunTrace,
+    },
+    /// The answer did not match the output type, even after one repair.
+    #[error("the answer does not match {type_name}")]
+    Output {
+        type_name: String,
+        #[source]
+        source: OutputError,
+        trace: RunTrace,
+    },
 }
 
 impl AgentError {
     pub fn trace(&self) -> &RunTrace {
         match self {
             AgentError::Llm { trace, .. }
-            | AgentError::Mcp { trace, .. }
+            | AgentError::Tool { trace, .. }
             | AgentError::Deadline { trace }
-            | AgentError::IterationLimit { trace, .. } => trace,
+            | AgentError::IterationLimit { trace, .. }
+            | AgentError::Instructions { trace, .. }
+            | AgentError::Output { trace, .. } => trace,
         }
     }
 }
 
-/// Everything one run needs, borrowed from the process-wide state.
+/// Everything one agent's run needs, borrowed from the process-wide state.
 pub struct Run<'a> {
-    pub agent: &'a AgentConfig,
+    pub agent: &'a AgentSpec,
     pub llm: &'a dyn LlmClient,
     pub pool: &'a McpPool,
-    pub tools: &'a AgentTools,
+    pub tools: &'a Toolbox,
     pub deadline: Instant,
     pub on_event: &'a (dyn Fn(RunEvent) + Send + Sync),
+    /// Structured output: every call asks for this schema, and the answer is checked.
+    pub output: Option<&'a OutputCheck>,
 }
 
 impl Run<'_> {
     /// Runs the loop over `conversation` (history and new user messages, without the system
     /// prompt). Returns the final answer and what it took.
     pub async fn execute(&self, conversation: Vec<Message>) -> Result<RunReport, AgentError> {
-        let spec = &self.agent.agent;
+        self.execute_with(conversation, RunTrace::default()).await
+    }
+
+    /// [`Run::execute`], adding to `trace` (a Sequential config's earlier tasks).
+    pub async fn execute_with(
+        &self,
+        conversation: Vec<Message>,
+        trace: RunTrace,
+    ) -> Result<RunReport, AgentError> {
         let mut messages = Vec::with_capacity(conversation.len() + 4);
-        messages.push(Message::system(spec.system_prompt.clone()));
+        messages.push(Message::system(self.agent.system_prompt.clone()));
         messages.extend(conversation);
-        let mut trace = RunTrace::default();
+        let (output, mut trace) = self.turns(&mut messages, trace).await?;
+        let structured = match self.output {
+            None => None,
+            Some(check) => {
+                let (value, t) = check.enforce(self, &mut messages, &output, trace).await?;
+                trace = t;
+                Some(value)
+            }
+        };
+        let output = match &structured {
+            // The repaired answer is the output when there was a repair.
+            Some(_) => messages.last().and_then(|m| m.content.clone()).unwrap_or(output),
+            None => output,
+        };
+        messages.remove(0);
+        Ok(RunReport { output, trace, transcript: messages, structured })
+    }
 
+    /// LLM calls and tool rounds until an answer without tool calls, which is pushed onto
+    /// `messages` and returned.
+    async fn turns(
+        &self,
+        messages: &mut Vec<Message>,
+        mut trace: RunTrace,
+    ) -> Result<(String, RunTrace), AgentError> {
+        let max = self.agent.max_iterations;
+        let mut iterations = 0;
         loop {
-            if trace.iterations >= spec.max_iterations {
-                return Err(AgentError::IterationLimit { max: spec.max_iterations, trace });
+            if iterations >= max {
+                return Err(AgentError::IterationLimit { max, trace });
             }
-            if Instant::now() >= self.deadline {
-                return Err(AgentError::Deadline { trace });
-            }
-            trace.iterations += 1;
-            let request = ChatRequest {
-                model: &spec.model,
-                messages: &messages,
-                tools: &self.tools.specs,
-                temperature: spec.temperature,
-                max_tokens: spec.max_tokens,
-            };
-            let answer = match tokio::time::timeout_at(
-                self.deadline.into(),
-                self.llm.complete(request, self.deadline),
-            )
-            .await
+            iterations += 1;
+            let reply = match self.complete(messages, self.output.map(OutputCheck::format), &mut trace).await
             {
-                Err(_) | Ok(Err(LlmError::Deadline)) => return Err(AgentError::Deadline { trace }),
-                Ok(Err(source)) => return Err(AgentError::Llm { source, trace }),
-                Ok(Ok(answer)) => answer,
+                Ok(reply) => reply,
+                Err(failure) => return Err(failure.with(trace)),
             };
-            trace.usage += answer.usage;
-            let mut reply = answer.message;
-            reply.role = Role::Assistant;
             if reply.tool_calls.is_empty() {
-                return Ok(RunReport { output: reply.content.unwrap_or_default(), trace });
+                let output = reply.content.clone().unwrap_or_default();
+                messages.push(reply);
+                return Ok((output, trace));
             }
-
             messages.push(reply);
             let turn = messages.len() - 1;
             let round = join_all(messages[turn].tool_calls.iter().map(|call| self.call_tool(call)));
@@ -136,49 +208,87 @@ impl Run<'_> {
                         let call_id = messages[turn].tool_calls[i].id.clone();
                         messages.push(Message::tool_result(call_id, text));
                     }
+                    Err((
+                        ToolError::Plugin(crate::tools::openapi::OpenApiError::Deadline { .. }),
+                        record,
+                    )) => {
+                        trace.tool_calls.push(record);
+                        return Err(AgentError::Deadline { trace });
+                    }
                     Err((source, record)) => {
                         trace.tool_calls.push(record);
-                        return Err(AgentError::Mcp { source, trace });
+                        return Err(AgentError::Tool { source, trace });
                     }
                 }
             }
         }
     }
 
+    /// One LLM call within the deadline; its usage is added to `trace`.
+    async fn complete(
+        &self,
+        messages: &[Message],
+        format: Option<&ResponseFormat>,
+        trace: &mut RunTrace,
+    ) -> Result<Message, Failure> {
+        if Instant::now() >= self.deadline {
+            return Err(Failure::Deadline);
+        }
+        trace.iterations += 1;
+        let spec = self.agent;
+        let request = ChatRequest {
+            model: &spec.model,
+            messages,
+            tools: self.tools.specs(),
+            temperature: spec.temperature,
+            max_tokens: spec.max_tokens,
+            reasoning_effort: spec.reasoning_effort.as_deref(),
+            response_format: format,
+        };
+        let answer =
+            match tokio::time::timeout_at(self.deadline.into(), self.llm.complete(request, self.deadline))
+                .await
+            {
+                Err(_) | Ok(Err(LlmError::Deadline)) => return Err(Failure::Deadline),
+                Ok(Err(source)) => return Err(Failure::Llm(source)),
+                Ok(Ok(answer)) => answer,
+            };
+        trace.usage += answer.usage;
+        let mut reply = answer.message;
+        reply.role = Role::Assistant;
+        Ok(reply)
+    }
+
     async fn call_tool(
         &self,
-        call: &crate::llm::ToolCall,
-    ) -> Result<(String, ToolCallRecord), (McpError, ToolCallRecord)> {
+        call: &ToolCall,
+    ) -> Result<(String, ToolCallRecord), (ToolError, ToolCallRecord)> {
         let started = Instant::now();
         (self.on_event)(RunEvent::ToolStarted { tool: call.name.clone(), call_id: call.id.clone() });
-        let Some(route) = self.tools.route(&call.name) else {
-            let known: Vec<&str> = self.tools.specs.iter().map(|s| s.name.as_str()).collect();
-            let text = format!("unknown tool {}; available tools: {}", call.name, known.join(", "));
-            let record = ToolCallRecord { tool: call.name.clone(), server: None, is_error: true, ms: 0 };
+        let finished = |is_error: bool, ms: u64| {
             (self.on_event)(RunEvent::ToolFinished {
                 tool: call.name.clone(),
                 call_id: call.id.clone(),
-                is_error: true,
-                ms: 0,
+                is_error,
+                ms,
             });
-            return Ok((text, record));
         };
-        let outcome = self.pool.call(route, &call.arguments).await;
+        let Some(route) = self.tools.route(&call.name) else {
+            let known: Vec<&str> = self.tools.specs().iter().map(|s| s.name.as_str()).collect();
+            let text = format!("unknown tool {}; available tools: {}", call.name, known.join(", "));
+            finished(true, 0);
+            return Ok((
+                text,
+                ToolCallRecord { tool: call.name.clone(), server: None, is_error: true, ms: 0 },
+            ));
+        };
+        let outcome = self.tools.call(self.pool, &call.name, &route, &call.arguments, self.deadline).await;
         let ms = started.elapsed().as_millis() as u64;
         let is_error = outcome.as_ref().map_or(true, |o| o.is_error);
-        let record = ToolCallRecord {
-            tool: call.name.clone(),
-            server: Some(route.server_name().to_owned()),
-            is_error,
-            ms,
-        };
-        tracing::info!(tool = %call.name, server = %route.server_name(), is_error, ms, "tool call");
-        (self.on_event)(RunEvent::ToolFinished {
-            tool: call.name.clone(),
-            call_id: call.id.clone(),
-            is_error,
-            ms,
-        });
+        let server = route.source_name().to_owned();
+        tracing::info!(tool = %call.name, server = %server, is_error, ms, "tool call");
+        finished(is_error, ms);
+        let record = ToolCallRecord { tool: call.name.clone(), server: Some(server), is_error, ms };
         match outcome {
             Ok(o) if o.is_error => Ok((format!("tool error: {}", o.text), record)),
             Ok(o) => Ok((o.text, record)),
@@ -187,5 +297,19 @@ impl Run<'_> {
     }
 }
 
+/// Why one LLM call did not give an answer, before the trace is attached.
+enum Failure {
+    Deadline,
+    Llm(LlmError),
+}
+
+impl Failure {
+    fn with(self, trace: RunTrace) -> AgentError {
+        match self {
+            Failure::Deadline => AgentError::Deadline { trace },
+            Failure::Llm(source) => AgentError::Llm { source, trace },
+        }
+    }
+}
 #[cfg(test)]
 mod tests;

@@ -9,16 +9,17 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
-use crate::config::parse_documents;
+use crate::config::{AgentSpec, parse_documents};
 use crate::llm::{Llm, OpenAiClient, OpenAiSettings};
+use crate::mcp::AgentTools;
 use crate::mcp::McpSettings;
 use crate::secrets::EnvSecretStore;
 
-fn agent(max_iterations: u32) -> AgentConfig {
+fn agent(max_iterations: u32) -> Arc<AgentSpec> {
     let yaml = format!(
         "apiVersion: skagents/v1\nkind: Chat\nservice_name: loop\nversion: 1.0\nspec:\n  agent:\n    name: a\n    model: m\n    system_prompt: be brief\n    max_iterations: {max_iterations}\n"
     );
-    parse_documents("loop.yaml", &yaml).expect("valid").agents.remove(0)
+    parse_documents("loop.yaml", &yaml).expect("valid").agents.remove(0).agents.remove(0)
 }
 
 fn llm(server: &MockServer) -> Llm {
@@ -44,7 +45,7 @@ fn tool_call(name: &str) -> ResponseTemplate {
 struct Harness {
     server: MockServer,
     pool: McpPool,
-    tools: AgentTools,
+    tools: Toolbox,
 }
 
 impl Harness {
@@ -52,16 +53,23 @@ impl Harness {
         Self {
             server: MockServer::start().await,
             pool: McpPool::new(McpSettings::default(), Arc::new(EnvSecretStore::new())),
-            tools: AgentTools::default(),
+            tools: Toolbox::new(AgentTools::default(), Vec::new(), &Default::default()),
         }
     }
 
-    async fn run(&self, agent: &AgentConfig, deadline: Instant) -> Result<RunReport, AgentError> {
+    async fn run(&self, agent: &AgentSpec, deadline: Instant) -> Result<RunReport, AgentError> {
         let llm = llm(&self.server);
         let events = std::sync::Mutex::new(Vec::new());
         let on_event = |e: RunEvent| events.lock().expect("lock").push(e);
-        let run =
-            Run { agent, llm: &llm, pool: &self.pool, tools: &self.tools, deadline, on_event: &on_event };
+        let run = Run {
+            agent,
+            llm: &llm,
+            pool: &self.pool,
+            tools: &self.tools,
+            deadline,
+            on_event: &on_event,
+            output: None,
+        };
         run.execute(vec![Message::user("hi")]).await
     }
 

@@ -7,6 +7,7 @@
 //! cases themselves are [`crate::service`]'s.
 
 mod error;
+pub mod input;
 mod sse;
 pub mod types;
 

@@ -44,6 +44,22 @@ struct PartialResponse<'a> {
     output_partial: &'a str,
 }
 
+/// Teal's `IntermediateTaskResponse`: a Sequential task other than the last, finished.
+#[derive(Serialize)]
+struct IntermediateTaskResponse<'a> {
+    task_no: u32,
+    task_name: &'a str,
+    response: TaskResponse<'a>,
+}
+
+#[derive(Serialize)]
+struct TaskResponse<'a> {
+    request_id: &'a str,
+    source: &'a str,
+    token_usage: super::types::TokenUsage,
+    output_raw: &'a str,
+}
+
 /// Aborts the run when the response stream is dropped (the client went away).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -77,12 +93,27 @@ async fn stream(
     let run_facts = facts.clone();
     let run = tokio::spawn(async move {
         let events = tx.clone();
+        let source = format!("{name}:{version}");
+        let event_rid = run_facts.request_id.clone();
         let on_event = move |ev: RunEvent| {
-            let name = match ev {
-                RunEvent::ToolStarted { .. } => "tool-call-started",
-                RunEvent::ToolFinished { .. } => "tool-call-finished",
+            let frame = match &ev {
+                RunEvent::ToolStarted { .. } => sse_frame("tool-call-started", &ev),
+                RunEvent::ToolFinished { .. } => sse_frame("tool-call-finished", &ev),
+                RunEvent::TaskFinished { task_no, task_name, output, usage } => sse_frame(
+                    "intermediate-task-response",
+                    &IntermediateTaskResponse {
+                        task_no: *task_no,
+                        task_name,
+                        response: TaskResponse {
+                            request_id: &event_rid,
+                            source: &source,
+                            token_usage: (*usage).into(),
+                            output_raw: output,
+                        },
+                    },
+                ),
             };
-            let _ = events.send(sse_frame(name, &ev));
+            let _ = events.send(frame);
         };
         let opts = invoke::InvokeOptions {
             request_id: &run_facts.request_id,

@@ -29,6 +29,7 @@ fn app(pairs: &[(&str, &str)]) -> Router {
         Arc::new(Llm::Offline(OfflineModel)),
         Arc::new(EnvSecretStore::new()),
         stores,
+        Default::default(),
     );
     router(Arc::new(state))
 }

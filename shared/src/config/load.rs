@@ -2,14 +2,17 @@
 //!
 //! Owns the walk (recursive, sorted, dot-entries skipped, symlinks followed to a bounded depth)
 //! and turns I/O failures into [`ConfigError`]s naming the path. It must not interpret YAML:
-//! every file's text goes to [`parse_documents_with_vars`], and every file's errors are
+//! every file's text goes to [`parse_documents_in`], with the files beside it readable as sidecars, and every file's errors are
 //! collected.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::error::{ConfigError, ConfigErrors};
-use crate::config::{Parsed, parse_documents_with_vars};
+use crate::config::{ParseEnv, Parsed, parse_documents_in};
+
+/// The largest file beside a config that is read (a JSON Schema).
+const MAX_SIDECAR_BYTES: u64 = 1024 * 1024;
 
 /// Folder nesting deeper than this is refused (it also ends symlink loops).
 const MAX_DIR_DEPTH: usize = 32;
@@ -53,7 +56,9 @@ pub fn load_path_with_vars(path: &Path, vars: &HashMap<String, String>) -> Resul
                 continue;
             }
         };
-        match parse_documents_with_vars(&file.display().to_string(), &text, vars) {
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let sidecar = |name: &str| read_sidecar(&dir, name);
+        match parse_documents_in(&file.display().to_string(), &text, &ParseEnv { vars, sidecar: &sidecar }) {
             Ok(p) => {
                 parsed.agents.extend(p.agents);
                 parsed.warnings.extend(p.warnings);
@@ -69,6 +74,21 @@ pub fn load_path_with_vars(path: &Path, vars: &HashMap<String, String>) -> Resul
         "loaded agent configs"
     );
     if errors.is_empty() { Ok(parsed) } else { Err(ConfigErrors(errors)) }
+}
+
+/// A file beside a config, by a relative name that stays inside the config's folder.
+fn read_sidecar(dir: &Path, name: &str) -> Result<Option<String>, String> {
+    let rel = Path::new(name);
+    if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err("give a path relative to the config's folder, without `..`".to_owned());
+    }
+    let path = dir.join(rel);
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+        Ok(m) if m.len() > MAX_SIDECAR_BYTES => Err(format!("larger than {MAX_SIDECAR_BYTES} bytes")),
+        Ok(_) => std::fs::read_to_string(&path).map(Some).map_err(|e| e.to_string()),
+    }
 }
 
 fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, errors: &mut Vec<ConfigError>) {
@@ -194,10 +214,7 @@ mod tests {
         let d = root.display();
         let lines: Vec<String> = err.iter().map(ToString::to_string).collect();
         assert_eq!(lines.len(), 4, "{err}");
-        assert_eq!(
-            lines[0],
-            format!("{d}/bad2.yaml:2 kind: unsupported kind `Workflow`: only Chat is supported")
-        );
+        assert_eq!(lines[0], format!("{d}/bad2.yaml:2 kind: unsupported kind `Workflow`: expected Chat"));
         assert!(lines[1].starts_with(&format!("{d}/bad3.yaml:2: ")), "{}", lines[1]);
         assert!(lines[2].starts_with(&format!("{d}/bad4.yaml: cannot read: ")), "{}", lines[2]);
         assert_eq!(

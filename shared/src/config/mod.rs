@@ -29,6 +29,7 @@ mod types;
 pub use error::{ConfigError, ConfigErrors, ConfigWarning};
 pub use load::{load_path, load_path_with_vars};
 pub use registry::Registry;
+pub use schema::ParseEnv;
 pub use types::*;
 
 /// What a file (or folder) held: its agents, and the fields that were ignored.
@@ -53,6 +54,12 @@ pub fn parse_documents_with_vars(
     text: &str,
     vars: &HashMap<String, String>,
 ) -> Result<Parsed, ConfigErrors> {
+    parse_documents_in(source, text, &ParseEnv { vars, sidecar: &schema::no_sidecar })
+}
+
+/// [`parse_documents_with_vars`], with files beside the config reachable through `env`
+/// (JSON Schemas of custom input and output types).
+pub fn parse_documents_in(source: &str, text: &str, env: &ParseEnv<'_>) -> Result<Parsed, ConfigErrors> {
     let (docs, syntax_error) = tree::parse(text);
     let mut cx = reader::Ctx::new(source);
     let mut agents = Vec::new();
@@ -60,7 +67,7 @@ pub fn parse_documents_with_vars(
     // An empty document (`---` with nothing after it) holds no agent and is skipped.
     for doc in docs.iter().filter(|d| !d.is_null()) {
         documents += 1;
-        if let Some(agent) = schema::agent_config(&mut cx, doc, vars) {
+        if let Some(agent) = schema::agent_config(&mut cx, doc, env) {
             agents.push(agent);
         }
     }

@@ -52,13 +52,41 @@ impl Ctx {
     }
 
     fn warn_ignored(&mut self, line: usize, path: &str) {
+        self.warn(line, path, IGNORED);
+    }
+
+    pub(super) fn warn(&mut self, line: usize, path: &str, message: impl Into<String>) {
         self.warnings.push(ConfigWarning {
             source: self.source.clone(),
             line: Some(line),
             path: path.to_owned(),
-            message: IGNORED.to_owned(),
+            message: message.into(),
         });
     }
+}
+
+fn to_json(node: &Node) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match &node.value {
+        Value::Seq(items) => J::Array(items.iter().map(|n| to_json(n)).collect::<Result<_, _>>()?),
+        Value::Map(entries) => {
+            let mut map = serde_json::Map::new();
+            for (k, v) in entries {
+                let Some(Resolved::Str(key)) = k.scalar().map(|s| s.resolve()) else {
+                    return Err(format!("line {}: JSON Schema keys must be strings", k.line));
+                };
+                map.insert(key.to_owned(), to_json(v)?);
+            }
+            J::Object(map)
+        }
+        Value::Scalar(s) => match s.resolve() {
+            Resolved::Null => J::Null,
+            Resolved::Bool(b) => J::Bool(b),
+            Resolved::Int(i) => J::from(i),
+            Resolved::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+            Resolved::Str(t) => J::String(t.to_owned()),
+        },
+    })
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -81,6 +109,7 @@ struct Entry<'n> {
 }
 
 /// One field's value with what is needed to talk about it.
+#[derive(Clone)]
 pub(super) struct Field<'n> {
     /// The key as written (empty for sequence items).
     key: &'n str,
@@ -169,6 +198,11 @@ impl<'n> Fields<'n> {
         fields(cx, root, root.line, "")
     }
 
+    /// Whether the mapping has the field (not taking it).
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|e| e.key == name)
+    }
+
     /// The field, even when its value is null.
     pub(super) fn take(&mut self, name: &str) -> Option<Field<'n>> {
         let e = self.entries.iter_mut().find(|e| e.key == name)?;
@@ -240,6 +274,37 @@ impl<'n> Field<'n> {
         cx.err(self.key_line, &self.path, message);
     }
 
+    /// A warning about the field, at the key's line.
+    pub(super) fn warn(&self, cx: &mut Ctx, message: impl Into<String>) {
+        cx.warn(self.key_line, &self.path, message);
+    }
+
+    /// Whether the value is a string scalar.
+    pub(super) fn is_string(&self) -> bool {
+        matches!(self.resolved(), Some(Resolved::Str(_)))
+    }
+
+    /// Whether the value is an empty sequence or mapping (or null).
+    pub(super) fn is_empty_collection(&self) -> bool {
+        match &self.node.value {
+            Value::Seq(items) => items.is_empty(),
+            Value::Map(entries) => entries.is_empty(),
+            Value::Scalar(_) => self.node.is_null(),
+        }
+    }
+
+    /// The value as JSON (for embedded JSON Schemas): mappings with string keys, sequences,
+    /// and scalars resolved by the YAML core schema. Merge keys are not expanded here.
+    pub(super) fn json(&self, cx: &mut Ctx) -> Option<serde_json::Value> {
+        match to_json(self.node) {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                self.error(cx, msg);
+                None
+            }
+        }
+    }
+
     fn resolved(&self) -> Option<Resolved<'n>> {
         self.node.scalar().map(|s| s.resolve())
     }
@@ -284,6 +349,16 @@ impl<'n> Field<'n> {
             (Some(s), Some(r)) if r != Resolved::Null => Some(s.text.clone()),
             _ => {
                 self.wrong(cx, "a string");
+                None
+            }
+        }
+    }
+
+    pub(super) fn bool(&self, cx: &mut Ctx) -> Option<bool> {
+        match self.resolved() {
+            Some(Resolved::Bool(b)) => Some(b),
+            _ => {
+                self.wrong(cx, "true or false");
                 None
             }
         }

@@ -6,7 +6,7 @@
 //! fetched again (a conditional GET with `If-None-Match`, 304 keeps the old text) and reparsed;
 //! new and removed keys count as changes. A refresh whose result does not validate (a YAML
 //! error, a duplicate agent, S3 unreachable) changes nothing: the last good registry stays and
-//! the errors are reported. It must not interpret YAML itself ([`parse_documents_with_vars`]).
+//! the errors are reported. It must not interpret YAML itself ([`parse_documents_in`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use aws_config::SdkConfig;
 use aws_sdk_s3::error::DisplayErrorContext;
 
 use crate::config::error::{ConfigError, ConfigErrors, ConfigWarning};
-use crate::config::{Parsed, Registry, parse_documents_with_vars};
+use crate::config::{ParseEnv, Parsed, Registry, parse_documents_in};
 
 /// Objects larger than this are refused (an agent config is a few KiB).
 const MAX_OBJECT_BYTES: i64 = 1024 * 1024;
@@ -57,6 +57,12 @@ impl std::fmt::Display for ConfigLocation {
             Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
+}
+
+/// Files beside a config are not read from S3 (a schema file would need its own ETag-checked
+/// fetch): the message says to inline the schema.
+fn s3_sidecar(name: &str) -> Result<Option<String>, String> {
+    Err(format!("`{name}`: configs in S3 cannot refer to files beside them yet; give the schema inline"))
 }
 
 /// An S3 client for `sdk`; path-style addressing when an endpoint override is set (moto,
@@ -267,7 +273,8 @@ impl S3ConfigSource {
                 }
                 Ok(Fetched::Text { text, etag }) => {
                     self.parses.fetch_add(1, Ordering::Relaxed);
-                    match parse_documents_with_vars(&source, &text, &self.vars) {
+                    let env = ParseEnv { vars: &self.vars, sidecar: &s3_sidecar };
+                    match parse_documents_in(&source, &text, &env) {
                         Ok(parsed) => {
                             changed.push(source);
                             fresh.insert(key, Arc::new(Object { etag, parsed }));

@@ -138,7 +138,8 @@ async fn boot_inner(
         None
     };
     let stores = bootstrap::build_stores(settings, secrets.clone()).await?;
-    let state = Arc::new(bootstrap::build_state(settings, agents, llm, secrets, stores));
+    let tools = bootstrap::load_tool_sources(settings, &agents.current()).await?;
+    let state = Arc::new(bootstrap::build_state(settings, agents, llm, secrets, stores, tools));
     if endpoint.uses_tools() {
         bootstrap::prewarm(&state);
     }

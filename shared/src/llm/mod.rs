@@ -40,17 +40,38 @@ pub struct Message {
     /// For a `Tool` message: the id of the call it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Images a user message carries, as `data:` URIs (or https URLs), after its text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 impl Message {
     pub fn system(text: impl Into<String>) -> Self {
-        Self { role: Role::System, content: Some(text.into()), tool_calls: Vec::new(), tool_call_id: None }
+        Self {
+            role: Role::System,
+            content: Some(text.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            images: Vec::new(),
+        }
     }
     pub fn user(text: impl Into<String>) -> Self {
-        Self { role: Role::User, content: Some(text.into()), tool_calls: Vec::new(), tool_call_id: None }
+        Self {
+            role: Role::User,
+            content: Some(text.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            images: Vec::new(),
+        }
     }
     pub fn assistant(text: impl Into<String>) -> Self {
-        Self { role: Role::Assistant, content: Some(text.into()), tool_calls: Vec::new(), tool_call_id: None }
+        Self {
+            role: Role::Assistant,
+            content: Some(text.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            images: Vec::new(),
+        }
     }
     pub fn tool_result(call_id: impl Into<String>, text: impl Into<String>) -> Self {
         Self {
@@ -58,6 +79,7 @@ impl Message {
             content: Some(text.into()),
             tool_calls: Vec::new(),
             tool_call_id: Some(call_id.into()),
+            images: Vec::new(),
         }
     }
 }
@@ -106,6 +128,40 @@ pub struct ChatRequest<'a> {
     pub tools: &'a [ToolSpec],
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// `reasoning_effort` for models that take it.
+    pub reasoning_effort: Option<&'a str>,
+    /// Structured output: the answer must be JSON valid against this schema.
+    pub response_format: Option<&'a ResponseFormat>,
+}
+
+impl<'a> ChatRequest<'a> {
+    /// A request with no sampling settings, reasoning effort or structured output.
+    pub fn new(model: &'a str, messages: &'a [Message], tools: &'a [ToolSpec]) -> Self {
+        Self {
+            model,
+            messages,
+            tools,
+            temperature: None,
+            max_tokens: None,
+            reasoning_effort: None,
+            response_format: None,
+        }
+    }
+}
+
+/// A JSON Schema the answer must follow (OpenAI's `response_format: json_schema`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseFormat {
+    /// `[A-Za-z0-9_-]{1,64}`: the type's name, sanitised.
+    pub name: String,
+    pub schema: std::sync::Arc<serde_json::Value>,
+}
+
+impl Message {
+    /// A user message with its text and images.
+    pub fn user_with_images(text: impl Into<String>, images: Vec<String>) -> Self {
+        Self { images, ..Self::user(text) }
+    }
 }
 
 /// The model's answer to one call.

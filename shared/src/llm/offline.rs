@@ -103,6 +103,7 @@ fn answer_message(request: &ChatRequest<'_>) -> Message {
                         arguments: arguments.to_owned(),
                     }],
                     tool_call_id: None,
+                    images: Vec::new(),
                 }
             }
             Ok(other) => not_an_object(tool, json_kind(&other)),
@@ -216,13 +217,7 @@ mod tests {
     }
 
     fn ask(messages: &[Message], tools: &[ToolSpec]) -> ChatResponse {
-        OfflineModel.answer(&ChatRequest {
-            model: "offline",
-            messages,
-            tools,
-            temperature: None,
-            max_tokens: None,
-        })
+        OfflineModel.answer(&ChatRequest::new("offline", messages, tools))
     }
 
     fn call(id: &str, name: &str, arguments: &str) -> Message {
@@ -231,6 +226,7 @@ mod tests {
             content: None,
             tool_calls: vec![ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }],
             tool_call_id: None,
+            images: Vec::new(),
         }
     }
 
@@ -343,8 +339,7 @@ mod tests {
     async fn the_port_answers_and_describes_itself() {
         let model = OfflineModel;
         let messages = [Message::user("hi")];
-        let request =
-            ChatRequest { model: "m", messages: &messages, tools: &[], temperature: None, max_tokens: None };
+        let request = ChatRequest::new("m", &messages, &[]);
         let a = model.complete(request, Instant::now()).await.expect("offline never fails");
         let b = model.complete(request, Instant::now()).await.expect("offline never fails");
         assert_eq!(a, b);

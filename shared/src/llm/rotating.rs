@@ -147,8 +147,7 @@ mod tests {
 
         *secrets.value.lock().expect("lock") = "new-key".into();
         let messages = [Message::user("hello")];
-        let req =
-            ChatRequest { model: "m", messages: &messages, tools: &[], temperature: None, max_tokens: None };
+        let req = ChatRequest::new("m", &messages, &[]);
         let deadline = Instant::now() + Duration::from_secs(5);
         let answer = llm.complete(req, deadline).await.expect("retried with the new key");
         assert_eq!(answer.message.content.as_deref(), Some("hi"));
@@ -167,8 +166,7 @@ mod tests {
         let settings = OpenAiSettings::new(format!("{}/v1", server.uri()).parse().expect("url"));
         let llm = RotatingKeyLlm::new(settings, "llm-key", secrets.clone()).await.expect("built");
         let messages = [Message::user("hello")];
-        let req =
-            ChatRequest { model: "m", messages: &messages, tools: &[], temperature: None, max_tokens: None };
+        let req = ChatRequest::new("m", &messages, &[]);
         let err = llm.complete(req, Instant::now() + Duration::from_secs(5)).await.expect_err("still 401");
         assert!(matches!(err, LlmError::Unauthorized { status: 401 }), "{err}");
         assert_eq!(server.received_requests().await.expect("recorded").len(), 2, "one retry, not a loop");

@@ -79,7 +79,7 @@ mod tests {
              system_prompt: s\n    mcp_servers:\n      - name: gh\n        url: http://127.0.0.1:1/mcp\n        \
              headers:\n{headers}"
         );
-        parse_documents("test", &yaml).expect("agent").agents.remove(0).agent.mcp_servers.remove(0)
+        parse_documents("test", &yaml).expect("agent").agents.remove(0).agents[0].mcp_servers[0].clone()
     }
 
     async fn render(cfg: &McpServerConfig, token: &str) -> Result<Headers, McpError> {

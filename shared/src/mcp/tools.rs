@@ -14,7 +14,7 @@ use futures::future::join_all;
 use super::catalog::Catalog;
 use super::pool::{ServerConn, lock};
 use super::{McpError, McpPool};
-use crate::config::AgentConfig;
+use crate::config::AgentSpec;
 use crate::llm::ToolSpec;
 
 /// Where a namespaced tool name leads.
@@ -56,10 +56,10 @@ impl AgentTools {
     /// The tools of `catalogs` (one per server, in the agent's order) that the agent's
     /// allow/deny of that server permits. Of two tools with one namespaced name, the first is
     /// kept.
-    fn build(agent: &AgentConfig, servers: &[Arc<ServerConn>], catalogs: &[Arc<Catalog>]) -> Self {
+    fn build(agent: &AgentSpec, servers: &[Arc<ServerConn>], catalogs: &[Arc<Catalog>]) -> Self {
         let mut specs = Vec::new();
         let mut routes = HashMap::new();
-        for ((cfg, conn), catalog) in agent.agent.mcp_servers.iter().zip(servers).zip(catalogs) {
+        for ((cfg, conn), catalog) in agent.mcp_servers.iter().zip(servers).zip(catalogs) {
             for tool in catalog.tools.iter().filter(|t| cfg.tools.permits(&t.name)) {
                 match routes.entry(tool.spec.name.clone()) {
                     Entry::Occupied(_) => {
@@ -90,7 +90,7 @@ impl AgentCache {
 pub(super) struct AgentEntry {
     /// Holds the config's allocation (not the config): while this entry exists no other config
     /// can be at its address, so the address identifies the agent.
-    agent: Weak<AgentConfig>,
+    agent: Weak<AgentSpec>,
     /// The pool's server for each of the agent's, in order: fixed for the life of the config.
     servers: Vec<Arc<ServerConn>>,
     built: StdMutex<Option<Built>>,
@@ -106,8 +106,8 @@ impl McpPool {
     /// The tools of every server of `agent`, listed concurrently (cached per server for the
     /// catalog TTL). Any server that cannot be listed fails the whole call: an agent must not
     /// silently run without the tools its config promises.
-    pub async fn agent_tools(&self, agent: &Arc<AgentConfig>) -> Result<AgentTools, McpError> {
-        if agent.agent.mcp_servers.is_empty() {
+    pub async fn agent_tools(&self, agent: &Arc<AgentSpec>) -> Result<AgentTools, McpError> {
+        if agent.mcp_servers.is_empty() {
             return Ok(AgentTools::default());
         }
         let entry = self.agent_entry(agent);
@@ -120,12 +120,12 @@ impl McpPool {
             return Ok(b.tools.clone());
         }
         let tools = AgentTools::build(agent, &entry.servers, &catalogs);
-        tracing::debug!(agent = %agent.name, version = %agent.version, tools = tools.len(), "MCP tool set built");
+        tracing::debug!(agent = %agent.name, tools = tools.len(), "MCP tool set built");
         *built = Some(Built { catalogs, tools: tools.clone() });
         Ok(tools)
     }
 
-    fn agent_entry(&self, agent: &Arc<AgentConfig>) -> Arc<AgentEntry> {
+    fn agent_entry(&self, agent: &Arc<AgentSpec>) -> Arc<AgentEntry> {
         let id = Arc::as_ptr(agent).addr();
         let mut agents = lock(&self.inner.agents.0);
         if let Some(entry) = agents.get(&id) {
@@ -135,7 +135,7 @@ impl McpPool {
         agents.retain(|_, e| e.agent.strong_count() > 0);
         let entry = Arc::new(AgentEntry {
             agent: Arc::downgrade(agent),
-            servers: agent.agent.mcp_servers.iter().map(|cfg| self.conn(cfg)).collect(),
+            servers: agent.mcp_servers.iter().map(|cfg| self.conn(cfg)).collect(),
             built: StdMutex::new(None),
         });
         agents.insert(id, entry.clone());

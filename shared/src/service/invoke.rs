@@ -12,10 +12,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::future::try_join_all;
+
 use crate::Error;
-use crate::agent::{Run, RunEvent, RunReport};
-use crate::api::types::{self, ExtraData, InvokeInput, InvokeResponse, KeyValue};
-use crate::config::AgentConfig;
+use crate::agent::{OutputCheck, Run, RunEvent, RunReport, Sequential, TaskInputs};
+use crate::api::input::{InvokeInput, parse_invoke_body};
+use crate::api::types::{ExtraData, InvokeResponse, KeyValue};
+use crate::config::{AgentConfig, AgentKind};
 use crate::llm::Message;
 use crate::service::AppState;
 use crate::store::{CacheKey, SessionId};
@@ -87,7 +90,7 @@ pub async fn prepare(
     if body.len() > state.settings.body_limit {
         return Err(Error::PayloadTooLarge { limit: state.settings.body_limit });
     }
-    let input = types::parse_invoke_body(body)?;
+    let input = parse_invoke_body(body, &agent.input)?;
     Ok(Prepared { agent, input })
 }
 
@@ -135,17 +138,11 @@ pub async fn run(
         return Ok(Invoked { response: hit, cache: CacheStatus::Hit });
     }
 
-    let tools = state.mcp.agent_tools(&agent).await.map_err(|e| Error::Mcp(e, Default::default()))?;
-    let no_events = |_: RunEvent| {};
-    let run = Run {
-        agent: &agent,
-        llm: state.llm.as_ref(),
-        pool: &state.mcp,
-        tools: &tools,
-        deadline: opts.deadline,
-        on_event: opts.on_event.unwrap_or(&no_events),
-    };
-    let RunReport { output, trace } = run.execute(conversation).await?;
+    let inputs = TaskInputs { fields: input.fields, image: input.image };
+    let context = input.context;
+    let conversation = context.into_iter().chain(conversation).collect();
+    let RunReport { output, trace, structured, .. } =
+        execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event).await?;
 
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
@@ -164,6 +161,7 @@ pub async fn run(
         source: format!("{}:{}", agent.name, agent.version),
         token_usage: trace.usage.into(),
         output_raw: output,
+        output_pydantic: structured,
         extra_data: ExtraData {
             items: vec![
                 KeyValue { key: "iterations".into(), value: trace.iterations.to_string() },
@@ -174,7 +172,7 @@ pub async fn run(
     };
     let cache = match &cache_key {
         Some(key) => {
-            let ttl = agent.agent.cache_ttl.unwrap_or(state.settings.cache_ttl);
+            let ttl = agent.cache_ttl.unwrap_or(state.settings.cache_ttl);
             if !ttl.is_zero()
                 && let Ok(bytes) = serde_json::to_vec(&response)
             {
@@ -195,4 +193,50 @@ fn cache_key(agent: &AgentConfig, body: &[u8]) -> Option<CacheKey> {
         o.remove("session_id");
     }
     Some(CacheKey::new(&agent.name, &agent.version, &value))
+}
+
+/// Runs `agent` over `conversation`: its one agent (Chat), or its tasks in order (Sequential),
+/// with every agent's tools and the output type checked when there is one. The tools of every
+/// agent are gathered before the first LLM call, so a server that is down fails the request
+/// before any token is spent.
+pub(crate) async fn execute(
+    state: &AppState,
+    agent: &AgentConfig,
+    conversation: Vec<Message>,
+    inputs: TaskInputs,
+    deadline: Instant,
+    on_event: Option<&(dyn Fn(RunEvent) + Send + Sync)>,
+) -> Result<RunReport, Error> {
+    let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(spec))).await?;
+    let output =
+        agent.output.as_ref().map(|t| OutputCheck::new(t, state.settings.structured_output_model.clone()));
+    let no_events = |_: RunEvent| {};
+    let on_event = on_event.unwrap_or(&no_events);
+    let report = match agent.kind {
+        AgentKind::Chat => {
+            let run = Run {
+                agent: &agent.agents[0],
+                llm: state.llm.as_ref(),
+                pool: &state.mcp,
+                tools: &toolboxes[0],
+                deadline,
+                on_event,
+                output: output.as_ref(),
+            };
+            run.execute(conversation).await?
+        }
+        AgentKind::Sequential => {
+            let seq = Sequential {
+                config: agent,
+                llm: state.llm.as_ref(),
+                pool: &state.mcp,
+                toolboxes: &toolboxes,
+                deadline,
+                on_event,
+                output: output.as_ref(),
+            };
+            seq.execute(conversation, inputs).await?
+        }
+    };
+    Ok(report)
 }

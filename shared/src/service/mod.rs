@@ -10,14 +10,17 @@ pub mod catalog;
 pub mod invoke;
 pub mod ready;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::config::{AgentConfig, AgentSource, Registry};
+use crate::config::{AgentConfig, AgentSource, AgentSpec, Registry};
 use crate::llm::LlmClient;
 use crate::mcp::McpPool;
-use crate::store::{RateLimiter, RedisConnection, ResponseCache, SessionStore};
+use crate::store::{RateLimiter, RedisConnection, ResponseCache, SessionStore, TaskStore};
+use crate::tools::Toolbox;
+use crate::tools::openapi::RemotePlugin;
 
 /// Per-process API settings.
 #[derive(Debug, Clone)]
@@ -28,6 +31,8 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// How long a cached response is served when the agent sets no `cache_ttl` (default 3600 s).
     pub cache_ttl: Duration,
+    /// `TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL`: the model that repairs structured output.
+    pub structured_output_model: Option<Arc<str>>,
 }
 
 impl Default for ApiSettings {
@@ -36,6 +41,7 @@ impl Default for ApiSettings {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(120),
             cache_ttl: Duration::from_secs(3600),
+            structured_output_model: None,
         }
     }
 }
@@ -47,6 +53,12 @@ pub struct AppState {
     pub llm: Arc<dyn LlmClient>,
     pub mcp: McpPool,
     pub sessions: Arc<dyn SessionStore>,
+    /// `tealagents/v1alpha1` tasks (Redis or in-memory).
+    pub tasks: Arc<dyn TaskStore>,
+    /// Teal's remote plugins, loaded once from `TA_REMOTE_PLUGIN_PATH`, by name.
+    pub plugins: Arc<HashMap<String, Arc<RemotePlugin>>>,
+    /// Tools a plugin catalog (`TA_PLUGIN_CATALOG_FILE`) says need human approval: held.
+    pub held_tools: Arc<HashSet<String>>,
     /// Complete, successful responses by agent and input (Redis or in-memory).
     pub cache: Arc<dyn ResponseCache>,
     /// Per-caller token buckets; `None` is unlimited.
@@ -61,6 +73,23 @@ impl AppState {
     /// The agent registry as it is now.
     pub fn registry(&self) -> Arc<Registry> {
         self.agents.current()
+    }
+
+    /// What one agent of a config may call this request: its MCP tools (listed through the
+    /// warm pool) and its remote plugins, without held tools.
+    pub async fn toolbox(&self, spec: &Arc<AgentSpec>) -> Result<Toolbox, Error> {
+        let mcp = self.mcp.agent_tools(spec).await.map_err(|e| Error::Tool(e.into(), Default::default()))?;
+        let mut plugins = Vec::with_capacity(spec.remote_plugins.len());
+        for name in &spec.remote_plugins {
+            match self.plugins.get(name) {
+                Some(p) => plugins.push(p.clone()),
+                None => {
+                    tracing::error!(agent = %spec.name, plugin = %name, "remote plugin not loaded (TA_REMOTE_PLUGIN_PATH)");
+                    return Err(Error::Misconfigured(format!("remote plugin {name} is not loaded")));
+                }
+            }
+        }
+        Ok(Toolbox::new(mcp, plugins, &self.held_tools))
     }
 
     /// The agent `name`/`version` (after a refresh of stale S3 configs), or 404 listing the

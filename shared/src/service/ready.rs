@@ -18,7 +18,7 @@ pub async fn readiness(state: &AppState) -> Readiness {
     let mut seen = HashSet::new();
     let servers: Vec<_> = registry
         .iter()
-        .flat_map(|agent| agent.agent.mcp_servers.iter())
+        .flat_map(|agent| agent.mcp_servers())
         .filter(|s| seen.insert((s.name.as_str(), s.url.as_str())))
         .collect();
     let mcp = join_all(servers.iter().map(|s| {

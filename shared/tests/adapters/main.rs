@@ -408,7 +408,7 @@ async fn s3_cold_start_reports_every_invalid_key_and_waits_for_the_ttl() {
         .expect_err("invalid");
     assert_eq!(
         err.to_string(),
-        format!("s3://{b}/cfg/bad.yaml:2 kind: unsupported kind `Workflow`: only Chat is supported")
+        format!("s3://{b}/cfg/bad.yaml:2 kind: unsupported kind `Workflow`: expected Chat")
     );
 
     s3.delete_object().bucket(&b).key("cfg/bad.yaml").send().await.expect("delete");
@@ -441,7 +441,7 @@ async fn s3_cold_start_reports_every_invalid_key_and_waits_for_the_ttl() {
     let (source, _) =
         S3ConfigSource::load(s3.clone(), &b, "cfg/", vars, Duration::from_secs(3600)).await.expect("load");
     let agent = source.registry().get("good", "1").expect("agent");
-    assert_eq!(agent.agent.mcp_servers[0].url.as_str(), "http://tools.internal:8080/mcp");
+    assert_eq!(agent.agents[0].mcp_servers[0].url.as_str(), "http://tools.internal:8080/mcp");
     assert_eq!(source.refresh_if_stale().await, Refresh::NotDue);
     assert!(!source.is_stale());
 }

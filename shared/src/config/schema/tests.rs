@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)]
+use super::mcp::STDIO_REFUSED;
 use super::*;
 use crate::config::reader::IGNORED;
+use crate::config::types::McpTransport;
 use crate::config::types::TemplatePart;
 use crate::config::{Parsed, parse_documents};
 
@@ -51,12 +53,12 @@ fn minimal_agent_gets_defaults() {
     assert_eq!((a.name.as_str(), a.version.as_str()), ("fs-assistant", "0.1"));
     assert_eq!(a.description, None);
     assert_eq!(a.source, "a.yaml");
-    assert_eq!(a.agent.name, "default");
-    assert_eq!(a.agent.model, "gpt-4o-mini");
-    assert_eq!(a.agent.system_prompt, "You help.");
-    assert_eq!((a.agent.temperature, a.agent.max_tokens), (None, None));
-    assert_eq!(a.agent.max_iterations, 10);
-    assert!(a.agent.mcp_servers.is_empty());
+    assert_eq!(a.agents[0].name, "default");
+    assert_eq!(a.agents[0].model, "gpt-4o-mini");
+    assert_eq!(a.agents[0].system_prompt, "You help.");
+    assert_eq!((a.agents[0].temperature, a.agents[0].max_tokens), (None, None));
+    assert_eq!(a.agents[0].max_iterations, 10);
+    assert!(a.agents[0].mcp_servers.is_empty());
 }
 
 #[test]
@@ -94,12 +96,12 @@ spec:
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     let a = &p.agents[0];
     assert_eq!(a.description.as_deref(), Some("Reads files"));
-    assert_eq!(a.agent.name, "reader");
-    assert_eq!(a.agent.system_prompt, "You are careful.\n");
-    assert_eq!(a.agent.temperature, Some(0.2));
-    assert_eq!(a.agent.max_tokens, Some(800));
-    assert_eq!(a.agent.max_iterations, 25);
-    let [fs, search] = a.agent.mcp_servers.as_slice() else { panic!() };
+    assert_eq!(a.agents[0].name, "reader");
+    assert_eq!(a.agents[0].system_prompt, "You are careful.\n");
+    assert_eq!(a.agents[0].temperature, Some(0.2));
+    assert_eq!(a.agents[0].max_tokens, Some(800));
+    assert_eq!(a.agents[0].max_iterations, 25);
+    let [fs, search] = a.agents[0].mcp_servers.as_slice() else { panic!() };
     assert_eq!(fs.name, "fs");
     assert_eq!(fs.url.as_str(), "https://fs.internal:8931/mcp");
     assert_eq!(fs.transport, McpTransport::StreamableHttp);
@@ -228,10 +230,10 @@ fn ranges() {
         ]
     );
     let text = with_agent("    temperature: 0\n    max_tokens: 1\n    max_iterations: 100\n");
-    let a = &ok(&text).agents[0].agent;
+    let a = &ok(&text).agents[0].agents[0];
     assert_eq!((a.temperature, a.max_tokens, a.max_iterations), (Some(0.0), Some(1), 100));
     let text = with_agent("    temperature: 2\n    max_iterations: 1\n");
-    let a = &ok(&text).agents[0].agent;
+    let a = &ok(&text).agents[0].agents[0];
     assert_eq!((a.temperature, a.max_iterations), (Some(2.0), 1));
     assert_eq!(
         errs(&with_agent("    model: ''\n").replace("    model: gpt-4o-mini\n", "")),
@@ -256,18 +258,18 @@ fn timeouts() {
         );
     }
     let a = ok(&with_server("        timeout: 900\n"));
-    assert_eq!(a.agents[0].agent.mcp_servers[0].timeout, Duration::from_secs(900));
+    assert_eq!(a.agents[0].agents[0].mcp_servers[0].timeout, Duration::from_secs(900));
 }
 
 #[test]
 fn only_chat_kind_and_known_api_versions() {
     let text = with_agent("").replace("kind: Chat", "kind: Sequential");
-    assert_eq!(errs(&text), ["a.yaml:2 kind: unsupported kind `Sequential`: only Chat is supported"]);
+    assert_eq!(errs(&text), ["a.yaml:2 kind: unsupported kind `Sequential`: expected Chat"]);
     let text = with_agent("").replace("tealagents/v1alpha1", "tealagents/v2");
     assert_eq!(
         errs(&text),
         ["a.yaml:1 apiVersion: unsupported apiVersion `tealagents/v2`: expected \
-                 tealagents/v1alpha1 or skagents/v1"]
+                 tealagents/v1alpha1, skagents/v1 or skagents/v2alpha1"]
     );
 }
 
@@ -297,7 +299,7 @@ fn stdio_sse_and_websocket_servers_are_refused() {
     );
     for t in ["http", "streamable_http", "streamable-http"] {
         let p = ok(&with_server(&format!("        transport: {t}\n")));
-        assert_eq!(p.agents[0].agent.mcp_servers[0].transport, McpTransport::StreamableHttp);
+        assert_eq!(p.agents[0].agents[0].mcp_servers[0].transport, McpTransport::StreamableHttp);
     }
 }
 
@@ -307,7 +309,7 @@ fn url_variables() {
     let text = with_server("").replace("http://127.0.0.1:8931/mcp", "${FS_URL}/mcp");
     let vars = HashMap::from([("FS_URL".to_owned(), "http://10.0.0.5:8080".to_owned())]);
     let p = parse_documents_with_vars("a.yaml", &text, &vars).unwrap();
-    assert_eq!(p.agents[0].agent.mcp_servers[0].url.as_str(), "http://10.0.0.5:8080/mcp");
+    assert_eq!(p.agents[0].agents[0].mcp_servers[0].url.as_str(), "http://10.0.0.5:8080/mcp");
     assert_eq!(errs(&text), ["a.yaml:11 spec.agent.mcp_servers[0].url: variable `FS_URL` is not set"]);
 }
 
@@ -368,7 +370,7 @@ fn invalid_globs_name_their_index() {
         ]
     );
     let p = ok(&with_server("        tools:\n          allow: []\n"));
-    assert!(!p.agents[0].agent.mcp_servers[0].tools.permits("read_file"));
+    assert!(!p.agents[0].agents[0].mcp_servers[0].tools.permits("read_file"));
 }
 
 #[test]
@@ -397,7 +399,7 @@ fn server_names_are_checked_and_unique() {
 }
 
 #[test]
-fn a_realistic_teal_config_loads_with_warnings_for_unused_fields() {
+fn a_realistic_teal_config_refuses_what_changes_behaviour_and_warns_about_the_rest() {
     let text = r#"apiVersion: skagents/v1
 kind: Chat
 description: >
@@ -432,29 +434,39 @@ spec:
           include_resources: true
   integration_mode: standalone
 "#;
-    let p = ok(text);
+    let e = errs(text);
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(e[0].starts_with("a.yaml:20 spec.agent.plugins: Python plugins cannot run here"), "{}", e[0]);
+    assert!(e[0].contains("docs/migrating-from-teal.md"));
+    assert!(e[1].starts_with(
+        "a.yaml:28 spec.agent.mcp_servers[0].auth_server: OAuth to MCP servers is not supported yet"
+    ));
+    assert!(e[2].starts_with("a.yaml:29 spec.agent.mcp_servers[0].scopes: OAuth"));
+
+    // Without them, it loads; what changes nothing at run time is a warning.
+    let text = text
+        .replace("    plugins:\n      - DemoPlugin\n", "")
+        .replace("        auth_server: https://github.com/login/oauth\n        scopes: [repo]\n", "");
+    let p = ok(&text);
     let a = &p.agents[0];
     assert_eq!(a.api_version, ApiVersion::SkAgentsV1);
     assert_eq!((a.name.as_str(), a.version.as_str()), ("ChatBot", "0.1"));
     assert_eq!(a.description.as_deref(), Some("A chatbot\n"));
-    assert_eq!(a.agent.system_prompt, "You are a helpful assistant.\n");
-    let gh = &a.agent.mcp_servers[0];
+    assert_eq!(a.input, crate::config::InputType::BaseInput);
+    assert_eq!(a.agents[0].system_prompt, "You are a helpful assistant.\n");
+    let gh = &a.agents[0].mcp_servers[0];
     assert_eq!(gh.headers["Authorization"].secret_names().collect::<Vec<_>>(), ["GITHUB_TOKEN"]);
     let warnings: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
     let w = |line: usize, path: &str| format!("a.yaml:{line} {path}: {IGNORED}");
     assert_eq!(
         warnings,
         [
-            w(7, "input_type"),
-            w(8, "output_type"),
-            w(9, "metadata"),
+            "a.yaml:8 output_type: ignored: only Sequential agents produce structured output (as in Teal)"
+                .to_owned(),
+            "a.yaml:11 metadata.skills: ignored: A2A agent card metadata (A2A is not served)".to_owned(),
             w(16, "spec.agent.role"),
-            w(20, "spec.agent.plugins"),
-            w(22, "spec.agent.remote_plugins"),
-            w(28, "spec.agent.mcp_servers[0].auth_server"),
-            w(29, "spec.agent.mcp_servers[0].scopes"),
-            w(32, "spec.agent.mcp_servers[0].tools.include_resources"),
-            w(33, "spec.integration_mode"),
+            w(28, "spec.agent.mcp_servers[0].tools.include_resources"),
+            w(29, "spec.integration_mode"),
         ]
     );
 }
@@ -509,8 +521,8 @@ spec:
 "#;
     let p = ok(text);
     let [a, b] = p.agents.as_slice() else { panic!() };
-    assert_eq!(a.agent.model, "gpt-4o");
-    let [fs, fs2] = a.agent.mcp_servers.as_slice() else { panic!() };
+    assert_eq!(a.agents[0].model, "gpt-4o");
+    let [fs, fs2] = a.agents[0].mcp_servers.as_slice() else { panic!() };
     assert_eq!(fs2.name, "fs-2");
     assert_eq!(fs2.url, fs.url);
     assert_eq!(fs2.timeout, Duration::from_secs(5));

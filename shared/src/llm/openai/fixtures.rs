@@ -54,13 +54,14 @@ pub(super) fn tool_conversation() -> Vec<Message> {
                 arguments: r#"{"path":"hello.txt"}"#.into(),
             }],
             tool_call_id: None,
+            images: Vec::new(),
         },
         Message::tool_result("call_1", "Hello, world!"),
     ]
 }
 
 pub(super) fn request<'a>(messages: &'a [Message], tools: &'a [ToolSpec]) -> ChatRequest<'a> {
-    ChatRequest { model: "gpt-4o-mini", messages, tools, temperature: None, max_tokens: None }
+    ChatRequest::new("gpt-4o-mini", messages, tools)
 }
 
 pub(super) fn completion(content: Value, tool_calls: Option<Value>, finish: &str) -> Value {

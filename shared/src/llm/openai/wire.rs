@@ -25,13 +25,54 @@ pub struct WireRequest<'a> {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<WireResponseFormat<'a>>,
+}
+
+/// `{"type": "json_schema", "json_schema": {"name", "schema", "strict": false}}`. Not strict:
+/// strict mode refuses schemas that leave `additionalProperties` open, which pydantic's do;
+/// the answer is validated here instead.
+#[derive(Debug, Serialize)]
+struct WireResponseFormat<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    json_schema: WireJsonSchema<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireJsonSchema<'a> {
+    name: &'a str,
+    schema: &'a Value,
+    strict: bool,
+}
+
+/// Text alone, or text and images as content parts.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum WireContent<'a> {
+    /// Sent as `null` when `None`.
+    Text(Option<&'a str>),
+    Parts(Vec<WirePart<'a>>),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WirePart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: WireImageUrl<'a> },
+}
+
+#[derive(Debug, Serialize)]
+struct WireImageUrl<'a> {
+    url: &'a str,
 }
 
 #[derive(Debug, Serialize)]
 struct WireMessage<'a> {
     role: &'static str,
-    /// Sent as `null` when `None`.
-    content: Option<&'a str>,
+    content: WireContent<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<WireToolCall<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +138,11 @@ pub fn request_body<'a>(req: &ChatRequest<'a>) -> WireRequest<'a> {
             .collect(),
         temperature: req.temperature.filter(|t| t.is_finite()),
         max_tokens: req.max_tokens,
+        reasoning_effort: req.reasoning_effort,
+        response_format: req.response_format.map(|f| WireResponseFormat {
+            kind: "json_schema",
+            json_schema: WireJsonSchema { name: &f.name, schema: &f.schema, strict: false },
+        }),
     }
 }
 
@@ -127,6 +173,13 @@ fn wire_message(m: &Message) -> WireMessage<'_> {
             function: WireCall { name: &c.name, arguments: &c.arguments },
         })
         .collect();
+    let content = if m.images.is_empty() {
+        WireContent::Text(content)
+    } else {
+        let text = content.filter(|t| !t.is_empty()).map(|text| WirePart::Text { text });
+        let images = m.images.iter().map(|url| WirePart::ImageUrl { image_url: WireImageUrl { url } });
+        WireContent::Parts(text.into_iter().chain(images).collect())
+    };
     WireMessage { role, content, tool_calls, tool_call_id: m.tool_call_id.as_deref() }
 }
 
@@ -225,6 +278,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, LlmError> {
             content: choice.message.content.or(choice.message.refusal),
             tool_calls,
             tool_call_id: None,
+            images: Vec::new(),
         },
         usage,
         finish_reason: choice.finish_reason,
@@ -298,10 +352,12 @@ mod tests {
         let req = request(&messages, &tools);
         let body = request_body(&req);
         assert!(std::ptr::eq(body.tools[0].function.parameters, &tools[0].parameters));
-        let (Some(sent), Some(kept)) = (body.messages[1].content, messages[1].content.as_deref()) else {
+        let (WireContent::Text(Some(sent)), Some(kept)) =
+            (&body.messages[1].content, messages[1].content.as_deref())
+        else {
             panic!("the user message has text");
         };
-        assert!(std::ptr::eq(sent, kept));
+        assert!(std::ptr::eq(*sent, kept));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use server::{TestServer, tool};
 
 use super::{McpError, McpPool, McpSettings};
-use crate::config::{AgentConfig, parse_documents};
+use crate::config::{AgentSpec, parse_documents};
 use crate::secrets::{EnvSecretStore, SecretError, SecretStore};
 use crate::store::{CatalogSettings, MemoryCatalogCache};
 
@@ -23,18 +23,19 @@ fn pool_with_ttl(catalog_ttl: Duration) -> McpPool {
 }
 
 /// An agent using `servers`: (name, url, YAML lines under the server, indented 8 spaces).
-fn agent(servers: &[(&str, &str, &str)]) -> Arc<AgentConfig> {
+fn agent(servers: &[(&str, &str, &str)]) -> Arc<AgentSpec> {
     Arc::new(agent_config(servers))
 }
 
-fn agent_config(servers: &[(&str, &str, &str)]) -> AgentConfig {
+fn agent_config(servers: &[(&str, &str, &str)]) -> AgentSpec {
     let mut yaml = "apiVersion: tealagents/v1alpha1\nkind: Chat\nname: t\nversion: 1\nspec:\n  agent:\n    \
                     model: m\n    system_prompt: s\n    mcp_servers:\n"
         .to_owned();
     for (name, url, extra) in servers {
         yaml.push_str(&format!("      - name: {name}\n        url: {url}\n{extra}"));
     }
-    parse_documents("test", &yaml).expect("agent").agents.remove(0)
+    let spec = parse_documents("test", &yaml).expect("agent").agents.remove(0).agents.remove(0);
+    Arc::unwrap_or_clone(spec)
 }
 
 fn offered(tools: &super::AgentTools) -> Vec<&str> {
@@ -49,7 +50,7 @@ async fn a_dead_client_is_replaced_on_next_use() {
     let route = tools.route("srv_echo").expect("route");
     assert_eq!(pool.call(route, "{}").await.expect("call").text, "called echo");
 
-    let conn = pool.conn(&agent.agent.mcp_servers[0]);
+    let conn = pool.conn(&agent.mcp_servers[0]);
     conn.client.lock().await.as_ref().expect("a live client").cancellation_token().cancel();
     assert_eq!(pool.call(route, "{}").await.expect("call after the client died").text, "called echo");
     assert_eq!((server.initializes(), server.calls()), (2, 2), "one new session, no lost call");
@@ -59,7 +60,7 @@ async fn a_dead_client_is_replaced_on_next_use() {
 async fn a_call_that_found_its_client_dead_is_resent_once_on_a_new_one() {
     let server = TestServer::start(vec![tool("echo")]);
     let (pool, agent) = (pool(), agent(&[("srv", &server.url, "")]));
-    let conn = pool.conn(&agent.agent.mcp_servers[0]);
+    let conn = pool.conn(&agent.mcp_servers[0]);
     let killed = AtomicBool::new(false);
     let listed = pool
         .with_client(&conn, None, |client| {
@@ -89,7 +90,7 @@ async fn a_transport_error_drops_the_client_and_the_next_use_reconnects() {
     let (pool, agent) = (pool(), agent(&[("srv", &server.url, "")]));
     let tools = pool.agent_tools(&agent).await.expect("tools");
     let route = tools.route("srv_echo").expect("route");
-    let conn = pool.conn(&agent.agent.mcp_servers[0]);
+    let conn = pool.conn(&agent.mcp_servers[0]);
 
     server.kill();
     let err = pool.call(route, "{}").await.expect_err("server is gone");
@@ -105,7 +106,7 @@ async fn a_transport_error_drops_the_client_and_the_next_use_reconnects() {
 async fn a_server_slower_than_its_timeout_gives_a_timeout() {
     let server = TestServer::start(vec![tool("sleep")]);
     let mut config = agent_config(&[("srv", &server.url, "")]);
-    config.agent.mcp_servers[0].timeout = Duration::from_millis(200);
+    config.mcp_servers[0].timeout = Duration::from_millis(200);
     let (pool, agent) = (pool(), Arc::new(config));
     let tools = pool.agent_tools(&agent).await.expect("tools");
     let started = Instant::now();

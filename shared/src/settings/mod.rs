@@ -10,6 +10,8 @@
 //! A variable that is set to an empty or blank value counts as unset. Secret values never reach
 //! an error message: `TA_API_KEY` is only ever named.
 
+mod teal;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use crate::llm::OpenAiSettings;
 use crate::mcp::McpSettings;
 use crate::secrets::{SecretsBackend, SecretsManagerSettings};
 use crate::store::{CacheSettings, CatalogSettings, RateLimitSettings, RedisSettings, StoreSettings};
+pub use teal::TealSettings;
 
 /// Why the settings could not be read. Display names the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,9 @@ pub enum SettingsError {
     /// refuses it). Never holds a secret value.
     #[error("{name}: {detail}")]
     Unusable { name: &'static str, detail: String },
+    /// A Teal variable whose meaning cannot be honoured here, with what to use instead.
+    #[error("{name}={value} is not supported: {instead}")]
+    Refused { name: &'static str, value: String, instead: &'static str },
 }
 
 impl SettingsError {
@@ -237,6 +243,8 @@ pub struct Settings {
     pub lambda: LambdaSettings,
     /// `TA_AWS_ENDPOINT_URL`: an endpoint override for the AWS SDK (moto, LocalStack).
     pub aws_endpoint_url: Option<String>,
+    /// Teal Agents' own variables that keep their meaning here.
+    pub teal: TealSettings,
 }
 
 impl Settings {
@@ -249,6 +257,9 @@ impl Settings {
                 body_limit: env.bytes("TA_BODY_LIMIT", ApiSettings::default().body_limit)?,
                 request_timeout: env.secs("TA_REQUEST_TIMEOUT", 120)?,
                 cache_ttl: stores.cache.default_ttl,
+                structured_output_model: env
+                    .var("TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL")
+                    .map(std::sync::Arc::from),
             },
             mcp: McpSettings { catalog_ttl: stores.catalog.fresh_for },
             stores,
@@ -256,6 +267,7 @@ impl Settings {
             secrets: read_secrets(env)?,
             lambda: read_lambda(env)?,
             aws_endpoint_url: env.var("TA_AWS_ENDPOINT_URL").map(str::to_owned),
+            teal: teal::read(env)?,
         })
     }
 }
@@ -341,15 +353,21 @@ fn read_stores(env: &Env) -> Result<StoreSettings, SettingsError> {
             refresh_lease: env.secs("TA_CATALOG_REFRESH_LEASE", catalog.refresh_lease.as_secs())?,
         },
         rate_limit: read_rate_limit(env)?,
-        session_ttl: env.secs("TA_SESSION_TTL", 3600)?,
+        // Teal's TA_REDIS_TTL is the lifetime of its state: ours when TA_SESSION_TTL is not set.
+        session_ttl: match env.var("TA_SESSION_TTL") {
+            Some(_) => env.secs("TA_SESSION_TTL", 3600)?,
+            None => env.secs("TA_REDIS_TTL", 3600)?,
+        },
     })
 }
 
-/// `None` when `TA_REDIS_URL` is unset (the in-memory adapters).
+/// `None` when neither `TA_REDIS_URL` nor Teal's `TA_REDIS_HOST` is set (the in-memory
+/// adapters).
 fn read_redis(env: &Env) -> Result<Option<RedisSettings>, SettingsError> {
-    let Some(url) = env.var("TA_REDIS_URL") else {
+    let Some(url) = teal::redis_url(env)? else {
         return Ok(None);
     };
+    let url = url.as_str();
     let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
     if !scheme_ok || url.into_connection_info().is_err() {
         return Err(SettingsError::Invalid {
@@ -575,5 +593,63 @@ mod tests {
         );
         let s = read(&[("TA_SERVICE_CONFIG", "examples/agents")]).expect("ok");
         assert_eq!(s.agents.location, Some(ConfigLocation::Path("examples/agents".into())));
+    }
+
+    #[test]
+    fn teal_redis_variables_build_the_redis_url() {
+        let s = read(&[
+            ("TA_REDIS_HOST", "cache.internal"),
+            ("TA_REDIS_PWD", "p@ss:w/rd"),
+            ("TA_REDIS_TTL", "600"),
+        ])
+        .expect("ok");
+        let redis = s.stores.redis.expect("redis from TA_REDIS_HOST");
+        assert_eq!(redis.url, "rediss://:p%40ss%3Aw%2Frd@cache.internal:6379/0", "TLS is Teal's default");
+        assert_eq!(s.stores.session_ttl, Duration::from_secs(600));
+        let s = read(&[
+            ("TA_REDIS_HOST", "127.0.0.1"),
+            ("TA_REDIS_PORT", "6380"),
+            ("TA_REDIS_DB", "2"),
+            ("TA_REDIS_SSL", "false"),
+        ])
+        .expect("ok");
+        assert_eq!(s.stores.redis.expect("redis").url, "redis://127.0.0.1:6380/2");
+        let s = read(&[("TA_REDIS_HOST", "h"), ("TA_REDIS_URL", "redis://other:1")]).expect("ok");
+        assert_eq!(s.stores.redis.expect("redis").url, "redis://other:1", "TA_REDIS_URL wins");
+        assert!(err(&[("TA_STATE_MANAGEMENT", "redis")]).starts_with("invalid env var TA_REDIS_HOST="));
+        assert!(
+            err(&[("TA_STATE_MANAGEMENT", "in-memory"), ("TA_REDIS_HOST", "h")])
+                .starts_with("TA_STATE_MANAGEMENT=in-memory is not supported")
+        );
+        assert!(
+            err(&[("TA_REDIS_HOST", "h"), ("TA_REDIS_PORT", "x")])
+                .starts_with("invalid env var TA_REDIS_PORT=x")
+        );
+    }
+
+    #[test]
+    fn teal_python_class_variables_stop_the_start_with_the_way_forward() {
+        let e = err(&[("TA_PLUGIN_MODULE", "custom_plugins.py")]);
+        assert!(
+            e.starts_with(
+                "TA_PLUGIN_MODULE=custom_plugins.py is not supported: serve the plugins as an MCP server"
+            ),
+            "{e}"
+        );
+        let e = err(&[("TA_TYPES_MODULE", "custom_types.py")]);
+        assert!(e.contains("JSON Schema"), "{e}");
+        assert!(err(&[("TA_A2A_ENABLED", "true")]).starts_with("TA_A2A_ENABLED=true is not supported"));
+        assert!(err(&[("TA_TELEMETRY_ENABLED", "true")]).contains("OTLP"));
+        // Teal's own defaults, spelled out, change nothing.
+        read(&[("TA_PERSISTENCE_CLASS", "InMemoryPersistenceManager"), ("TA_A2A_ENABLED", "false")])
+            .expect("defaults pass");
+        let s = read(&[
+            ("TA_REMOTE_PLUGIN_PATH", "plugins/catalog.yaml"),
+            ("TA_PLUGIN_CATALOG_FILE", "catalog.json"),
+            ("TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL", "gpt-4o"),
+        ])
+        .expect("ok");
+        assert_eq!(s.teal.remote_plugin_path.as_deref(), Some(std::path::Path::new("plugins/catalog.yaml")));
+        assert_eq!(s.teal.structured_output_model.as_deref(), Some("gpt-4o"));
     }
 }

@@ -1,0 +1,188 @@
+//! Teal Agents' own environment variables, so a Teal deployment's settings keep their meaning.
+//!
+//! Honoured: `TA_REDIS_HOST`/`PORT`/`DB`/`PWD`/`SSL` build the Redis URL (when `TA_REDIS_URL`
+//! is not set), `TA_REDIS_TTL` is the session and task lifetime (when `TA_SESSION_TTL` is not
+//! set), `TA_STATE_MANAGEMENT` must agree with them, `TA_REMOTE_PLUGIN_PATH` names the remote
+//! plugin catalog, `TA_PLUGIN_CATALOG_FILE` the plugin catalog whose `requires_hitl` tools are
+//! held, `TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL` the model that repairs structured output,
+//! `TA_LOG_LEVEL` the default log level. Refused, with what to use instead: the variables
+//! that load Python classes (`*_MODULE`, `*_CLASS`), A2A, and telemetry export (not built yet).
+//! Variables that only configure what is refused elsewhere or not served (OAuth switches, A2A
+//! card fields) change nothing here and are accepted.
+
+use std::path::PathBuf;
+
+use super::{Env, SettingsError};
+
+/// Teal's Python-class variables and Teal's own default values: a deployment that spells out a
+/// default changes nothing and is accepted.
+const PYTHON_CLASS_VARS: [(&str, Option<&str>, &str); 16] = [
+    (
+        "TA_PLUGIN_MODULE",
+        None,
+        "serve the plugins as an MCP server and list it under mcp_servers (docs/migrating-from-teal.md)",
+    ),
+    (
+        "TA_TYPES_MODULE",
+        None,
+        "give each custom type's JSON Schema (input_schema / output_schema, or {Type}.schema.json beside the config)",
+    ),
+    (
+        "TA_CUSTOM_CHAT_COMPLETION_FACTORY_MODULE",
+        None,
+        "point TA_BASE_URL at any OpenAI-compatible endpoint (Azure OpenAI: also TA_AZURE_API_VERSION)",
+    ),
+    (
+        "TA_CUSTOM_CHAT_COMPLETION_FACTORY_CLASS_NAME",
+        None,
+        "point TA_BASE_URL at any OpenAI-compatible endpoint (Azure OpenAI: also TA_AZURE_API_VERSION)",
+    ),
+    (
+        "TA_AUTHORIZER_MODULE",
+        Some("src/sk_agents/authorization/dummy_authorizer.py"),
+        "callers are authenticated by the API Gateway authorizer (API keys in TA_API_KEYS_SECRET)",
+    ),
+    (
+        "TA_AUTHORIZER_CLASS",
+        Some("DummyAuthorizer"),
+        "callers are authenticated by the API Gateway authorizer (API keys in TA_API_KEYS_SECRET)",
+    ),
+    (
+        "TA_PERSISTENCE_MODULE",
+        Some("persistence/in_memory_persistence_manager.py"),
+        "tasks are kept in Redis when TA_REDIS_URL or TA_REDIS_HOST is set, in memory otherwise",
+    ),
+    (
+        "TA_PERSISTENCE_CLASS",
+        Some("InMemoryPersistenceManager"),
+        "tasks are kept in Redis when TA_REDIS_URL or TA_REDIS_HOST is set, in memory otherwise",
+    ),
+    (
+        "TA_PLUGIN_CATALOG_MODULE",
+        Some("src/sk_agents/plugin_catalog/local_plugin_catalog.py"),
+        "give the catalog file in TA_PLUGIN_CATALOG_FILE",
+    ),
+    (
+        "TA_PLUGIN_CATALOG_CLASS",
+        Some("FileBasedPluginCatalog"),
+        "give the catalog file in TA_PLUGIN_CATALOG_FILE",
+    ),
+    (
+        "TA_AUTH_STORAGE_MANAGER_MODULE",
+        None,
+        "OAuth to MCP servers is not supported yet: give tokens in mcp_servers[].headers from Secrets Manager",
+    ),
+    (
+        "TA_AUTH_STORAGE_MANAGER_CLASS",
+        None,
+        "OAuth to MCP servers is not supported yet: give tokens in mcp_servers[].headers from Secrets Manager",
+    ),
+    (
+        "TA_MCP_DISCOVERY_MODULE",
+        Some("sk_agents.mcp_discovery.in_memory_discovery_manager"),
+        "MCP tool catalogs are shared through Redis when it is configured (TA_CATALOG_TTL)",
+    ),
+    (
+        "TA_MCP_DISCOVERY_CLASS",
+        Some("InMemoryStateManager"),
+        "MCP tool catalogs are shared through Redis when it is configured (TA_CATALOG_TTL)",
+    ),
+    ("TA_CUSTOM_USER_CONTEXT_MODULE", None, "send user_context in the request body"),
+    ("TA_WORKFLOW_MODULE", None, "workflow orchestrators are out of scope: keep running them with Teal"),
+];
+
+/// What Teal's variables add to the settings.
+#[derive(Debug, Clone, Default)]
+pub struct TealSettings {
+    /// `TA_REMOTE_PLUGIN_PATH`: the remote plugin catalog (YAML).
+    pub remote_plugin_path: Option<PathBuf>,
+    /// `TA_PLUGIN_CATALOG_FILE`: the plugin catalog (JSON) whose `requires_hitl` tools are held.
+    pub plugin_catalog_file: Option<PathBuf>,
+    /// `TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL`: the model that turns an answer into the output
+    /// type when the agent's own answer does not validate.
+    pub structured_output_model: Option<String>,
+    /// `TA_LOG_LEVEL`: the log level when `RUST_LOG` is not set.
+    pub log_level: Option<String>,
+}
+
+/// Checks the refused variables and reads the honoured ones.
+pub(super) fn read(env: &Env) -> Result<TealSettings, SettingsError> {
+    for (name, teal_default, instead) in PYTHON_CLASS_VARS {
+        if let Some(v) = env.var(name)
+            && Some(v) != teal_default
+        {
+            return Err(SettingsError::Refused { name, value: v.to_owned(), instead });
+        }
+    }
+    if env.parse("TA_A2A_ENABLED", "true or false", parse_bool)?.unwrap_or(false) {
+        return Err(SettingsError::Refused {
+            name: "TA_A2A_ENABLED",
+            value: "true".to_owned(),
+            instead: "A2A (deprecated in Teal) is not served: call the agents' invoke API, or set it to false",
+        });
+    }
+    for name in ["TA_TELEMETRY_ENABLED", "TA_METRICS_ENABLED"] {
+        if env.parse(name, "true or false", parse_bool)?.unwrap_or(false) {
+            return Err(SettingsError::Refused {
+                name,
+                value: "true".to_owned(),
+                instead: "exporting traces and metrics over OTLP is not built yet: logs are JSON lines \
+                          on stdout (CloudWatch in Lambda); set it to false",
+            });
+        }
+    }
+    Ok(TealSettings {
+        remote_plugin_path: env.var("TA_REMOTE_PLUGIN_PATH").map(PathBuf::from),
+        plugin_catalog_file: env.var("TA_PLUGIN_CATALOG_FILE").map(PathBuf::from),
+        structured_output_model: env.var("TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL").map(str::to_owned),
+        log_level: env.var("TA_LOG_LEVEL").map(str::to_owned),
+    })
+}
+
+/// `TA_REDIS_HOST` and friends as a Redis URL, when `TA_REDIS_URL` is not set. Teal's
+/// `TA_REDIS_SSL` defaults to true (so `rediss://`); the port defaults to 6379.
+pub(super) fn redis_url(env: &Env) -> Result<Option<String>, SettingsError> {
+    let state = env.parse("TA_STATE_MANAGEMENT", "in-memory or redis", |v| match v {
+        "in-memory" => Some(false),
+        "redis" => Some(true),
+        _ => None,
+    })?;
+    let from_host = match env.var("TA_REDIS_HOST") {
+        None => None,
+        Some(host) => {
+            let port =
+                env.parse("TA_REDIS_PORT", "a port number", |v| v.parse::<u16>().ok())?.unwrap_or(6379);
+            let db = env.parse("TA_REDIS_DB", "a database number", |v| v.parse::<u32>().ok())?.unwrap_or(0);
+            let tls = env.parse("TA_REDIS_SSL", "true or false", parse_bool)?.unwrap_or(true);
+            let auth = match env.var("TA_REDIS_PWD") {
+                Some(pwd) => {
+                    format!(":{}@", url::form_urlencoded::byte_serialize(pwd.as_bytes()).collect::<String>())
+                }
+                None => String::new(),
+            };
+            let scheme = if tls { "rediss" } else { "redis" };
+            Some(format!("{scheme}://{auth}{host}:{port}/{db}"))
+        }
+    };
+    let url = env.var("TA_REDIS_URL").map(str::to_owned).or(from_host);
+    match (state, &url) {
+        (Some(true), None) => Err(SettingsError::missing(
+            "TA_REDIS_HOST",
+            "a Redis host (or TA_REDIS_URL), since TA_STATE_MANAGEMENT=redis",
+        )),
+        (Some(false), Some(_)) => Err(SettingsError::Refused {
+            name: "TA_STATE_MANAGEMENT",
+            value: "in-memory".to_owned(),
+            instead: "it contradicts TA_REDIS_URL / TA_REDIS_HOST: unset one of them",
+        }),
+        _ => Ok(url),
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
