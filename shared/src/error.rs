@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use crate::agent::{AgentError, OutputError, RunTrace};
 use crate::api::types::InputError;
 use crate::llm::LlmError;
-use crate::store::StoreError;
+use crate::store::{StoreError, TaskStoreError};
 use crate::tools::ToolError;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,14 @@ pub enum Error {
     SessionStore(#[source] StoreError),
     #[error("rate limit exceeded for this API key; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The caller may not do this (another user's task).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request conflicts with the state of what it names (a paused task).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("task store failed")]
+    TaskStore(#[source] TaskStoreError),
 }
 
 impl Error {
@@ -64,6 +72,15 @@ impl Error {
             Error::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TaskStore(e) => match e {
+                TaskStoreError::Conflict { .. } | TaskStoreError::AlreadyExists(_) => StatusCode::CONFLICT,
+                TaskStoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                TaskStoreError::NotFound(_) => StatusCode::NOT_FOUND,
+                TaskStoreError::Json { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                TaskStoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 
@@ -82,6 +99,10 @@ impl Error {
             Error::Deadline(_) => "deadline_exceeded",
             Error::SessionStore(_) => "session_store_unavailable",
             Error::RateLimited { .. } => "rate_limited",
+            Error::Forbidden(_) => "forbidden",
+            Error::Conflict(_) => "conflict",
+            Error::TaskStore(TaskStoreError::Unavailable(_)) => "task_store_unavailable",
+            Error::TaskStore(_) => "task_store_error",
         }
     }
 
@@ -98,7 +119,14 @@ impl Error {
             | Error::Deadline(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
+            | Error::Forbidden(_)
+            | Error::Conflict(_)
             | Error::Output { .. } => self.to_string(),
+            Error::TaskStore(e) => match e {
+                // What the client can act on is said; backend detail stays in the log.
+                TaskStoreError::Conflict { .. } | TaskStoreError::AlreadyExists(_) | TaskStoreError::TooLarge { .. } | TaskStoreError::NotFound(_) => e.to_string(),
+                TaskStoreError::Json { .. } | TaskStoreError::Unavailable(_) => "task store unavailable".to_owned(),
+            },
             Error::Misconfigured(_) => "the agent is misconfigured for this deployment".to_owned(),
         }
     }
@@ -110,12 +138,15 @@ impl Error {
             Error::Tool(e, _) => Some(e.upstream()),
             Error::Output { .. } => Some("llm".into()),
             Error::SessionStore(_) => Some("session_store".into()),
+            Error::TaskStore(_) => Some("task_store".into()),
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
             | Error::IterationLimit { .. }
             | Error::Deadline(_)
             | Error::RateLimited { .. }
+            | Error::Forbidden(_)
+            | Error::Conflict(_)
             | Error::Misconfigured(_) => None,
         }
     }
@@ -130,6 +161,9 @@ impl Error {
             | Error::PayloadTooLarge { .. }
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
+            | Error::Forbidden(_)
+            | Error::Conflict(_)
+            | Error::TaskStore(_)
             | Error::Misconfigured(_) => None,
         }
     }

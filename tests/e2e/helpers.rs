@@ -265,7 +265,7 @@ pub async fn spawn_stack_with(opts: StackOptions) -> TestApp {
     std::fs::write(
         configs.path().join("fs-agent.yaml"),
         format!(
-            "apiVersion: tealagents/v1alpha1\nkind: Chat\nname: fs-agent\nversion: 1\nspec:\n  agent:\n    \
+            "apiVersion: skagents/v1\nkind: Chat\nservice_name: fs-agent\nversion: 1\nspec:\n  agent:\n    \
              model: gpt-e2e\n    system_prompt: You read files.\n    max_iterations: {}\n    mcp_servers:\n      \
              - name: fs\n        url: {}\n        timeout: 5\n        tools:\n          deny: [\"write_*\"]\n",
             opts.max_iterations, mcp.url

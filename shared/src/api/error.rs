@@ -35,6 +35,22 @@ pub fn error_response(error: &Error, request_id: &str) -> Response {
     resp
 }
 
+/// An error that is the route's, not a use case's (404, 405): the same body shape.
+pub fn route_error(status: axum::http::StatusCode, code: &'static str, message: &str, request_id: &str) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            status: status.as_u16(),
+            code,
+            message: message.to_owned(),
+            request_id,
+            upstream: None,
+            progress: None,
+            known_agents: None,
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         error_response(&self, "")

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::types::InputError;
 use crate::config::InputType;
 use crate::llm::Message;
-use crate::store::SessionId;
+use crate::store::{SessionId, TaskId};
 
 /// A body that passed validation.
 #[derive(Debug, PartialEq)]
@@ -33,12 +33,16 @@ pub struct InvokeInput {
     pub fields: Map<String, Value>,
     /// `embedded_image` as a `data:` URI.
     pub image: Option<String>,
+    /// `tealagents/v1alpha1`: the task this message continues.
+    pub task_id: Option<TaskId>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Body {
     #[serde(default)]
     session_id: Option<String>,
+    #[serde(default)]
+    task_id: Option<String>,
     #[serde(default)]
     chat_history: Option<Vec<HistoryMessage>>,
     #[serde(default)]
@@ -129,7 +133,13 @@ fn parse(bytes: &[u8], input: &InputType) -> Result<InvokeInput, String> {
         Some(img) => Some(data_uri(&img)?),
         None => None,
     };
-    Ok(InvokeInput { session_id, messages, continues_session: has_items, context, fields, image })
+    let task_id = match &body.task_id {
+        Some(id) if matches!(input, InputType::UserMessage) => {
+            Some(TaskId::parse(id).map_err(|e| format!("task_id: {e}"))?)
+        }
+        _ => None,
+    };
+    Ok(InvokeInput { session_id, messages, continues_session: has_items, context, fields, image, task_id })
 }
 
 fn history(list: Vec<HistoryMessage>, multimodal: bool, input: &InputType) -> Result<Vec<Message>, String> {

@@ -16,20 +16,21 @@ use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use tracing::Instrument;
 
-pub use error::{error_body, error_response};
+pub use error::{error_body, error_response, route_error};
 pub use sse::{sse_frame, stream_router};
 pub use types::{InvokeResponse, TokenUsage};
 
 use crate::Error;
 pub use crate::service::invoke::CacheStatus;
-use crate::service::{self, invoke::InvokeOptions};
+use crate::service::invoke::{Answer, InvokeOptions};
+use crate::service::{self};
 pub use crate::service::{ApiSettings, AppState};
 
 /// Who is calling (the API key id the authorizer vouched for); rate limits are per caller.
@@ -55,8 +56,23 @@ pub fn router(state: SharedState) -> Router {
         .merge(tools_router())
         .merge(invoke_router())
         .merge(stream_router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// Any path no route serves: JSON with the request id, like every other error.
+pub async fn not_found(method: Method, uri: Uri, rid: Option<Extension<RequestId>>) -> Response {
+    let rid = rid.map_or_else(String::new, |Extension(RequestId(id))| id);
+    route_error(StatusCode::NOT_FOUND, "not_found", &format!("no route for {method} {}", uri.path()), &rid)
+}
+
+/// A path served for other methods only.
+pub async fn method_not_allowed(method: Method, uri: Uri, rid: Option<Extension<RequestId>>) -> Response {
+    let rid = rid.map_or_else(String::new, |Extension(RequestId(id))| id);
+    let message = format!("{method} is not allowed on {}", uri.path());
+    route_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &message, &rid)
 }
 
 /// `POST /{name}/{version}`
@@ -64,9 +80,14 @@ pub fn invoke_router() -> Router<SharedState> {
     Router::new().route("/{name}/{version}", post(invoke)).layer(DefaultBodyLimit::disable())
 }
 
-/// `GET /health`
+/// `GET /health`, and Teal's `/health/live`, `/{name}/{version}/health` and
+/// `/{name}/{version}/health/live`.
 pub fn health_router() -> Router<SharedState> {
-    Router::new().route("/health", get(health))
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/{name}/{version}/health", get(health))
+        .route("/{name}/{version}/health/live", get(live))
 }
 
 /// `GET /ready`
@@ -74,9 +95,9 @@ pub fn ready_router() -> Router<SharedState> {
     Router::new().route("/ready", get(ready))
 }
 
-/// `GET /{name}/{version}/tools`
+/// `GET /{name}/{version}/tools` and `GET /{name}/{version}/openapi.json`
 pub fn tools_router() -> Router<SharedState> {
-    Router::new().route("/{name}/{version}/tools", get(tools))
+    Router::new().route("/{name}/{version}/tools", get(tools)).route("/{name}/{version}/openapi.json", get(openapi))
 }
 
 /// Gives every request an id (the client's `x-request-id` when it is a sane one), sets it on the
@@ -180,11 +201,12 @@ async fn invoke(
         Err(e) => Err(e),
     };
     match result {
-        Ok(invoked) => {
+        Ok(Answer::Invoke(invoked)) => {
             let mut r = Json(invoked.response).into_response();
             r.headers_mut().insert("x-cache", HeaderValue::from_static(invoked.cache.as_str()));
             r
         }
+        Ok(Answer::State(state)) => Json(state).into_response(),
         Err(e) => error_response(&e, &facts.request_id),
     }
 }
@@ -200,6 +222,22 @@ fn health_body(state: &AppState) -> types::Health {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
         agents: state.registry().len(),
+    }
+}
+
+/// Teal's liveness probe: the process answers.
+async fn live() -> Json<types::Liveness> {
+    Json(types::Liveness { alive: true, timestamp: chrono::Utc::now().to_rfc3339() })
+}
+
+async fn openapi(
+    State(state): State<SharedState>,
+    Path((name, version)): Path<(String, String)>,
+    rid: Option<Extension<RequestId>>,
+) -> Response {
+    match state.find_agent(&name, &version) {
+        Ok(agent) => Json(service::openapi::document(&agent)).into_response(),
+        Err(e) => error_response(&e, &rid.map_or_else(String::new, |Extension(RequestId(id))| id)),
     }
 }
 

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::{Caller, Deadline, RequestFacts, RequestId, SharedState, error_body, error_response, read_body};
 use crate::agent::RunEvent;
-use crate::service::invoke::{self, Invoked};
+use crate::service::invoke::{self, Answer, Invoked};
 
 /// `POST /{name}/{version}/sse`
 pub fn stream_router() -> Router<SharedState> {
@@ -122,8 +122,11 @@ async fn stream(
             deadline: run_facts.deadline,
             on_event: Some(&on_event),
         };
-        match invoke::run(&state, prepared, &body, &opts).await {
-            Ok(Invoked { response, .. }) => {
+        match invoke::answer(&state, prepared, &body, &opts).await {
+            Ok(Answer::State(response)) => {
+                let _ = tx.send(sse_frame("final-response", &response));
+            }
+            Ok(Answer::Invoke(Invoked { response, .. })) => {
                 let partial = PartialResponse {
                     session_id: &response.session_id,
                     request_id: &response.request_id,

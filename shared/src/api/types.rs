@@ -72,6 +72,45 @@ impl InvokeResponse {
     }
 }
 
+/// Teal's `TaskStatus`, as a `StateResponse` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateStatus {
+    Running,
+    Paused,
+    Completed,
+    Failed,
+}
+
+/// Teal's `StateResponse`: the answer of a `tealagents/v1alpha1` agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StateResponse {
+    pub session_id: String,
+    pub task_id: String,
+    pub request_id: String,
+    pub status: StateStatus,
+    pub content: TealAgentsResponse,
+}
+
+/// Teal's `TealAgentsResponse`: one completed turn of a task.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TealAgentsResponse {
+    pub task_id: String,
+    pub session_id: String,
+    pub request_id: String,
+    pub output: String,
+    pub source: String,
+    pub token_usage: TokenUsage,
+    pub extra_data: ExtraData,
+}
+
+/// Teal's `LivenessStatus` (`/health/live`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Liveness {
+    pub alive: bool,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+}
+
 /// The `/health` body: liveness only.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Health {

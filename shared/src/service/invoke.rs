@@ -17,8 +17,9 @@ use futures::future::try_join_all;
 use crate::Error;
 use crate::agent::{OutputCheck, Run, RunEvent, RunReport, Sequential, TaskInputs};
 use crate::api::input::{InvokeInput, parse_invoke_body};
-use crate::api::types::{ExtraData, InvokeResponse, KeyValue};
-use crate::config::{AgentConfig, AgentKind};
+use crate::api::types::{ExtraData, InvokeResponse, KeyValue, StateResponse};
+use crate::config::{AgentConfig, AgentKind, ApiVersion};
+use crate::service::task::{TaskTurn, invoke_task};
 use crate::llm::Message;
 use crate::service::AppState;
 use crate::store::{CacheKey, SessionId};
@@ -94,16 +95,40 @@ pub async fn prepare(
     Ok(Prepared { agent, input })
 }
 
-/// [`prepare`] then [`run`].
+/// What an agent answers: Teal's `InvokeResponse`, or a `StateResponse` for a
+/// `tealagents/v1alpha1` agent.
+#[derive(Debug)]
+pub enum Answer {
+    Invoke(Invoked),
+    State(StateResponse),
+}
+
+/// [`prepare`] then [`answer`].
 pub async fn invoke(
     state: &AppState,
     name: &str,
     version: &str,
     body: &[u8],
     opts: &InvokeOptions<'_>,
-) -> Result<Invoked, Error> {
+) -> Result<Answer, Error> {
     let prepared = prepare(state, name, version, opts.caller, body).await?;
-    run(state, prepared, body, opts).await
+    answer(state, prepared, body, opts).await
+}
+
+/// Answers a prepared request the way its agent's API version does: a task turn for
+/// `tealagents/v1alpha1` (the caller is the task's user), an invoke otherwise.
+pub async fn answer(
+    state: &AppState,
+    prepared: Prepared,
+    body: &[u8],
+    opts: &InvokeOptions<'_>,
+) -> Result<Answer, Error> {
+    if prepared.agent.api_version != ApiVersion::TealAgentsV1Alpha1 {
+        return run(state, prepared, body, opts).await.map(Answer::Invoke);
+    }
+    let turn = TaskTurn { request_id: opts.request_id, user_id: opts.caller, deadline: opts.deadline, on_event: opts.on_event };
+    let Prepared { agent, input } = prepared;
+    invoke_task(state, &agent, input, &turn).await.map(Answer::State)
 }
 
 /// Answers a prepared request: from the response cache, or by running the agent. `body` is the

@@ -8,7 +8,9 @@
 
 pub mod catalog;
 pub mod invoke;
+pub mod openapi;
 pub mod ready;
+pub mod task;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -69,11 +69,12 @@ pub enum TaskRole {
 }
 
 /// The content of one item, shaped like Teal's `MultiModalItem`:
-/// `{"content_type": "text", "content": "..."}`. Images will be a second variant.
+/// `{"content_type": "text", "content": "..."}`, or `"image"` with a `data:` URI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "content_type", content = "content", rename_all = "lowercase")]
 pub enum TaskContent {
     Text(String),
+    Image(String),
 }
 
 /// One item of a task.

@@ -30,7 +30,7 @@ fn texts(task: &AgentTask) -> Vec<String> {
         .items
         .iter()
         .map(|i| match &i.content {
-            TaskContent::Text(t) => t.clone(),
+            TaskContent::Text(t) | TaskContent::Image(t) => t.clone(),
         })
         .collect();
     texts.sort();
