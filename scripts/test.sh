@@ -30,6 +30,8 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 # moto in server mode: the S3 / Secrets Manager emulator the adapter tests reach with the real SDK.
 command -v moto_server >/dev/null || python3 -m pip install --quiet 'moto[server]'
+# PyPI mcp (FastMCP): the Teal-plugin-over-MCP example's server (examples/teal-plugin-mcp).
+python3 -c "import mcp.server.fastmcp" 2>/dev/null || python3 -m pip install --quiet 'mcp>=1.10,<2'
 # cargo-lambda (brings zig): the local-invoke tests run functions under `cargo lambda watch`.
 command -v cargo-lambda >/dev/null || python3 -m pip install --quiet cargo-lambda
 # cfn-lint, and the SAM CLI in a venv of its own (it pins its own boto3/cfn-lint).

@@ -124,8 +124,13 @@ impl Error {
             | Error::Output { .. } => self.to_string(),
             Error::TaskStore(e) => match e {
                 // What the client can act on is said; backend detail stays in the log.
-                TaskStoreError::Conflict { .. } | TaskStoreError::AlreadyExists(_) | TaskStoreError::TooLarge { .. } | TaskStoreError::NotFound(_) => e.to_string(),
-                TaskStoreError::Json { .. } | TaskStoreError::Unavailable(_) => "task store unavailable".to_owned(),
+                TaskStoreError::Conflict { .. }
+                | TaskStoreError::AlreadyExists(_)
+                | TaskStoreError::TooLarge { .. }
+                | TaskStoreError::NotFound(_) => e.to_string(),
+                TaskStoreError::Json { .. } | TaskStoreError::Unavailable(_) => {
+                    "task store unavailable".to_owned()
+                }
             },
             Error::Misconfigured(_) => "the agent is misconfigured for this deployment".to_owned(),
         }

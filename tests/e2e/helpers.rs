@@ -235,13 +235,14 @@ pub async fn start_api(configs: &Path, llm_uri: &str, opts: &StackOptions) -> (S
     let (registry, _) = bootstrap::load_registry(configs, env.vars()).expect("configs load");
     let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
     let stores = bootstrap::build_stores(&settings, secrets.clone()).await.expect("stores");
+    let tools = bootstrap::load_tool_sources(&settings, &registry).await.expect("remote plugins load");
     let state = Arc::new(bootstrap::build_state(
         &settings,
         registry,
         Arc::new(Llm::OpenAi(client)),
         secrets,
         stores,
-        Default::default(),
+        tools,
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind API");
     let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -8,3 +8,5 @@ mod faults;
 mod invoke;
 mod observability;
 mod stores;
+mod teal;
+mod teal_fixtures;

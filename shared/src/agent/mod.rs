@@ -9,6 +9,7 @@ mod output;
 mod sequential;
 
 pub use output::{OutputCheck, OutputError};
+pub(crate) use sequential::template_env;
 pub use sequential::{Sequential, TaskInputs};
 
 use std::time::Instant;

@@ -19,6 +19,14 @@ use crate::llm::{LlmClient, Message, Usage};
 use crate::mcp::McpPool;
 use crate::tools::Toolbox;
 
+/// Jinja as Teal writes it: Python's methods on values (`user_context.items()`,
+/// `name.upper()`) work as they do in Jinja2.
+pub(crate) fn template_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env
+}
+
 /// What the tasks' templates see, and the image the first task carries.
 #[derive(Debug, Clone, Default)]
 pub struct TaskInputs {
@@ -43,7 +51,7 @@ pub struct Sequential<'a> {
 
 impl Sequential<'_> {
     pub async fn execute(&self, history: Vec<Message>, inputs: TaskInputs) -> Result<RunReport, AgentError> {
-        let env = Environment::new();
+        let env = template_env();
         let TaskInputs { mut fields, mut image } = inputs;
         let mut history = history;
         let mut trace = RunTrace::default();

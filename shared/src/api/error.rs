@@ -36,7 +36,12 @@ pub fn error_response(error: &Error, request_id: &str) -> Response {
 }
 
 /// An error that is the route's, not a use case's (404, 405): the same body shape.
-pub fn route_error(status: axum::http::StatusCode, code: &'static str, message: &str, request_id: &str) -> Response {
+pub fn route_error(
+    status: axum::http::StatusCode,
+    code: &'static str,
+    message: &str,
+    request_id: &str,
+) -> Response {
     let body = ErrorBody {
         error: ErrorDetail {
             status: status.as_u16(),

@@ -107,7 +107,14 @@ fn parse(bytes: &[u8], input: &InputType) -> Result<InvokeInput, String> {
                 _ => return Err(format!("the body must be a JSON object ({})", t.name)),
             }
         }
-        _ => Map::new(),
+        // Teal's templates see every field of a built-in input too (`user_context`, …).
+        _ => match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(mut map)) => {
+                map.remove("chat_history");
+                map
+            }
+            _ => Map::new(),
+        },
     };
     let multimodal =
         matches!(input, InputType::BaseMultiModalInput | InputType::BaseMultiModalInputWithUserContext);

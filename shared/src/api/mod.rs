@@ -97,7 +97,9 @@ pub fn ready_router() -> Router<SharedState> {
 
 /// `GET /{name}/{version}/tools` and `GET /{name}/{version}/openapi.json`
 pub fn tools_router() -> Router<SharedState> {
-    Router::new().route("/{name}/{version}/tools", get(tools)).route("/{name}/{version}/openapi.json", get(openapi))
+    Router::new()
+        .route("/{name}/{version}/tools", get(tools))
+        .route("/{name}/{version}/openapi.json", get(openapi))
 }
 
 /// Gives every request an id (the client's `x-request-id` when it is a sane one), sets it on the

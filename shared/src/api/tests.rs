@@ -17,11 +17,15 @@ use crate::secrets::EnvSecretStore;
 use crate::settings::{Env, Settings};
 use crate::store::Stores;
 
+const TASKS_AGENT: &str = "apiVersion: tealagents/v1alpha1\nname: tasks\nversion: 0.1\ndescription: Keeps tasks\nspec:\n  \
+                           agent:\n    model: m\n    system_prompt: hi\n";
+
 fn app(pairs: &[(&str, &str)]) -> Router {
     let settings = Settings::read(&Env::from_pairs(pairs.iter().copied())).expect("settings");
     let yaml = "apiVersion: skagents/v1\nkind: Chat\nservice_name: chat\nversion: 1.0\nspec:\n  agent:\n    name: a\n    model: m\n    system_prompt: hi\n";
-    let registry =
-        Registry::new(parse_documents("chat.yaml", yaml).expect("valid").agents).expect("registry");
+    let mut agents = parse_documents("chat.yaml", yaml).expect("valid").agents;
+    agents.extend(parse_documents("tasks.yaml", TASKS_AGENT).expect("valid").agents);
+    let registry = Registry::new(agents).expect("registry");
     let stores = Stores::memory(&settings.stores);
     let state = bootstrap::build_state(
         &settings,
@@ -31,7 +35,14 @@ fn app(pairs: &[(&str, &str)]) -> Router {
         stores,
         Default::default(),
     );
-    router(Arc::new(state))
+    // Stands in for the authorizer: the caller id it would vouch for.
+    let caller = |mut req: Request<Body>, next: axum::middleware::Next| async move {
+        if let Some(c) = req.headers().get("x-test-caller").and_then(|v| v.to_str().ok()).map(str::to_owned) {
+            req.extensions_mut().insert(Caller(c));
+        }
+        next.run(req).await
+    };
+    router(Arc::new(state)).layer(axum::middleware::from_fn(caller))
 }
 
 struct Answer {
@@ -83,14 +94,14 @@ async fn every_response_carries_one_request_id_matching_its_body() {
 
     let health = send(&app, Request::get("/health").body(Body::empty()).expect("req")).await;
     assert_eq!(health.headers.get_all("x-request-id").iter().count(), 1);
-    assert_eq!((health.body["status"].as_str(), health.body["agents"].as_u64()), (Some("ok"), Some(1)));
+    assert_eq!((health.body["status"].as_str(), health.body["agents"].as_u64()), (Some("ok"), Some(2)));
 }
 
 #[tokio::test]
 async fn unknown_agents_are_404_listing_the_known_ones() {
     let a = send(&app(&[]), post("/ghost/2").body(Body::from(chat("a"))).expect("req")).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.body["error"]["known_agents"], json!(["chat/1.0"]));
+    assert_eq!(a.body["error"]["known_agents"], json!(["chat/1.0", "tasks/0.1"]));
     assert!(a.body["error"].get("upstream").is_none());
 }
 
@@ -172,4 +183,79 @@ async fn the_sse_route_prechecks_as_plain_4xx_and_streams_a_run() {
     let text = String::from_utf8(bytes.to_vec()).expect("utf8");
     let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(events, ["partial-response", "final-response"]);
+}
+
+#[tokio::test]
+async fn tealagents_v1alpha1_answers_state_responses_and_continues_its_tasks() {
+    let app = app(&[]);
+    let say = |task: Option<&str>, caller: &str, text: &str| {
+        let mut body = json!({"items": [{"content_type": "text", "content": text}]});
+        if let Some(t) = task {
+            body["task_id"] = json!(t);
+        }
+        post("/tasks/0.1").header("x-test-caller", caller).body(Body::from(body.to_string())).expect("req")
+    };
+    let first = send(&app, say(None, "ada", "hello")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["status"], "Completed");
+    let task = first.body["task_id"].as_str().expect("task id").to_owned();
+    assert_eq!(first.body["content"]["task_id"], task.as_str());
+    assert_eq!(first.body["content"]["source"], "tasks:0.1");
+    assert!(first.body["content"]["output"].as_str().expect("output").contains("You said: \"hello\""));
+
+    // The next message continues the task: the model sees the whole history.
+    let second = send(&app, say(Some(&task), "ada", "again")).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(second.body["task_id"], task.as_str());
+    assert_eq!(second.body["session_id"], first.body["session_id"]);
+    assert!(
+        second.body["content"]["output"].as_str().expect("output").contains("4 message(s) so far"),
+        "{}",
+        second.body
+    );
+
+    // Another user may not continue it.
+    let other = send(&app, say(Some(&task), "mallory", "let me in")).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert_eq!(other.body["error"]["code"], "forbidden");
+}
+
+#[tokio::test]
+async fn openapi_json_describes_each_agents_real_input_first() {
+    let app = app(&[]);
+    let a = send(&app, Request::get("/tasks/0.1/openapi.json").body(Body::empty()).expect("req")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let (first, op) = a.body["paths"].as_object().expect("paths").iter().next().expect("path");
+    assert_eq!(first, "/tasks/0.1");
+    assert_eq!(op["post"]["description"], "Keeps tasks");
+    assert_eq!(a.body["components"]["schemas"]["Input"]["title"], "UserMessage");
+    let missing = send(&app, Request::get("/ghost/1/openapi.json").body(Body::empty()).expect("req")).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_with_the_request_id() {
+    let app = app(&[]);
+    let nf = send(
+        &app,
+        Request::get("/no/such/route/here").header("x-request-id", "r-404").body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(nf.status, StatusCode::NOT_FOUND);
+    assert_eq!(nf.body["error"]["code"], "not_found");
+    assert_eq!(nf.body["error"]["request_id"], "r-404");
+    let na = send(
+        &app,
+        Request::delete("/chat/1.0").header("x-request-id", "r-405").body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(na.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(na.body["error"]["code"], "method_not_allowed");
+    assert_eq!(na.body["error"]["request_id"], "r-405");
+    for path in ["/health/live", "/chat/1.0/health/live"] {
+        let live = send(&app, Request::get(path).body(Body::empty()).expect("req")).await;
+        assert_eq!(live.status, StatusCode::OK, "{path}");
+        assert_eq!(live.body["alive"], true);
+        assert!(live.body["timestamp"].as_str().is_some_and(|t| t.contains('T')));
+    }
 }

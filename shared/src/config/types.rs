@@ -197,6 +197,9 @@ pub struct McpServerConfig {
     /// Per-call timeout; `timeout` in seconds (number) in YAML, default 30 s.
     pub timeout: Duration,
     pub tools: ToolFilter,
+    /// `tool_names: prefixed` (default): tools are offered as `{server}_{tool}`; `as-served`:
+    /// under the server's own names (a Teal plugin served over MCP keeps `{plugin}-{function}`).
+    pub prefix_tools: bool,
 }
 
 /// A header value that may reference secrets: `Bearer ${secret:GITHUB_TOKEN}`. `${NAME}` is

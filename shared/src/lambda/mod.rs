@@ -159,7 +159,8 @@ pub fn app(
     lambda: &LambdaSettings,
     auth: Option<Arc<ApiKeyAuthorizer>>,
 ) -> Router {
-    let mut router = endpoint.router().fallback(api::not_found).method_not_allowed_fallback(api::method_not_allowed);
+    let mut router =
+        endpoint.router().fallback(api::not_found).method_not_allowed_fallback(api::method_not_allowed);
     if let Some(auth) = auth {
         router = router.layer(middleware::from_fn_with_state(auth, context::require_api_key));
     }

@@ -50,7 +50,10 @@ impl McpPool {
         let cfg = &conn.cfg;
         let tools: Vec<CatalogTool> = listed
             .iter()
-            .map(|t| CatalogTool { spec: tool_spec(&cfg.name, t), name: t.name.to_string() })
+            .map(|t| CatalogTool {
+                spec: tool_spec(cfg.prefix_tools.then_some(cfg.name.as_str()), t),
+                name: t.name.to_string(),
+            })
             .collect();
         tracing::info!(server = %cfg.name, listed = tools.len(), "MCP tool catalog refreshed");
         let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);

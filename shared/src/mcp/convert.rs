@@ -10,7 +10,12 @@ pub(crate) const MAX_TOOL_NAME: usize = 64;
 /// `{server}_{tool}` as Teal Agents names MCP tools, reduced to `[A-Za-z0-9_-]{1,64}` (other
 /// characters become `_`) so every OpenAI-compatible API accepts it.
 pub(crate) fn namespaced_name(server: &str, tool: &str) -> String {
-    let mut out: String = format!("{server}_{tool}")
+    sanitized(&format!("{server}_{tool}"))
+}
+
+/// `name` reduced to `[A-Za-z0-9_-]{1,64}`.
+fn sanitized(name: &str) -> String {
+    let mut out: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
         .collect();
@@ -18,15 +23,20 @@ pub(crate) fn namespaced_name(server: &str, tool: &str) -> String {
     out
 }
 
-/// The spec offered to the LLM for one MCP tool.
-pub fn tool_spec(server: &str, tool: &Tool) -> ToolSpec {
+/// The spec offered to the LLM for one MCP tool, named `{server}_{tool}` (`prefix` is the
+/// server's name), or by the server's own name when `prefix` is `None` (`tool_names: as-served`).
+pub fn tool_spec(prefix: Option<&str>, tool: &Tool) -> ToolSpec {
     let mut parameters = serde_json::Value::Object((*tool.input_schema).clone());
     if let Some(obj) = parameters.as_object_mut() {
         obj.entry("type").or_insert_with(|| "object".into());
         obj.entry("properties").or_insert_with(|| serde_json::json!({}));
     }
     let description = tool.description.as_deref().or(tool.title.as_deref()).unwrap_or("").to_owned();
-    ToolSpec { name: namespaced_name(server, &tool.name), description, parameters }
+    let name = match prefix {
+        Some(server) => namespaced_name(server, &tool.name),
+        None => sanitized(&tool.name),
+    };
+    ToolSpec { name, description, parameters }
 }
 
 /// Everything a tool result holds, as text for the LLM: each content item in order (text as is,
@@ -146,7 +156,7 @@ mod tests {
             "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
         }))
         .expect("tool");
-        insta::assert_json_snapshot!(tool_spec("fs", &tool), @r#"
+        insta::assert_json_snapshot!(tool_spec(Some("fs"), &tool), @r#"
         {
           "name": "fs_read_file",
           "description": "Read a file",

@@ -80,6 +80,7 @@ impl ServerConn {
             && own.transport == cfg.transport
             && own.headers == cfg.headers
             && own.timeout == cfg.timeout
+            && own.prefix_tools == cfg.prefix_tools
     }
 }
 

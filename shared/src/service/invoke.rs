@@ -19,9 +19,9 @@ use crate::agent::{OutputCheck, Run, RunEvent, RunReport, Sequential, TaskInputs
 use crate::api::input::{InvokeInput, parse_invoke_body};
 use crate::api::types::{ExtraData, InvokeResponse, KeyValue, StateResponse};
 use crate::config::{AgentConfig, AgentKind, ApiVersion};
-use crate::service::task::{TaskTurn, invoke_task};
 use crate::llm::Message;
 use crate::service::AppState;
+use crate::service::task::{TaskTurn, invoke_task};
 use crate::store::{CacheKey, SessionId};
 
 /// How the response cache treated one request (`x-cache` header).
@@ -126,7 +126,12 @@ pub async fn answer(
     if prepared.agent.api_version != ApiVersion::TealAgentsV1Alpha1 {
         return run(state, prepared, body, opts).await.map(Answer::Invoke);
     }
-    let turn = TaskTurn { request_id: opts.request_id, user_id: opts.caller, deadline: opts.deadline, on_event: opts.on_event };
+    let turn = TaskTurn {
+        request_id: opts.request_id,
+        user_id: opts.caller,
+        deadline: opts.deadline,
+        on_event: opts.on_event,
+    };
     let Prepared { agent, input } = prepared;
     invoke_task(state, &agent, input, &turn).await.map(Answer::State)
 }

@@ -87,24 +87,33 @@ fn user_context() -> Value {
 fn input_schema(input: &InputType) -> Value {
     let history = |message: Value| json!({"type": "array", "items": message});
     let session = json!({"type": "string", "description": "Continue a stored session (with items)"});
-    let items = json!({"type": "array", "items": item(), "description": "A new message continuing session_id"});
+    let items =
+        json!({"type": "array", "items": item(), "description": "A new message continuing session_id"});
     match input {
         InputType::BaseInput => json!({"title": "BaseInput", "type": "object", "properties": {
             "chat_history": history(text_message()), "session_id": session, "items": items
         }}),
-        InputType::BaseInputWithUserContext => json!({"title": "BaseInputWithUserContext", "type": "object", "properties": {
-            "chat_history": history(text_message()), "user_context": user_context(), "session_id": session, "items": items
-        }}),
-        InputType::BaseMultiModalInput => json!({"title": "BaseMultiModalInput", "type": "object", "properties": {
-            "chat_history": history(multimodal_message()), "session_id": session, "items": items
-        }}),
-        InputType::BaseMultiModalInputWithUserContext => json!({"title": "BaseMultiModalInputWithUserContext", "type": "object", "properties": {
-            "chat_history": history(multimodal_message()), "user_context": user_context(), "session_id": session, "items": items
-        }}),
-        InputType::UserMessage => json!({"title": "UserMessage", "type": "object", "required": ["items"], "properties": {
-            "task_id": {"type": "string"}, "session_id": {"type": "string"},
-            "items": {"type": "array", "items": item()}, "user_context": user_context()
-        }}),
+        InputType::BaseInputWithUserContext => {
+            json!({"title": "BaseInputWithUserContext", "type": "object", "properties": {
+                "chat_history": history(text_message()), "user_context": user_context(), "session_id": session, "items": items
+            }})
+        }
+        InputType::BaseMultiModalInput => {
+            json!({"title": "BaseMultiModalInput", "type": "object", "properties": {
+                "chat_history": history(multimodal_message()), "session_id": session, "items": items
+            }})
+        }
+        InputType::BaseMultiModalInputWithUserContext => {
+            json!({"title": "BaseMultiModalInputWithUserContext", "type": "object", "properties": {
+                "chat_history": history(multimodal_message()), "user_context": user_context(), "session_id": session, "items": items
+            }})
+        }
+        InputType::UserMessage => {
+            json!({"title": "UserMessage", "type": "object", "required": ["items"], "properties": {
+                "task_id": {"type": "string"}, "session_id": {"type": "string"},
+                "items": {"type": "array", "items": item()}, "user_context": user_context()
+            }})
+        }
         InputType::Custom(t) => {
             let mut schema = (*t.schema).clone();
             if let Some(o) = schema.as_object_mut() {

@@ -61,7 +61,11 @@ pub async fn invoke_task(
             }
             let mut task = existing;
             for item in items {
-                task = state.tasks.append_item(&task_id, item, TaskStatus::Running).await.map_err(Error::TaskStore)?;
+                task = state
+                    .tasks
+                    .append_item(&task_id, item, TaskStatus::Running)
+                    .await
+                    .map_err(Error::TaskStore)?;
             }
             task
         }
@@ -82,7 +86,8 @@ pub async fn invoke_task(
         }
     };
     let answer = TaskItem::text(request_id, TaskRole::Assistant, output.clone());
-    let task = state.tasks.append_item(&task_id, answer, TaskStatus::Completed).await.map_err(Error::TaskStore)?;
+    let task =
+        state.tasks.append_item(&task_id, answer, TaskStatus::Completed).await.map_err(Error::TaskStore)?;
     let content = TealAgentsResponse {
         task_id: task.task_id.to_string(),
         session_id: task.session_id.to_string(),
@@ -133,7 +138,13 @@ fn history(task: &AgentTask) -> Vec<Message> {
         };
         let same = last == Some((&item.request_id, item.role));
         if !same {
-            out.push(Message { role, content: None, tool_calls: Vec::new(), tool_call_id: None, images: Vec::new() });
+            out.push(Message {
+                role,
+                content: None,
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+                images: Vec::new(),
+            });
         }
         last = Some((&item.request_id, item.role));
         let Some(message) = out.last_mut() else { continue };
@@ -162,10 +173,15 @@ mod tests {
     fn items_become_messages_by_request_and_role() {
         let r1 = RequestId::parse("r1").expect("id");
         let r2 = RequestId::parse("r2").expect("id");
-        let mut items = items_of(&[Message::user_with_images("look", vec!["data:image/png;base64,AA==".into()])], &r1, TaskRole::User);
+        let mut items = items_of(
+            &[Message::user_with_images("look", vec!["data:image/png;base64,AA==".into()])],
+            &r1,
+            TaskRole::User,
+        );
         items.push(TaskItem::text(r1.clone(), TaskRole::Assistant, "a cat"));
         items.extend(items_of(&[Message::user("and now?")], &r2, TaskRole::User));
-        let task = AgentTask::new(TaskId::parse("t").expect("id"), SessionId::parse("s").expect("id"), "u", items);
+        let task =
+            AgentTask::new(TaskId::parse("t").expect("id"), SessionId::parse("s").expect("id"), "u", items);
         let h = history(&task);
         assert_eq!(h.len(), 3);
         assert_eq!(h[0], Message::user_with_images("look", vec!["data:image/png;base64,AA==".into()]));

@@ -45,6 +45,18 @@ pub(super) fn mcp_server(
     };
     let headers = f.opt("headers").and_then(|h| h.map(cx)).map(|h| headers(cx, h));
     let timeout = call_timeout(cx, &mut f);
+    let prefix_tools = match f.opt("tool_names") {
+        None => Some(true),
+        Some(t) => match t.string(cx).as_deref() {
+            Some("prefixed") => Some(true),
+            Some("as-served") => Some(false),
+            Some(other) => {
+                t.error(cx, format!("unknown tool_names `{other}`: expected prefixed or as-served"));
+                None
+            }
+            None => None,
+        },
+    };
     let held = held_tools(cx, &mut f);
     let tools = tool_filter(cx, f.opt("tools"), held.as_deref().unwrap_or_default());
     held.as_ref()?;
@@ -57,6 +69,7 @@ pub(super) fn mcp_server(
         headers: headers.unwrap_or_default(),
         timeout: timeout?,
         tools: tools?,
+        prefix_tools: prefix_tools?,
     })
 }
 

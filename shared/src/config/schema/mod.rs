@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::config::reader::{Ctx, Field, Fields};
 use crate::config::tree::Node;
-use crate::config::types::{AgentConfig, AgentKind, ApiVersion};
+use crate::config::types::{AgentConfig, AgentKind, ApiVersion, InputType};
 
 /// What a document may refer to outside itself.
 pub struct ParseEnv<'a> {
@@ -67,11 +67,18 @@ pub(super) fn agent_config(cx: &mut Ctx, root: &Node, env: &ParseEnv<'_>) -> Opt
     });
     let description = f.opt("description").and_then(|d| d.string(cx));
     let metadata_description = metadata(cx, &mut f);
-    let input = io::input_type(cx, &mut f, api_version, kind.as_ref(), env);
-    let output = io::output_type(cx, &mut f, kind.as_ref(), env);
+    // A kind we cannot run: its types and spec mean something else, so they are not read.
+    if kind.is_none() {
+        for key in ["input_type", "output_type", "input_schema", "output_schema"] {
+            f.take(key);
+        }
+    }
+    let input = kind
+        .as_ref()
+        .map_or(Some(InputType::BaseInput), |k| io::input_type(cx, &mut f, api_version, Some(k), env));
+    let output = kind.as_ref().map_or(Some(None), |k| io::output_type(cx, &mut f, Some(k), env));
 
     let body = match &kind {
-        // A kind we cannot run: its spec means something else, so it is not read.
         None => {
             f.take("spec");
             None

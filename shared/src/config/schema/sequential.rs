@@ -87,7 +87,7 @@ fn task(
     let description = f.req(cx, "description").and_then(|d| d.string(cx));
     let instructions = f.req(cx, "instructions").and_then(|i| {
         let text = i.string(cx)?;
-        match minijinja::Environment::new().template_from_str(&text) {
+        match crate::agent::template_env().template_from_str(&text) {
             Ok(_) => Some(text),
             Err(e) => {
                 i.error(cx, format!("invalid Jinja template: {e}"));

@@ -262,3 +262,19 @@ async fn agents_sharing_a_server_each_get_their_own_allow_and_deny() {
     assert_eq!(offered(&pool.agent_tools(&read_only).await.expect("tools")), ["srv_read_file"]);
     assert_eq!(server.lists(), 1, "one catalog for both");
 }
+
+#[tokio::test]
+async fn tool_names_as_served_keep_the_servers_own_names() {
+    let server = TestServer::start(vec![tool("WeatherPlugin-get_weather")]);
+    let pool = pool();
+    let plain = agent(&[("weather", &server.url, "        tool_names: as-served\n")]);
+    let tools = pool.agent_tools(&plain).await.expect("tools");
+    assert_eq!(offered(&tools), ["WeatherPlugin-get_weather"]);
+    let route = tools.route("WeatherPlugin-get_weather").expect("route");
+    assert_eq!(pool.call(route, "{}").await.expect("call").text, "called WeatherPlugin-get_weather");
+    let prefixed = agent(&[("weather", &server.url, "")]);
+    assert_eq!(
+        offered(&pool.agent_tools(&prefixed).await.expect("tools")),
+        ["weather_WeatherPlugin-get_weather"]
+    );
+}
