@@ -92,7 +92,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Llm(..) => "llm_upstream_failed",
             Error::Tool(ToolError::Mcp(_), _) => "mcp_upstream_failed",
-            Error::Tool(ToolError::Plugin(_), _) => "plugin_upstream_failed",
+            Error::Tool(ToolError::Plugin(_) | ToolError::PluginHeader { .. }, _) => "plugin_upstream_failed",
             Error::Output { .. } => "output_schema_mismatch",
             Error::Misconfigured(_) => "misconfigured",
             Error::IterationLimit { .. } => "iteration_limit",

@@ -184,6 +184,8 @@ pub struct StackOptions {
     pub kill_switch: bool,
     /// `TA_*` variables for the process (stores: `TA_REDIS_URL`, `TA_RATE_LIMIT_RPS`, …).
     pub env: Vec<(&'static str, String)>,
+    /// Secrets the process can read (by name), besides its environment's.
+    pub secrets: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for StackOptions {
@@ -196,6 +198,7 @@ impl Default for StackOptions {
             max_iterations: 10,
             kill_switch: false,
             env: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 }
@@ -233,7 +236,8 @@ pub async fn start_api(configs: &Path, llm_uri: &str, opts: &StackOptions) -> (S
     settings.api.body_limit = opts.body_limit;
     settings.api.request_timeout = opts.request_timeout;
     let (registry, _) = bootstrap::load_registry(configs, env.vars()).expect("configs load");
-    let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
+    let secrets: Arc<dyn teal_core::secrets::SecretStore> =
+        Arc::new(opts.secrets.iter().fold(EnvSecretStore::new(), |s, (k, v)| s.with(*k, *v)));
     let stores = bootstrap::build_stores(&settings, secrets.clone()).await.expect("stores");
     let tools = bootstrap::load_tool_sources(&settings, &registry).await.expect("remote plugins load");
     let state = Arc::new(bootstrap::build_state(

@@ -178,10 +178,11 @@ async fn weather_server(seen: Arc<Mutex<Vec<String>>>) -> String {
     use axum::extract::RawQuery;
     let app = axum::Router::new().route(
         "/v1/forecast",
-        axum::routing::get(move |RawQuery(q): RawQuery| {
+        axum::routing::get(move |headers: axum::http::HeaderMap, RawQuery(q): RawQuery| {
             let seen = seen.clone();
             async move {
-                seen.lock().expect("lock").push(q.unwrap_or_default());
+                let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+                seen.lock().expect("lock").push(format!("{} key={key}", q.unwrap_or_default()));
                 axum::Json(json!({"daily": {"temperature_2m_max": [21.5]}}))
             }
         }),
@@ -232,7 +233,8 @@ async fn every_shipped_teal_config_runs_or_is_refused_with_the_way_forward() {
     std::fs::write(
         &catalog,
         format!(
-            "remote_plugins:\n  - plugin_name: api_weather\n    openapi_json_path: {}\n    server_url: {weather}\n  \
+            "remote_plugins:\n  - plugin_name: api_weather\n    openapi_json_path: {}\n    server_url: {weather}\n    \
+             headers:\n      X-Api-Key: \"${{secret:WEATHER_KEY}}\"\n  \
              - plugin_name: api_geonames\n    openapi_json_path: {}\n",
             plugins.join("openapi_weather.json").display(),
             plugins.join("openapi_geonames.json").display()
@@ -241,6 +243,7 @@ async fn every_shipped_teal_config_runs_or_is_refused_with_the_way_forward() {
     .expect("catalog");
     let opts = StackOptions {
         env: vec![("TA_REMOTE_PLUGIN_PATH", catalog.display().to_string())],
+        secrets: vec![("WEATHER_KEY", "wk-123")],
         ..StackOptions::default()
     };
     let http = reqwest::Client::new();
@@ -333,6 +336,7 @@ async fn every_shipped_teal_config_runs_or_is_refused_with_the_way_forward() {
     let calls = weather_calls.lock().expect("lock").clone();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert!(calls[0].contains("latitude=52.52") && calls[0].contains("longitude=13.41"), "{calls:?}");
+    assert!(calls[0].ends_with("key=wk-123"), "the catalog's header carries the secret: {calls:?}");
     assert!(sent.iter().any(|b| b["messages"].as_array().is_some_and(|m| {
         m.iter().any(|m| m["role"] == "tool" && m["content"].as_str().is_some_and(|c| c.contains("21.5")))
     })));

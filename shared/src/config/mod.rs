@@ -30,6 +30,7 @@ pub use error::{ConfigError, ConfigErrors, ConfigWarning};
 pub use load::{load_path, load_path_with_vars};
 pub use registry::Registry;
 pub use schema::ParseEnv;
+pub(crate) use template::is_header_name;
 pub use types::*;
 
 /// What a file (or folder) held: its agents, and the fields that were ignored.

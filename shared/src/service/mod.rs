@@ -55,6 +55,8 @@ pub struct AppState {
     pub llm: Arc<dyn LlmClient>,
     pub mcp: McpPool,
     pub sessions: Arc<dyn SessionStore>,
+    /// Secrets (Secrets Manager in Lambda, the environment locally), TTL-cached.
+    pub secrets: Arc<dyn crate::secrets::SecretStore>,
     /// `tealagents/v1alpha1` tasks (Redis or in-memory).
     pub tasks: Arc<dyn TaskStore>,
     /// Teal's remote plugins, loaded once from `TA_REMOTE_PLUGIN_PATH`, by name.
@@ -91,7 +93,7 @@ impl AppState {
                 }
             }
         }
-        Ok(Toolbox::new(mcp, plugins, &self.held_tools))
+        Ok(Toolbox::new(mcp, plugins, &self.held_tools, Some(self.secrets.clone())))
     }
 
     /// The agent `name`/`version` (after a refresh of stale S3 configs), or 404 listing the

@@ -15,8 +15,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use secrecy::ExposeSecret;
+
 use crate::llm::ToolSpec;
 use crate::mcp::{AgentTools, McpError, McpPool, ToolOutcome, ToolRoute};
+use crate::secrets::{SecretError, SecretStore};
 use openapi::{AuthHeaders, OpenApiError, RemotePlugin};
 
 /// Why a tool could not be called at all (as opposed to an error outcome the model sees).
@@ -26,6 +29,14 @@ pub enum ToolError {
     Mcp(#[from] McpError),
     #[error(transparent)]
     Plugin(#[from] OpenApiError),
+    /// A header the remote plugin catalog gives could not be rendered.
+    #[error("remote plugin '{plugin}': header {header} could not be made (secret or value)")]
+    PluginHeader {
+        plugin: String,
+        header: String,
+        #[source]
+        source: Option<SecretError>,
+    },
 }
 
 impl ToolError {
@@ -34,6 +45,7 @@ impl ToolError {
         match self {
             ToolError::Mcp(e) => format!("mcp:{}", e.server()),
             ToolError::Plugin(e) => format!("plugin:{}", e.plugin().unwrap_or("?")),
+            ToolError::PluginHeader { plugin, .. } => format!("plugin:{plugin}"),
         }
     }
 }
@@ -60,14 +72,21 @@ pub struct Toolbox {
     specs: Arc<[ToolSpec]>,
     mcp: AgentTools,
     plugins: Arc<[Arc<RemotePlugin>]>,
+    /// Where the plugins' header secrets are read (`None` without plugins).
+    secrets: Option<Arc<dyn SecretStore>>,
 }
 
 impl Toolbox {
     /// The agent's MCP tools and the remote `plugins` it lists, without the `held` ones (tools
     /// a plugin catalog says need human approval, by Teal's id `{source}-{tool}` or by name).
-    pub fn new(mcp: AgentTools, plugins: Vec<Arc<RemotePlugin>>, held: &HashSet<String>) -> Self {
+    pub fn new(
+        mcp: AgentTools,
+        plugins: Vec<Arc<RemotePlugin>>,
+        held: &HashSet<String>,
+        secrets: Option<Arc<dyn SecretStore>>,
+    ) -> Self {
         if plugins.is_empty() && !mcp.specs.iter().any(|s| is_held(&mcp, s, held)) {
-            return Self { specs: mcp.specs.clone(), mcp, plugins: Arc::from([]) };
+            return Self { specs: mcp.specs.clone(), mcp, plugins: Arc::from([]), secrets };
         }
         let mut specs: Vec<ToolSpec> =
             mcp.specs.iter().filter(|s| !is_held(&mcp, s, held)).cloned().collect();
@@ -83,7 +102,7 @@ impl Toolbox {
                 specs.push(spec.clone());
             }
         }
-        Self { specs: specs.into(), mcp, plugins: plugins.into() }
+        Self { specs: specs.into(), mcp, plugins: plugins.into(), secrets }
     }
 
     /// What the model is offered.
@@ -114,8 +133,35 @@ impl Toolbox {
     ) -> Result<ToolOutcome, ToolError> {
         match route {
             Route::Mcp(r) => Ok(pool.call(r, arguments).await?),
-            Route::Plugin(p) => Ok(p.call(name, arguments, &AuthHeaders::new(), deadline).await?),
+            Route::Plugin(p) => {
+                let headers = self.plugin_headers(p).await?;
+                Ok(p.call(name, arguments, &headers, deadline).await?)
+            }
         }
+    }
+
+    /// The catalog's headers of `plugin`, secrets filled in (the secret store caches them).
+    async fn plugin_headers(&self, plugin: &RemotePlugin) -> Result<AuthHeaders, ToolError> {
+        let mut out = AuthHeaders::new();
+        for (header, template) in plugin.headers() {
+            let fail = |source| ToolError::PluginHeader {
+                plugin: plugin.name().as_str().to_owned(),
+                header: header.clone(),
+                source,
+            };
+            let mut values = std::collections::HashMap::new();
+            for secret in template.secret_names() {
+                let Some(store) = &self.secrets else {
+                    return Err(fail(None));
+                };
+                values.insert(secret, store.get(secret).await.map_err(|e| fail(Some(e)))?);
+            }
+            let rendered = template
+                .render(|n| values.get(n).map(|v| v.expose_secret().to_owned()).ok_or(()))
+                .map_err(|()| fail(None))?;
+            out = out.with(header, rendered.into()).map_err(|_| fail(None))?;
+        }
+        Ok(out)
     }
 }
 

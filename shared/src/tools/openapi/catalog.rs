@@ -14,10 +14,13 @@
 //! taken from the catalog file's folder), server URLs are absolute http(s) URLs. Every error
 //! names the catalog file and the entry.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::config::HeaderTemplate;
 use url::Url;
 
 use super::OpenApiError;
@@ -80,6 +83,9 @@ pub struct CatalogEntry {
     pub document: DocumentSource,
     /// Replaces every server the document declares (SK's `server_url_override`).
     pub server_url: Option<Url>,
+    /// Headers sent with every call (our extension of Teal's catalog, for the plugin's auth):
+    /// values may reference secrets, `Bearer ${secret:NAME}`, read through the secret store.
+    pub headers: BTreeMap<String, HeaderTemplate>,
 }
 
 /// The parsed catalog.
@@ -102,6 +108,8 @@ struct RawEntry {
     openapi_json_path: String,
     #[serde(default)]
     server_url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
 }
 
 impl RemotePluginCatalog {
@@ -133,7 +141,16 @@ impl RemotePluginCatalog {
                 None | Some("") => None,
                 Some(s) => Some(http_url(s).map_err(|d| fail(format!("server_url: {d}")))?),
             };
-            entries.push(CatalogEntry { name, document, server_url });
+            let mut headers = BTreeMap::new();
+            for (header, value) in &e.headers {
+                if !crate::config::is_header_name(header) {
+                    return Err(fail(format!("headers: `{header}` is not an HTTP header name")));
+                }
+                let template =
+                    HeaderTemplate::parse(value).map_err(|d| fail(format!("headers.{header}: {d}")))?;
+                headers.insert(header.clone(), template);
+            }
+            entries.push(CatalogEntry { name, document, server_url, headers });
         }
         Ok(Self { path: path.to_owned(), entries })
     }

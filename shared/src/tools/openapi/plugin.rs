@@ -20,6 +20,7 @@ use crate::llm::ToolSpec;
 #[derive(Debug)]
 pub struct RemotePlugin {
     name: PluginName,
+    headers: std::collections::BTreeMap<String, crate::config::HeaderTemplate>,
     client: OpenApiClient,
     tools: Arc<[ToolSpec]>,
     routes: HashMap<String, Endpoint>,
@@ -76,11 +77,23 @@ impl RemotePlugin {
             tracing::warn!(plugin = %entry.name, skipped = %list.join("; "), "remote plugin: parts of the OpenAPI document are not offered");
         }
         tracing::info!(plugin = %entry.name, tools = tools.len(), "remote plugin loaded");
-        Ok(Self { name: entry.name.clone(), client: client.clone(), tools: tools.into(), routes, skipped })
+        Ok(Self {
+            name: entry.name.clone(),
+            headers: entry.headers.clone(),
+            client: client.clone(),
+            tools: tools.into(),
+            routes,
+            skipped,
+        })
     }
 
     pub fn name(&self) -> &PluginName {
         &self.name
+    }
+
+    /// The catalog's headers for this plugin, to render with the secret store per call.
+    pub fn headers(&self) -> &std::collections::BTreeMap<String, crate::config::HeaderTemplate> {
+        &self.headers
     }
 
     /// The tools for the model; clone the `Arc` per request.

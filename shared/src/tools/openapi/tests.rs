@@ -216,6 +216,7 @@ async fn a_server_that_is_down_or_too_slow_is_an_error_for_the_caller() {
         name: PluginName::parse("petstore").expect("name"),
         document: DocumentSource::File(fixture("petstore-3.0.json")),
         server_url: Some(down.parse().expect("url")),
+        headers: Default::default(),
     };
     let client = OpenApiClient::new(settings()).expect("client");
     let plugin = RemotePlugin::load(&entry, &client, soon()).await.expect("loaded from disk");
