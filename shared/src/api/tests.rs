@@ -20,11 +20,17 @@ use crate::store::Stores;
 const TASKS_AGENT: &str = "apiVersion: tealagents/v1alpha1\nname: tasks\nversion: 0.1\ndescription: Keeps tasks\nspec:\n  \
                            agent:\n    model: m\n    system_prompt: hi\n";
 
+const SEQUENTIAL_AGENT: &str = "apiVersion: skagents/v1\nkind: Sequential\nservice_name: seq\nversion: 1\nspec:\n  \
+    agents:\n    - name: a\n      model: m\n      system_prompt: s\n  tasks:\n    - name: first\n      task_no: 1\n      \
+    description: d\n      instructions: one\n      agent: a\n    - name: second\n      task_no: 2\n      description: d\n      \
+    instructions: 'two after {{_first}}'\n      agent: a\n";
+
 fn app(pairs: &[(&str, &str)]) -> Router {
     let settings = Settings::read(&Env::from_pairs(pairs.iter().copied())).expect("settings");
     let yaml = "apiVersion: skagents/v1\nkind: Chat\nservice_name: chat\nversion: 1.0\nspec:\n  agent:\n    name: a\n    model: m\n    system_prompt: hi\n";
     let mut agents = parse_documents("chat.yaml", yaml).expect("valid").agents;
     agents.extend(parse_documents("tasks.yaml", TASKS_AGENT).expect("valid").agents);
+    agents.extend(parse_documents("seq.yaml", SEQUENTIAL_AGENT).expect("valid").agents);
     let registry = Registry::new(agents).expect("registry");
     let stores = Stores::memory(&settings.stores);
     let state = bootstrap::build_state(
@@ -94,14 +100,14 @@ async fn every_response_carries_one_request_id_matching_its_body() {
 
     let health = send(&app, Request::get("/health").body(Body::empty()).expect("req")).await;
     assert_eq!(health.headers.get_all("x-request-id").iter().count(), 1);
-    assert_eq!((health.body["status"].as_str(), health.body["agents"].as_u64()), (Some("ok"), Some(2)));
+    assert_eq!((health.body["status"].as_str(), health.body["agents"].as_u64()), (Some("ok"), Some(3)));
 }
 
 #[tokio::test]
 async fn unknown_agents_are_404_listing_the_known_ones() {
     let a = send(&app(&[]), post("/ghost/2").body(Body::from(chat("a"))).expect("req")).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.body["error"]["known_agents"], json!(["chat/1.0", "tasks/0.1"]));
+    assert_eq!(a.body["error"]["known_agents"], json!(["chat/1.0", "seq/1", "tasks/0.1"]));
     assert!(a.body["error"].get("upstream").is_none());
 }
 
@@ -258,4 +264,26 @@ async fn unknown_routes_and_methods_answer_json_with_the_request_id() {
         assert_eq!(live.body["alive"], true);
         assert!(live.body["timestamp"].as_str().is_some_and(|t| t.contains('T')));
     }
+}
+
+#[tokio::test]
+async fn a_sequential_run_streams_each_finished_task_then_the_answer() {
+    let app = app(&[]);
+    let resp =
+        app.clone().oneshot(post("/seq/1/sse").body(Body::from(chat("go"))).expect("req")).await.expect("ok");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("stream");
+    let text = String::from_utf8(bytes.to_vec()).expect("utf8");
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events, ["intermediate-task-response", "partial-response", "final-response"]);
+    let data: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("json"))
+        .collect();
+    assert_eq!((data[0]["task_no"].as_u64(), data[0]["task_name"].as_str()), (Some(1), Some("first")));
+    let first = data[0]["response"]["output_raw"].as_str().expect("first output");
+    assert!(first.contains("You said: \"one\""), "{first}");
+    // The second task saw the first's output through {{_first}}.
+    let answer = data[2]["output_raw"].as_str().expect("answer");
+    assert!(answer.contains("You said: \"two after [offline model]"), "{answer}");
 }
