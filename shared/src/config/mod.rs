@@ -31,6 +31,7 @@ pub use load::{load_path, load_path_with_vars};
 pub use registry::Registry;
 pub use schema::ParseEnv;
 pub(crate) use template::is_header_name;
+pub use tree::{TreeError, yaml_to_json};
 pub use types::*;
 
 /// What a file (or folder) held: its agents, and the fields that were ignored.

@@ -65,30 +65,6 @@ impl Ctx {
     }
 }
 
-fn to_json(node: &Node) -> Result<serde_json::Value, String> {
-    use serde_json::Value as J;
-    Ok(match &node.value {
-        Value::Seq(items) => J::Array(items.iter().map(|n| to_json(n)).collect::<Result<_, _>>()?),
-        Value::Map(entries) => {
-            let mut map = serde_json::Map::new();
-            for (k, v) in entries {
-                let Some(Resolved::Str(key)) = k.scalar().map(|s| s.resolve()) else {
-                    return Err(format!("line {}: JSON Schema keys must be strings", k.line));
-                };
-                map.insert(key.to_owned(), to_json(v)?);
-            }
-            J::Object(map)
-        }
-        Value::Scalar(s) => match s.resolve() {
-            Resolved::Null => J::Null,
-            Resolved::Bool(b) => J::Bool(b),
-            Resolved::Int(i) => J::from(i),
-            Resolved::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
-            Resolved::Str(t) => J::String(t.to_owned()),
-        },
-    })
-}
-
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
 }
@@ -296,7 +272,7 @@ impl<'n> Field<'n> {
     /// The value as JSON (for embedded JSON Schemas): mappings with string keys, sequences,
     /// and scalars resolved by the YAML core schema. Merge keys are not expanded here.
     pub(super) fn json(&self, cx: &mut Ctx) -> Option<serde_json::Value> {
-        match to_json(self.node) {
+        match crate::config::tree::to_json(self.node) {
             Ok(v) => Some(v),
             Err(msg) => {
                 self.error(cx, msg);

@@ -164,10 +164,55 @@ fn is_core_float(s: &str) -> bool {
 }
 
 /// Where and why the text could not be turned into a tree.
-#[derive(Debug, PartialEq)]
-pub(crate) struct TreeError {
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct TreeError {
     pub line: usize,
     pub message: String,
+}
+
+/// The one YAML document of `text` as JSON (for YAML files that are not agent configs: OpenAPI
+/// documents, catalogs), read by the same parser as the configs.
+pub fn yaml_to_json(text: &str) -> Result<serde_json::Value, TreeError> {
+    let (docs, error) = parse(text);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    match docs.as_slice() {
+        [doc] => to_json(doc).map_err(|message| TreeError { line: doc.line, message }),
+        [] => Err(TreeError { line: 1, message: "no YAML document".to_owned() }),
+        [_, second, ..] => {
+            Err(TreeError { line: second.line, message: "more than one YAML document".to_owned() })
+        }
+    }
+}
+
+/// The node as JSON: mappings (scalar keys as written), sequences, and scalars resolved by the
+/// YAML core schema. Merge keys (`<<`) are kept as ordinary keys.
+pub(crate) fn to_json(node: &Node) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match &node.value {
+        Value::Seq(items) => J::Array(items.iter().map(|n| to_json(n)).collect::<Result<_, _>>()?),
+        Value::Map(entries) => {
+            let mut map = serde_json::Map::new();
+            for (k, v) in entries {
+                // JSON keys are text: a scalar key is taken as written (`200:` is "200").
+                let key = match k.scalar() {
+                    Some(s) if s.resolve() != Resolved::Null => s.text.clone(),
+                    _ => return Err(format!("line {}: mapping keys must be strings or numbers", k.line)),
+                };
+                map.insert(key, to_json(v)?);
+            }
+            J::Object(map)
+        }
+        Value::Scalar(s) => match s.resolve() {
+            Resolved::Null => J::Null,
+            Resolved::Bool(b) => J::Bool(b),
+            Resolved::Int(i) => J::from(i),
+            Resolved::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+            Resolved::Str(t) => J::String(t.to_owned()),
+        },
+    })
 }
 
 /// All documents of `text`, in order. On an error, the documents completed before it are
@@ -403,5 +448,21 @@ mod tests {
         let (docs, err) = parse(&text);
         assert_eq!(err, None);
         assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn yaml_documents_become_json_with_keys_as_written() {
+        let v = yaml_to_json(
+            "openapi: 3.1.0\npaths:\n  /a:\n    get:\n      responses:\n        200: {description: ok}\n",
+        )
+        .expect("one document");
+        assert_eq!(v["openapi"], "3.1.0");
+        assert_eq!(v["paths"]["/a"]["get"]["responses"]["200"]["description"], "ok");
+        assert_eq!(
+            yaml_to_json("a: 1\n---\nb: 2\n").expect_err("two").to_string(),
+            "line 3: more than one YAML document"
+        );
+        assert!(yaml_to_json("a: [").expect_err("syntax").to_string().starts_with("line "));
+        assert_eq!(yaml_to_json("").expect_err("empty").to_string(), "line 1: no YAML document");
     }
 }

@@ -122,8 +122,10 @@ impl RemotePluginCatalog {
 
     /// Checks catalog text; `path` is where it came from (for messages and relative paths).
     pub fn parse(yaml: &str, path: &Path) -> Result<Self, OpenApiError> {
-        let raw: RawCatalog = yaml_serde::from_str(yaml)
+        let value = crate::config::yaml_to_json(yaml)
             .map_err(|source| OpenApiError::CatalogYaml { path: path.to_owned(), source })?;
+        let raw: RawCatalog = serde_path_to_error::deserialize(value)
+            .map_err(|source| OpenApiError::CatalogShape { path: path.to_owned(), source })?;
         let base = path.parent().unwrap_or(Path::new(""));
         let mut entries: Vec<CatalogEntry> = Vec::with_capacity(raw.remote_plugins.len());
         for (i, e) in raw.remote_plugins.into_iter().enumerate() {
@@ -248,7 +250,7 @@ mod tests {
             parse("remote_plugins:\n  - plugin_name: a\n    openapi_json_pth: a.json\n").expect_err("typo");
         assert_eq!(e.to_string(), "remote plugin catalog /etc/teal/catalog.yaml: invalid");
         let chain = crate::telemetry::error_chain(&e);
-        assert!(chain.contains("openapi_json_pth") && chain.contains("line 3"), "{chain}");
+        assert!(chain.contains("openapi_json_pth") && chain.contains("remote_plugins[0]"), "{chain}");
     }
 
     #[test]

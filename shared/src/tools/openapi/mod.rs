@@ -103,7 +103,15 @@ pub enum OpenApiError {
     CatalogYaml {
         path: PathBuf,
         #[source]
-        source: yaml_serde::Error,
+        source: crate::config::TreeError,
+    },
+    /// The catalog's YAML is not a remote plugin catalog (the source names the field).
+    #[error("remote plugin catalog {}: invalid", path.display())]
+    CatalogShape {
+        path: PathBuf,
+        /// Names the field (`remote_plugins[0]: unknown field ...`).
+        #[source]
+        source: serde_path_to_error::Error<serde_json::Error>,
     },
     /// One entry of the catalog is unusable.
     #[error("remote plugin catalog {}: {entry}: {detail}", path.display())]
@@ -149,6 +157,7 @@ impl OpenApiError {
             | OpenApiError::Deadline { plugin } => Some(plugin),
             OpenApiError::CatalogRead { .. }
             | OpenApiError::CatalogYaml { .. }
+            | OpenApiError::CatalogShape { .. }
             | OpenApiError::CatalogEntry { .. }
             | OpenApiError::HttpClient(_) => None,
         }

@@ -33,7 +33,7 @@ pub enum DocumentError {
     #[error("is not valid JSON")]
     Json(#[source] serde_json::Error),
     #[error("is not valid YAML")]
-    Yaml(#[source] yaml_serde::Error),
+    Yaml(#[source] crate::config::TreeError),
     #[error("{0}")]
     Version(String),
     #[error("does not follow OpenAPI 3 at {path}")]
@@ -59,7 +59,7 @@ impl Document {
         let mut raw: Value = if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(DocumentError::Json)?
         } else {
-            yaml_serde::from_str(text).map_err(DocumentError::Yaml)?
+            crate::config::yaml_to_json(text).map_err(DocumentError::Yaml)?
         };
         let version = match (raw.get("openapi"), raw.get("swagger")) {
             (Some(Value::String(v)), _) => v.clone(),
