@@ -59,8 +59,10 @@ impl AwsError {
         self.status == Some(412) || self.code.as_deref() == Some("ConditionalRequestConflict")
     }
 
+    /// The object is not there (a missing bucket is not this: it is an error).
     pub fn is_not_found(&self) -> bool {
-        self.status == Some(404) || matches!(self.code.as_deref(), Some("NoSuchKey" | "NotFound"))
+        self.code.as_deref() != Some("NoSuchBucket")
+            && (self.status == Some(404) || matches!(self.code.as_deref(), Some("NoSuchKey" | "NotFound")))
     }
 }
 

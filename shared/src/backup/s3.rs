@@ -331,6 +331,17 @@ impl Upload {
         Ok(())
     }
 
+    /// Adds `data` without copying it when it is a whole part by itself (the Redis export hands
+    /// over its compressed buffer this way: one part in memory, not two).
+    pub async fn write_owned(&mut self, data: Vec<u8>) -> Result<(), AwsError> {
+        if !self.buf.is_empty() || data.len() < self.part_bytes {
+            return self.write(&data).await;
+        }
+        self.hasher.update(&data);
+        self.size += data.len() as u64;
+        self.send_part(data).await
+    }
+
     async fn send_part(&mut self, part: Vec<u8>) -> Result<(), AwsError> {
         if self.multipart.is_none() {
             let out = self

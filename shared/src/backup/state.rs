@@ -36,6 +36,8 @@ pub const READ_BATCH: usize = 100;
 /// Records written by one script, and the most payload bytes one batch may carry.
 pub const WRITE_BATCH: usize = 200;
 const WRITE_BATCH_BYTES: usize = 4 << 20;
+/// The compressed buffer: a part, plus room for the batch that fills it past a part.
+const BUFFER_BYTES: usize = PART_BYTES + (2 << 20);
 /// Level 1 of 9: the export is mostly JSON text, which compresses well even at the fastest level.
 const GZIP_LEVEL: u32 = 1;
 
@@ -80,7 +82,7 @@ pub async fn export(
     progress: &dyn Progress,
 ) -> Result<RedisPart, BackupError> {
     let mut upload = Upload::new(s3, bucket, key);
-    let mut gz = GzEncoder::new(Vec::with_capacity(PART_BYTES + (1 << 20)), Compression::new(GZIP_LEVEL));
+    let mut gz = GzEncoder::new(Vec::with_capacity(BUFFER_BYTES), Compression::new(GZIP_LEVEL));
     let mut counts = Counts::default();
     match export_into(conn, &mut upload, &mut gz, &mut counts, progress).await {
         Ok(()) => {}
@@ -149,8 +151,9 @@ async fn export_into(
                 }
             }
             if gz.get_ref().len() >= PART_BYTES {
-                let part = std::mem::take(gz.get_mut());
-                upload.write(&part).await?;
+                // A fresh buffer of the same size: growing one by doubling would reach 16 MiB.
+                let part = std::mem::replace(gz.get_mut(), Vec::with_capacity(BUFFER_BYTES));
+                upload.write_owned(part).await?;
             }
         }
         progress.advance(scanned);

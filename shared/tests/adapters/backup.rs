@@ -653,3 +653,56 @@ fn teal_core_now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn every_run_logs_one_summary_line_and_one_metrics_line() {
+    let rig = Rig::start().await;
+    fill_configs(&rig).await;
+    fill_redis(&rig.conn, 5).await;
+    let service = rig.service();
+    let (buf, guard) = capture_logs();
+    service.backup(&request("20261123T0300Z"), &LogProgress).await.expect("backup");
+    let mut failing = rig.settings();
+    failing.bucket = Some("no-such-bucket".into());
+    let e =
+        BackupService::new(&rig.sdk, failing, None).backup(&request("20261123T0300Z"), &LogProgress).await;
+    drop(guard);
+    assert!(!e.expect_err("no bucket").is_retryable(), "a missing bucket will not appear by itself");
+    let lines: Vec<serde_json::Value> =
+        logs(&buf).lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
+    let summaries: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| matches!(l["fields"]["message"].as_str(), Some("backup finished" | "backup failed")))
+        .collect();
+    assert_eq!(summaries.len(), 2, "one per run");
+    let ok = &summaries[0]["fields"];
+    assert_eq!(
+        (ok["objects"].as_u64(), ok["keys"].as_u64(), ok["failures"].as_u64()),
+        (Some(4), Some(14), Some(0))
+    );
+    assert!(ok["bytes"].as_u64() > Some(300_000) && ok["duration_ms"].is_u64(), "{ok}");
+    let failed = &summaries[1]["fields"];
+    assert_eq!((failed["failures"].as_u64(), failed["retryable"].as_bool()), (Some(1), Some(false)));
+    assert!(
+        failed["error"].as_str().is_some_and(|e| e.contains("no-such-bucket") && e.contains("NoSuchBucket")),
+        "{failed}"
+    );
+    let metrics: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .filter(|m| m.contains("BackupObjects"))
+        .map(|m| serde_json::from_str(m).expect("EMF JSON"))
+        .collect();
+    assert_eq!(metrics.len(), 2, "one EMF line per run");
+    let names: Vec<&str> = metrics[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["BackupObjects", "BackupBytes", "BackupKeys", "BackupDuration", "BackupFailures"]);
+    assert_eq!(
+        (metrics[0]["BackupKeys"].as_f64(), metrics[1]["BackupFailures"].as_f64()),
+        (Some(14.0), Some(1.0))
+    );
+}
