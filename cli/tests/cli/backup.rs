@@ -191,6 +191,25 @@ async fn backup_list_and_restore_from_the_command_line() {
     assert!(out.status.success(), "{tty}");
     assert!(tty.contains("[====") && tty.contains("\r\u{1b}[2K"), "a bar on a terminal: {tty:?}");
 
+    // The readiness checks cover every agent's MCP servers: one that is down fails the command.
+    let agents = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        agents.path().join("down.yaml"),
+        "apiVersion: skagents/v1\nkind: Chat\nservice_name: down\nversion: 1.0\nspec:\n  agent:\n    name: default\n    model: m\n    system_prompt: hi\n    mcp_servers:\n      - name: gone\n        url: http://127.0.0.1:9/mcp\n",
+    )
+    .expect("write");
+    let out = teal()
+        .args(["restore", &backup])
+        .envs(stack.teal_env())
+        .env("TA_SERVICE_CONFIG", agents.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("teal runs");
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("readiness: not_ready") && stdout.contains("FAIL  mcp:gone"), "{stdout}");
+    assert!(text(&out.stderr).contains("error: restored, but not ready: mcp:gone"), "{}", text(&out.stderr));
+
     let out = stack.teal(&["restore", "s3://teal-backups/elsewhere"]);
     assert!(!out.status.success());
     assert!(

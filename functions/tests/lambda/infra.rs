@@ -44,6 +44,8 @@ fn the_backup_runs_on_a_schedule_with_retries_a_failure_queue_and_alarms() {
     let queued = &r["BackupFailuresQueuedAlarm"]["Properties"];
     assert_eq!(queued["MetricName"].as_str(), Some("ApproximateNumberOfMessagesVisible"));
     assert_eq!(tagged(&p["Environment"]["Variables"]["TA_BACKUP_REPLICATION_GROUP"]).1, "Cache");
+    assert_eq!(tagged(&p["MemorySize"]).1, "BackupMemory");
+    assert_eq!(t["Parameters"]["BackupMemory"]["Default"].as_u64(), Some(256));
     assert_eq!(r["RestoreFunction"]["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("teal-restore"));
     assert!(r["RestoreFunction"]["Properties"]["Events"].is_null(), "restore runs only when invoked by hand");
 

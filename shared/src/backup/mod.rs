@@ -101,3 +101,19 @@ pub fn batch_settings(settings: &RedisSettings) -> RedisSettings {
     s.timeout = s.timeout.max(MIN_REDIS_TIMEOUT);
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_calls_get_at_least_five_seconds() {
+        let hot = RedisSettings::new("redis://127.0.0.1:6379");
+        assert_eq!(hot.timeout, Duration::from_millis(250));
+        assert_eq!(batch_settings(&hot).timeout, MIN_REDIS_TIMEOUT);
+        let mut slow = hot.clone();
+        slow.timeout = Duration::from_secs(10);
+        assert_eq!(batch_settings(&slow).timeout, Duration::from_secs(10), "a longer one is kept");
+        assert_eq!(batch_settings(&slow).prefix, "teal:");
+    }
+}

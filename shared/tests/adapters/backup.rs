@@ -406,8 +406,18 @@ async fn a_tampered_object_manifest_or_truncated_export_is_refused_before_anythi
     assert_refused(&rig, &service, "20261123T0300Z", "redis.ndjson.gz is").await;
     put_back(&export).await;
 
-    service.restore(&restore("20261123T0300Z"), &LogProgress).await.expect("the untouched backup restores");
-    assert_eq!(rig.objects(CONFIGS, "").await.len(), 3);
+    // Without TA_BACKUP_CONFIGS the configs go back where they came from (the manifest's source).
+    let back_home = BackupService::new(
+        &rig.sdk,
+        BackupSettings { configs: None, ..rig.settings() },
+        Some(rig.conn.clone()),
+    );
+    let done = back_home
+        .restore(&restore("20261123T0300Z"), &LogProgress)
+        .await
+        .expect("the untouched backup restores");
+    assert_eq!(done.configs_target.as_deref(), Some("s3://teal-configs/agents/"));
+    assert_eq!(rig.objects(CONFIGS, "agents/").await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
