@@ -61,7 +61,7 @@ fn text(seed: &mut u64, bytes: usize) -> String {
         for i in 0..(1 + (*seed % 4) as usize) {
             out.push_str(SYLLABLES[((*seed >> (i * 4)) & 15) as usize]);
         }
-        out.push(if *seed % 11 == 0 { '.' } else { ' ' });
+        out.push(if seed.is_multiple_of(11) { '.' } else { ' ' });
     }
     out
 }

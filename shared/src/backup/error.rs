@@ -53,6 +53,16 @@ impl AwsError {
         Self { op, target: target.into(), status, code, retryable, source: Box::new(e) }
     }
 
+    /// A failure found on our side of a call (a refused listing, a request that cannot be built).
+    pub fn local(
+        op: &'static str,
+        target: impl Into<String>,
+        retryable: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self { op, target: target.into(), status: None, code: None, retryable, source: source.into() }
+    }
+
     /// A conditional write lost: the object exists (412), or another conditional write to it
     /// is in flight (409 `ConditionalRequestConflict`).
     pub fn is_precondition_failed(&self) -> bool {

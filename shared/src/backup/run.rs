@@ -69,31 +69,26 @@ impl BackupService {
         let snapshot_failures = report.snapshot.as_ref().map_or(0, |s| s.failures.len() as u64);
         report.failures = snapshot_failures + u64::from(result.is_err() && snapshot_failures == 0);
         emit_metrics(&report);
+        // One line either way, with the same fields; a failure at error level, with its cause.
+        macro_rules! summary {
+            ($level:ident, $($extra:tt)*) => {
+                tracing::$level!(
+                    backup = %report.backup,
+                    written = report.written,
+                    objects = report.objects,
+                    bytes = report.bytes,
+                    keys = report.keys,
+                    excluded_keys = report.excluded_keys,
+                    duration_ms = report.duration_ms,
+                    snapshot = report.snapshot.as_ref().and_then(|s| s.created.as_deref()),
+                    failures = report.failures,
+                    $($extra)*
+                )
+            };
+        }
         match &result {
-            Ok(()) => tracing::info!(
-                backup = %report.backup,
-                written = report.written,
-                objects = report.objects,
-                bytes = report.bytes,
-                keys = report.keys,
-                excluded_keys = report.excluded_keys,
-                duration_ms = report.duration_ms,
-                snapshot = report.snapshot.as_ref().and_then(|s| s.created.as_deref()),
-                failures = report.failures,
-                "backup finished"
-            ),
-            Err(e) => tracing::error!(
-                backup = %report.backup,
-                written = report.written,
-                objects = report.objects,
-                bytes = report.bytes,
-                keys = report.keys,
-                duration_ms = report.duration_ms,
-                failures = report.failures,
-                retryable = e.is_retryable(),
-                error = %error_chain(e),
-                "backup failed"
-            ),
+            Ok(()) => summary!(info, "backup finished"),
+            Err(e) => summary!(error, retryable = e.is_retryable(), error = %error_chain(e), "backup failed"),
         }
         result.map(|()| report)
     }

@@ -34,6 +34,17 @@ pub struct ObjectInfo {
     pub etag: String,
 }
 
+/// When a write may happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition<'a> {
+    /// Always.
+    None,
+    /// Only if no object has the key (`If-None-Match: *`).
+    Absent,
+    /// Only if the object still has this ETag (`If-Match`).
+    Matches(&'a str),
+}
+
 /// The outcome of a conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Put {
@@ -91,14 +102,12 @@ impl S3 {
                 });
             }
             if out.len() > MAX_LISTED {
-                return Err(AwsError {
-                    op: "ListObjectsV2",
-                    target: url(bucket, prefix),
-                    status: None,
-                    code: None,
-                    retryable: false,
-                    source: format!("more than {MAX_LISTED} objects").into(),
-                });
+                return Err(AwsError::local(
+                    "ListObjectsV2",
+                    url(bucket, prefix),
+                    false,
+                    format!("more than {MAX_LISTED} objects"),
+                ));
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -179,16 +188,31 @@ impl S3 {
         })
     }
 
-    /// Writes `body` only if no object has the key (`If-None-Match: *`).
-    pub async fn put_new(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<Put, AwsError> {
-        let req =
-            self.client.put_object().bucket(bucket).key(key).if_none_match("*").body(ByteStream::from(body));
+    /// Writes `body` whole, under `condition`.
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition<'_>,
+    ) -> Result<Put, AwsError> {
+        let req = self.client.put_object().bucket(bucket).key(key).body(ByteStream::from(body));
+        let req = match condition {
+            Condition::None => req,
+            Condition::Absent => req.if_none_match("*"),
+            Condition::Matches(etag) => req.if_match(etag),
+        };
         conditional(
             req.send().await.map(|o| o.e_tag().unwrap_or_default().to_owned()),
             "PutObject",
             bucket,
             key,
         )
+    }
+
+    /// Writes `body` only if no object has the key (`If-None-Match: *`).
+    pub async fn put_new(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<Put, AwsError> {
+        self.put(bucket, key, body, Condition::Absent).await
     }
 
     /// Replaces the object only if it still has `etag` (`If-Match`).
@@ -199,14 +223,7 @@ impl S3 {
         body: Vec<u8>,
         etag: &str,
     ) -> Result<Put, AwsError> {
-        let req =
-            self.client.put_object().bucket(bucket).key(key).if_match(etag).body(ByteStream::from(body));
-        conditional(
-            req.send().await.map(|o| o.e_tag().unwrap_or_default().to_owned()),
-            "PutObject",
-            bucket,
-            key,
-        )
+        self.put(bucket, key, body, Condition::Matches(etag)).await
     }
 
     /// Deletes `keys` (up to 1000 per request).
@@ -214,15 +231,11 @@ impl S3 {
         for chunk in keys.chunks(1000) {
             let objects: Vec<ObjectIdentifier> =
                 chunk.iter().filter_map(|k| ObjectIdentifier::builder().key(k).build().ok()).collect();
-            let delete =
-                Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(|e| AwsError {
-                    op: "DeleteObjects",
-                    target: url(bucket, ""),
-                    status: None,
-                    code: None,
-                    retryable: false,
-                    source: Box::new(e),
-                })?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| AwsError::local("DeleteObjects", url(bucket, ""), false, Box::new(e)))?;
             let out = self
                 .client
                 .delete_objects()
@@ -381,17 +394,8 @@ impl Upload {
         let size = self.size;
         let rest = std::mem::take(&mut self.buf);
         if self.multipart.is_none() {
-            let mut req =
-                self.s3.client.put_object().bucket(&self.bucket).key(&self.key).body(ByteStream::from(rest));
-            if self.if_absent {
-                req = req.if_none_match("*");
-            }
-            let put = conditional(
-                req.send().await.map(|o| o.e_tag().unwrap_or_default().to_owned()),
-                "PutObject",
-                &self.bucket,
-                &self.key,
-            )?;
+            let condition = if self.if_absent { Condition::Absent } else { Condition::None };
+            let put = self.s3.put(&self.bucket, &self.key, rest, condition).await?;
             return Ok(Uploaded { size, sha256, put });
         }
         if let Err(e) = self.send_part_or_skip(rest).await {
@@ -399,14 +403,12 @@ impl Upload {
             return Err(e);
         }
         let Some((id, parts)) = self.multipart.take() else {
-            return Err(AwsError {
-                op: "CompleteMultipartUpload",
-                target: self.target(),
-                status: None,
-                code: None,
-                retryable: true,
-                source: "the upload was lost".into(),
-            });
+            return Err(AwsError::local(
+                "CompleteMultipartUpload",
+                self.target(),
+                true,
+                "the upload was lost",
+            ));
         };
         let mut req = self
             .s3

@@ -36,6 +36,17 @@ async fn elasticache(sdk: &aws_config::SdkConfig) -> aws_sdk_elasticache::Client
     client
 }
 
+/// A snapshot made by hand (no tag of ours).
+async fn manual_snapshot(client: &aws_sdk_elasticache::Client, name: &str) {
+    client
+        .create_snapshot()
+        .replication_group_id(GROUP)
+        .snapshot_name(name)
+        .send()
+        .await
+        .expect("manual snapshot");
+}
+
 async fn names(client: &aws_sdk_elasticache::Client) -> Vec<String> {
     let out = client.describe_snapshots().send().await.expect("describe");
     let mut names: Vec<String> =
@@ -54,21 +65,9 @@ async fn pruning_deletes_only_our_old_snapshots_and_keeps_the_newest() {
         assert_eq!(snaps.create(&id(old)).await.expect("create"), snapshot::name(GROUP, &id(old)));
     }
     // Not ours: made by hand, and one named like ours but without our tag.
-    client
-        .create_snapshot()
-        .replication_group_id(GROUP)
-        .snapshot_name("before-upgrade")
-        .send()
-        .await
-        .expect("manual");
+    manual_snapshot(&client, "before-upgrade").await;
     let lookalike = snapshot::name(GROUP, &id("20190101T0000Z"));
-    client
-        .create_snapshot()
-        .replication_group_id(GROUP)
-        .snapshot_name(&lookalike)
-        .send()
-        .await
-        .expect("lookalike");
+    manual_snapshot(&client, &lookalike).await;
 
     // Only old ones of ours: the newest of them stays.
     let report = snaps.maintain(Duration::from_secs(7 * 86_400), None).await;
@@ -142,13 +141,7 @@ async fn available_snapshots_of_ours_are_exported_once_with_copy_snapshot() {
         ));
     let sdk = teal_core::secrets::aws_sdk_config_from(loader, Some(&endpoint)).await;
     let client = elasticache(&sdk).await;
-    client
-        .create_snapshot()
-        .replication_group_id(GROUP)
-        .snapshot_name("before-upgrade")
-        .send()
-        .await
-        .expect("manual");
+    manual_snapshot(&client, "before-upgrade").await;
     let s3 = teal_core::config::s3::s3_client(&sdk);
     s3.create_bucket().bucket("teal-backups").send().await.expect("bucket");
 
