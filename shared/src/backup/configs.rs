@@ -81,11 +81,13 @@ pub async fn copy(
     id: &BackupId,
     progress: &dyn Progress,
 ) -> Result<ConfigsPart, BackupError> {
+    // Folder markers are not configs; nor are earlier backups, when the configs share the bucket.
+    let own_backups = |key: &str| source.bucket == bucket && key.starts_with(super::names::BACKUPS);
     let objects: Vec<_> = s3
         .list(&source.bucket, &source.prefix)
         .await?
         .into_iter()
-        .filter(|o| !o.key.ends_with('/'))
+        .filter(|o| !o.key.ends_with('/') && !own_backups(&o.key))
         .collect();
     progress.begin("configs", Some(objects.len() as u64));
     let mut entries = Vec::with_capacity(objects.len());

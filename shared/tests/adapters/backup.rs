@@ -664,6 +664,20 @@ fn teal_core_now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_that_share_the_backup_bucket_never_back_up_earlier_backups() {
+    let rig = Rig::start().await;
+    rig.put(BACKUPS, "chat.yaml", agent_yaml("chat", "1.0").as_bytes()).await;
+    let settings = BackupSettings {
+        configs: Some(S3Prefix { bucket: BACKUPS.into(), prefix: String::new() }),
+        ..rig.settings()
+    };
+    let service = BackupService::new(&rig.sdk, settings, None);
+    service.backup(&request("20261123T0300Z"), &LogProgress).await.expect("first");
+    let second = service.backup(&request("20261124T0300Z"), &LogProgress).await.expect("second");
+    assert_eq!(second.objects, 1, "only chat.yaml, not the first backup");
+}
+
 #[tokio::test]
 async fn every_run_logs_one_summary_line_and_one_metrics_line() {
     let rig = Rig::start().await;
