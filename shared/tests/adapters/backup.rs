@@ -257,20 +257,22 @@ fn durable(state: &RawState) -> RawState {
 }
 
 /// Same keys, same types and values as `before`, and every TTL what the key had left when it
-/// was backed up, give or take a second: between its TTL just after the backup (`after`, minus
-/// a second) and just before it (`before`).
-fn assert_same_state(restored: &RawState, before: &RawState, after: &RawState) {
+/// was backed up, counting down since the restore wrote it: between its TTL just after the
+/// backup (`after`) less the time the restore and the read-back took (`since_restore`; at least
+/// a second), and its TTL just before the backup (`before`).
+fn assert_same_state(restored: &RawState, before: &RawState, after: &RawState, since_restore: Duration) {
     assert_eq!(restored.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    let slack = since_restore.as_millis().max(1000) as i64;
     for (k, (t, v, ttl)) in before {
         let (rt, rv, rttl) = &restored[k];
         assert_eq!((rt, rv), (t, v), "{k}");
         if *ttl < 0 {
             assert_eq!(rttl, ttl, "{k}: no expiry");
         } else {
-            let low = after[k].2 - 1000;
+            let low = after[k].2 - slack;
             assert!(
                 (low..=*ttl).contains(rttl),
-                "{k}: TTL {rttl} ms, {ttl} ms before the backup, {} after",
+                "{k}: TTL {rttl} ms, {ttl} ms before the backup, {} after, {slack} ms since the restore began",
                 after[k].2
             );
         }
@@ -320,6 +322,7 @@ async fn a_wiped_bucket_and_redis_come_back_byte_for_byte_with_their_ttls() {
     rig.wipe_bucket(CONFIGS).await;
     rig.flush().await;
     assert!(rig.objects(CONFIGS, "").await.is_empty());
+    let restoring = std::time::Instant::now();
     let done = service.restore(&restore("20261123T0300Z"), &LogProgress).await.expect("restore");
     assert!(done.configs.iter().all(|c| c.action == Action::Create), "{:?}", done.configs);
     assert_eq!(
@@ -328,7 +331,7 @@ async fn a_wiped_bucket_and_redis_come_back_byte_for_byte_with_their_ttls() {
         "every config byte-identical, nothing outside the prefix"
     );
     let after = raw_state(&rig.redis.url(), &prefix).await;
-    assert_same_state(&after, &durable(&before), &after_backup);
+    assert_same_state(&after, &durable(&before), &after_backup, restoring.elapsed());
     assert!(
         after.keys().all(|k| !teal_core::store::KeyKind::of(k).is_disposable()),
         "disposable keys left out"
@@ -346,8 +349,10 @@ async fn a_wiped_bucket_and_redis_come_back_byte_for_byte_with_their_ttls() {
     to.prefix = "restored:".into();
     let target = RedisConnection::open(&teal_core::backup::batch_settings(&to), None).expect("open");
     let elsewhere = BackupService::new(&rig.sdk, rig.settings(), Some(target));
+    let restoring = std::time::Instant::now();
     elsewhere.restore(&restore("20261123T0300Z"), &LogProgress).await.expect("restore elsewhere");
-    assert_same_state(&raw_state(&other.url(), "restored:").await, &durable(&before), &after_backup);
+    let restored = raw_state(&other.url(), "restored:").await;
+    assert_same_state(&restored, &durable(&before), &after_backup, restoring.elapsed());
 }
 
 /// Restores `id` and asserts it was refused with `want` in the message and wrote nothing.
