@@ -28,8 +28,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
-# moto in server mode: the S3 / Secrets Manager emulator the adapter tests reach with the real SDK.
-command -v moto_server >/dev/null || python3 -m pip install --quiet 'moto[server]'
+# moto in server mode: the S3 / Secrets Manager / ElastiCache emulator the adapter tests reach with
+# the real SDK (started as `python3 scripts/moto-server.py`, which fixes one answer for the Rust SDK).
+command -v moto_server >/dev/null && python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]'
+# util-linux `script`: the CLI test runs `teal backup` on a pseudo-terminal to see its progress bar.
+command -v script >/dev/null || apt_install bsdutils
 # PyPI mcp (FastMCP): the Teal-plugin-over-MCP example's server (examples/teal-plugin-mcp).
 python3 -c "import mcp.server.fastmcp" 2>/dev/null || python3 -m pip install --quiet 'mcp>=1.10,<2'
 # cargo-lambda (brings zig): the local-invoke tests run functions under `cargo lambda watch`.

@@ -1,8 +1,10 @@
-//! `teal`: run the API locally (`serve`), check agent configs (`validate`), measure (`bench`).
+//! `teal`: run the API locally (`serve`), check agent configs (`validate`), measure (`bench`),
+//! back up and restore (`backup`, `restore`, `backups`).
 //!
 //! Thin: every behaviour lives in teal-core (the API, the agent loop) or in the filesystem MCP
 //! server crate; this binary wires them with local defaults.
 
+mod backup;
 mod bench;
 mod serve;
 
@@ -30,6 +32,14 @@ enum Command {
     },
     /// Measure start-up, warm invoke overhead, MCP round trips and memory against a fake LLM.
     Bench(bench::BenchArgs),
+    /// Back up the configs (TA_BACKUP_CONFIGS) and the Redis state (TA_REDIS_URL) to
+    /// s3://TA_BACKUP_BUCKET/backups/ID, as the scheduled backup function does.
+    Backup(backup::BackupArgs),
+    /// Restore a backup (every object checked against its manifest first), then run the
+    /// readiness checks.
+    Restore(backup::RestoreArgs),
+    /// List the backups in a bucket with their size and completeness.
+    Backups(backup::ListArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,7 +48,16 @@ fn main() -> ExitCode {
         Command::Validate { paths } => validate(&paths),
         Command::Serve(args) => run_async(serve::run(args)),
         Command::Bench(args) => run_async(bench::run(args)),
+        Command::Backup(args) => quiet_logs(|| run_async(backup::backup(args))),
+        Command::Restore(args) => quiet_logs(|| run_async(backup::restore(args))),
+        Command::Backups(args) => quiet_logs(|| run_async(backup::list(args))),
     }
+}
+
+/// Log lines to stderr only when RUST_LOG asks for them: these commands print what they did.
+fn quiet_logs(run: impl FnOnce() -> ExitCode) -> ExitCode {
+    teal_core::telemetry::init_cli_logs("off");
+    run()
 }
 
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {

@@ -1,12 +1,16 @@
 //! The `teal` binary as a user runs it: `serve` with the example agents answers the README's
 //! request through the bundled MCP server, and `validate` exits non-zero with precise messages.
+//! `backup`, `backups` and `restore` have their module.
+
+#[path = "cli/backup.rs"]
+mod backup;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-fn teal() -> Command {
+pub fn teal() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_teal"));
     cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     cmd.env_remove("TA_API_KEY").env_remove("TA_BASE_URL").env_remove("TA_SERVICE_CONFIG");

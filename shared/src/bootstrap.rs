@@ -212,6 +212,27 @@ pub fn build_state(
     }
 }
 
+/// Builds the state from `settings` as a deployment would (agents, stores, tools; the offline
+/// model, since no check calls the LLM) and runs the readiness checks: every agent's MCP
+/// servers list their tools, the session store and Redis answer. Without `TA_SERVICE_CONFIG`
+/// only the stores are checked. What `teal restore` and the restore function run last.
+pub async fn check_readiness(
+    settings: &Settings,
+    env: &Env,
+    secrets: Arc<dyn SecretStore>,
+    sdk: Option<aws_config::SdkConfig>,
+) -> Result<crate::api::types::Readiness, BootError> {
+    let agents = match &settings.agents.location {
+        None => AgentSource::from(Registry::default()),
+        Some(_) => load_agents(settings, env, sdk).await?.0,
+    };
+    let stores = build_stores(settings, secrets.clone()).await?;
+    let tools = load_tool_sources(settings, &agents.current()).await?;
+    let llm: Arc<dyn LlmClient> = Arc::new(Llm::Offline(OfflineModel));
+    let state = build_state(settings, agents, llm, secrets, stores, tools);
+    Ok(crate::service::ready::readiness(&state).await)
+}
+
 /// Connects to every agent's MCP servers and lists their tools in the background, so the first
 /// request finds warm sessions and a cached catalog. Failures are logged, not fatal.
 pub fn prewarm(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {

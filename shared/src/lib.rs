@@ -9,6 +9,8 @@
 pub mod agent;
 pub mod api;
 pub mod auth;
+#[cfg(feature = "backup")]
+pub mod backup;
 pub mod bootstrap;
 pub mod config;
 mod error;

@@ -4,4 +4,5 @@
 mod authorizer;
 mod endpoints;
 mod helpers;
+mod infra;
 mod local_invoke;

@@ -41,9 +41,7 @@ impl ConfigLocation {
             return Ok(Self::Path(PathBuf::from(s)));
         };
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-        if !valid_bucket {
+        if !is_bucket_name(bucket) {
             return Err("expected s3://bucket/prefix/ with a valid bucket name".to_owned());
         }
         Ok(Self::S3 { bucket: bucket.to_owned(), prefix: prefix.to_owned() })
@@ -57,6 +55,12 @@ impl std::fmt::Display for ConfigLocation {
             Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
+}
+
+/// Whether `name` can be an S3 bucket name: 3-63 characters of `a-z`, `0-9`, `.` and `-`.
+pub fn is_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
 /// Files beside a config are not read from S3 (a schema file would need its own ETag-checked

@@ -14,6 +14,8 @@
 
 pub mod authorizer;
 pub mod context;
+#[cfg(feature = "backup")]
+pub mod job;
 
 use std::sync::Arc;
 

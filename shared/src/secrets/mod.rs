@@ -15,6 +15,9 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 pub use aws::{SecretsManagerSettings, SecretsManagerStore, aws_sdk_config, aws_sdk_config_from};
+/// The AWS SDK configuration [`aws_sdk_config`] builds (re-exported for callers without
+/// aws-config of their own).
+pub use aws_config::SdkConfig;
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@
 //! A variable that is set to an empty or blank value counts as unset. Secret values never reach
 //! an error message: `TA_API_KEY` is only ever named.
 
+mod backup;
 mod teal;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::llm::OpenAiSettings;
 use crate::mcp::McpSettings;
 use crate::secrets::{SecretsBackend, SecretsManagerSettings};
 use crate::store::{CacheSettings, CatalogSettings, RateLimitSettings, RedisSettings, StoreSettings};
+pub use backup::{BackupSettings, S3Prefix};
 pub use teal::TealSettings;
 
 /// Why the settings could not be read. Display names the variable at fault.
@@ -245,14 +247,18 @@ pub struct Settings {
     pub aws_endpoint_url: Option<String>,
     /// Teal Agents' own variables that keep their meaning here.
     pub teal: TealSettings,
+    /// `TA_BACKUP_*`: the backup and restore functions and commands.
+    pub backup: BackupSettings,
 }
 
 impl Settings {
     /// Reads every section from `env`; the first bad variable stops it.
     pub fn read(env: &Env) -> Result<Self, SettingsError> {
         let stores = read_stores(env)?;
+        let agents = read_agents(env)?;
+        let backup = backup::read(env, agents.location.as_ref())?;
         Ok(Self {
-            agents: read_agents(env)?,
+            agents,
             api: ApiSettings {
                 body_limit: env.bytes("TA_BODY_LIMIT", ApiSettings::default().body_limit)?,
                 request_timeout: env.secs("TA_REQUEST_TIMEOUT", 120)?,
@@ -268,6 +274,7 @@ impl Settings {
             lambda: read_lambda(env)?,
             aws_endpoint_url: env.var("TA_AWS_ENDPOINT_URL").map(str::to_owned),
             teal: teal::read(env)?,
+            backup,
         })
     }
 }

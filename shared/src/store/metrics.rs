@@ -19,10 +19,21 @@ pub fn emf_line(
     dimensions: &[(&str, &str)],
     timestamp_ms: u64,
 ) -> String {
+    let counts: Vec<(&str, f64, &str)> = metrics.iter().map(|(name, v)| (*name, *v, "Count")).collect();
+    emf_line_with_units(namespace, &counts, dimensions, timestamp_ms)
+}
+
+/// [`emf_line`] with a unit per metric (`Count`, `Bytes`, `Milliseconds`, …).
+pub fn emf_line_with_units(
+    namespace: &str,
+    metrics: &[(&str, f64, &str)],
+    dimensions: &[(&str, &str)],
+    timestamp_ms: u64,
+) -> String {
     let mut root = serde_json::Map::new();
     let dim_names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
     let defs: Vec<serde_json::Value> =
-        metrics.iter().map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"})).collect();
+        metrics.iter().map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit})).collect();
     root.insert(
         "_aws".into(),
         serde_json::json!({
@@ -33,7 +44,7 @@ pub fn emf_line(
     for (k, v) in dimensions {
         root.insert((*k).into(), serde_json::Value::from(*v));
     }
-    for (k, v) in metrics {
+    for (k, v, _) in metrics {
         root.insert((*k).into(), serde_json::json!(v));
     }
     serde_json::Value::Object(root).to_string()

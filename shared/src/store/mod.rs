@@ -25,8 +25,8 @@ mod tasks;
 
 pub(crate) use self::redis::redact_url;
 pub use self::redis::{
-    RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore,
-    RedisSettings, RedisTaskStore,
+    KeyDump, KeyKind, KeyRead, KeyValue, RedisCatalogCache, RedisConnection, RedisRateLimiter,
+    RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore, RestoreCounts,
 };
 pub use build::{StoreSettings, Stores};
 pub use cache::{CacheKey, CachePut, CacheSettings, MemoryResponseCache, ResponseCache, canonical_json};

@@ -18,6 +18,17 @@ pub fn init_json_logs() {
         .try_init();
 }
 
+/// Installs a human-readable subscriber on stderr filtered by `RUST_LOG` (default `default`),
+/// for commands whose stdout is their result. Safe to call twice.
+pub fn init_cli_logs(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 /// An error and its sources, joined by `: `, for one log field. A source whose text the outer
 /// message already holds is not repeated.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

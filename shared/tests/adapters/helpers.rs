@@ -152,8 +152,10 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Self {
         let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // moto_server with the one fix the Rust SDK needs (multipart completions): see the script.
+        let shim = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/moto-server.py");
+        let child = Command::new("python3")
+            .args([shim, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,8 +1,11 @@
 //! The Redis, Secrets Manager and S3 adapters against real servers: the machine's redis-server
 //! (each test under its own random key prefix), redis-server processes of our own for the fault
-//! tests, and moto_server for the AWS APIs. The task store has its own module, `tasks`.
+//! tests, and moto_server for the AWS APIs. The task store has its own module, `tasks`; backup and
+//! restore theirs, `backup` and `snapshots`.
 
+mod backup;
 mod helpers;
+mod snapshots;
 mod tasks;
 
 use std::collections::HashMap;

@@ -10,10 +10,11 @@
 //! Keys (prefix `teal:` by default): `{p}session:{id}` (list of JSON messages),
 //! `{p}cache:{sha256}` (bytes), `{p}catalog:{sha256}` (JSON entry), `{p}catalog-lock:{sha256}`
 //! (refresh lease), `{p}rate:{subject}` (bucket hash), `{p}task:{id}` (hash of revision and JSON)
-//! and `{p}task-req:{request_id}` (task id).
+//! and `{p}task-req:{request_id}` (task id). Backups copy the durable ones whole (`dump`).
 
 mod cache;
 mod catalog;
+mod dump;
 mod ratelimit;
 mod session;
 mod tasks;
@@ -29,6 +30,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use cache::RedisResponseCache;
 pub use catalog::RedisCatalogCache;
+pub use dump::{KeyDump, KeyKind, KeyRead, KeyValue, RestoreCounts};
 pub use ratelimit::RedisRateLimiter;
 pub use session::RedisSessionStore;
 pub use tasks::RedisTaskStore;
@@ -329,6 +331,11 @@ impl RedisConnection {
     /// The key prefix, e.g. `teal:`.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix
+    }
+
+    /// `host:port` of the server (no credentials).
+    pub fn addr(&self) -> String {
+        self.inner.info.addr().to_string()
     }
 
     /// The per-call timeout.

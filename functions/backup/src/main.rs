@@ -1,0 +1,13 @@
+//! The `backup` function: the scheduled backup (EventBridge) of the configs, the Redis state and an ElastiCache snapshot.
+//!
+//! Thin binary: JSON logs, the job's clients built once per container, then the runtime loop.
+//! The logic is `teal_core::lambda::job`'s and `teal_core::backup`'s.
+
+use teal_core::lambda::job::{self, Job};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    teal_core::telemetry::init_json_logs();
+    let app = job::boot(Job::Backup).await?;
+    job::run(Job::Backup, app).await
+}

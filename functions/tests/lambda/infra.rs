@@ -1,0 +1,106 @@
+//! What `infra/template.yaml` promises about backups, beyond what cfn-lint and `sam validate`
+//! check (`scripts/lint-infra.sh`): the schedule, the retries, the failure queue, the alarms,
+//! the lifecycle rule, and policies that name their actions and resources.
+
+use yaml_serde::Value;
+
+use crate::helpers::repo;
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(repo().join("infra/template.yaml")).expect("infra/template.yaml");
+    yaml_serde::from_str(&text).expect("the template is YAML")
+}
+
+/// `!Ref X` / `!GetAtt X.Y` as (tag, value).
+fn tagged(v: &Value) -> (String, String) {
+    match v {
+        Value::Tagged(t) => (t.tag.to_string(), t.value.as_str().unwrap_or_default().to_owned()),
+        other => panic!("expected a tagged value, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_backup_runs_on_a_schedule_with_retries_a_failure_queue_and_alarms() {
+    let t = template();
+    let r = &t["Resources"];
+    let backup = &r["BackupFunction"];
+    assert_eq!(backup["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("teal-backup"));
+    let p = &backup["Properties"];
+    let event = &p["Events"]["Nightly"];
+    assert_eq!(event["Type"].as_str(), Some("Schedule"));
+    assert_eq!(tagged(&event["Properties"]["Schedule"]), ("!Ref".into(), "BackupSchedule".into()));
+    assert_eq!(t["Parameters"]["BackupSchedule"]["Default"].as_str(), Some("cron(0 3 * * ? *)"), "daily");
+    assert_eq!(tagged(&event["Properties"]["DeadLetterConfig"]["Arn"]).1, "BackupFailureQueue.Arn");
+    let invoke = &p["EventInvokeConfig"];
+    assert_eq!(invoke["MaximumRetryAttempts"].as_u64(), Some(2));
+    assert_eq!(invoke["DestinationConfig"]["OnFailure"]["Type"].as_str(), Some("SQS"));
+    assert_eq!(tagged(&invoke["DestinationConfig"]["OnFailure"]["Destination"]).1, "BackupFailureQueue.Arn");
+    let errors = &r["BackupErrorsAlarm"]["Properties"];
+    assert_eq!(
+        (errors["Namespace"].as_str(), errors["MetricName"].as_str()),
+        (Some("AWS/Lambda"), Some("Errors"))
+    );
+    assert_eq!(tagged(&errors["Dimensions"][0]["Value"]), ("!Ref".into(), "BackupFunction".into()));
+    let queued = &r["BackupFailuresQueuedAlarm"]["Properties"];
+    assert_eq!(queued["MetricName"].as_str(), Some("ApproximateNumberOfMessagesVisible"));
+    assert_eq!(tagged(&p["Environment"]["Variables"]["TA_BACKUP_REPLICATION_GROUP"]).1, "Cache");
+    assert_eq!(tagged(&p["MemorySize"]).1, "BackupMemory");
+    assert_eq!(t["Parameters"]["BackupMemory"]["Default"].as_u64(), Some(256));
+    assert_eq!(r["RestoreFunction"]["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("teal-restore"));
+    assert!(r["RestoreFunction"]["Properties"]["Events"].is_null(), "restore runs only when invoked by hand");
+
+    let rules = &r["BackupBucket"]["Properties"]["LifecycleConfiguration"]["Rules"][0];
+    assert_eq!(tagged(&rules["ExpirationInDays"]), ("!Ref".into(), "BackupRetentionDays".into()));
+    assert_eq!(rules["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"].as_u64(), Some(7));
+}
+
+#[test]
+fn backup_and_restore_policies_name_their_actions_and_resources() {
+    let t = template();
+    for function in ["BackupFunction", "RestoreFunction"] {
+        let policies = t["Resources"][function]["Properties"]["Policies"].as_sequence().expect("policies");
+        for statement in policies.iter().filter_map(|p| p["Statement"].as_sequence()).flatten() {
+            let actions: Vec<&str> = match &statement["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Sequence(a) => a.iter().filter_map(Value::as_str).collect(),
+                other => panic!("{function}: unexpected Action {other:?}"),
+            };
+            assert!(
+                actions.iter().all(|a| !a.ends_with('*')),
+                "{function}: no wildcard actions: {actions:?}"
+            );
+            let sid = statement["Sid"].as_str().unwrap_or_default();
+            if statement["Resource"].as_str() == Some("*") {
+                assert_eq!(
+                    sid, "FindOurSnapshots",
+                    "{function}: only describing snapshots needs every resource"
+                );
+                assert!(
+                    actions
+                        .iter()
+                        .all(|a| a.starts_with("elasticache:Describe") || a.starts_with("elasticache:List"))
+                );
+            }
+            if function == "RestoreFunction" {
+                assert!(
+                    actions.iter().all(|a| !a.contains("Delete")),
+                    "a restore deletes nothing: {actions:?}"
+                );
+            }
+            if actions.contains(&"s3:PutObject") && function == "BackupFunction" {
+                assert_eq!(
+                    tagged(&statement["Resource"]),
+                    ("!Sub".into(), "${BackupBucket.Arn}/backups/*".into())
+                );
+            }
+            if actions.contains(&"elasticache:DeleteSnapshot") {
+                let condition = &statement["Condition"]["StringEquals"]["aws:ResourceTag/teal:backup"];
+                assert_eq!(
+                    tagged(condition),
+                    ("!Ref".into(), "Cache".into()),
+                    "only snapshots tagged as ours"
+                );
+            }
+        }
+    }
+}
