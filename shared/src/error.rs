@@ -74,7 +74,8 @@ impl Error {
             Error::AgentNotFound { .. } => "agent_not_found",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Llm(..) => "llm_upstream_failed",
-            Error::Tool(ToolError::Mcp(_), _) => "mcp_upstream_failed",
+            // `mcp_upstream_failed`, or what kind: `mcp_auth_failed`, `mcp_input_required`.
+            Error::Tool(ToolError::Mcp(e), _) => e.code(),
             Error::Tool(ToolError::Plugin(_), _) => "plugin_upstream_failed",
             Error::Output { .. } => "output_schema_mismatch",
             Error::Misconfigured(_) => "misconfigured",

@@ -29,18 +29,21 @@ pub fn tool_spec(server: &str, tool: &Tool) -> ToolSpec {
     ToolSpec { name: namespaced_name(server, &tool.name), description, parameters }
 }
 
-/// Everything a tool result holds, as text for the LLM: each content item in order (text as is,
-/// other kinds described, embedded text resources inlined) and structured content as JSON.
+/// Everything a tool result holds, as text for the LLM, each thing once: with
+/// `structuredContent`, its compact JSON stands for the text blocks (the spec makes them its
+/// rendering, so sending both spends the tokens twice); otherwise each text block as is. Other
+/// content (images, audio, resources, links) is described or inlined, in order, either way.
 /// Returns the text and whether the server flagged the result as an error.
 pub fn result_text(result: &CallToolResult) -> (String, bool) {
-    let mut parts: Vec<String> = result.content.iter().map(content_text).collect();
-    if let Some(structured) = &result.structured_content {
-        let already_there = parts
-            .iter()
-            .any(|p| serde_json::from_str::<serde_json::Value>(p).ok().as_ref() == Some(structured));
-        if !already_there {
-            parts.push(format!("structured content: {structured}"));
-        }
+    let structured = result.structured_content.as_ref();
+    let mut parts: Vec<String> = result
+        .content
+        .iter()
+        .filter(|block| structured.is_none() || !matches!(block, ContentBlock::Text(_)))
+        .map(content_text)
+        .collect();
+    if let Some(structured) = structured {
+        parts.insert(0, structured.to_string());
     }
     let is_error = result.is_error.unwrap_or(false);
     let mut text = parts.join("\n");
@@ -110,22 +113,25 @@ mod tests {
         let (text, is_error) = result_text(&r);
         assert!(!is_error);
         insta::assert_snapshot!(text, @r#"
-        first
+        {"count":2}
         [image: image/png, about 12 bytes, not shown]
         [resource file:///a.txt]
         inside
         [resource link: file:///b.txt]
-        structured content: {"count":2}
         "#);
     }
 
     #[test]
-    fn structured_content_already_given_as_text_is_not_repeated() {
+    fn structured_content_stands_for_its_text_rendering() {
         let r = result_from(serde_json::json!({
-            "content": [{"type": "text", "text": "{\"count\":2}"}],
+            "content": [{"type": "text", "text": "{\n  \"count\": 2\n}"}, {"type": "text", "text": "Found 2."}],
             "structuredContent": {"count": 2}
         }));
-        assert_eq!(result_text(&r).0, "{\"count\":2}");
+        assert_eq!(result_text(&r).0, "{\"count\":2}", "sent once, compact");
+        let plain = result_from(
+            serde_json::json!({"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}),
+        );
+        assert_eq!(result_text(&plain).0, "a\nb");
     }
 
     #[test]

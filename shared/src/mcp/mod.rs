@@ -14,14 +14,17 @@
 //! agent's tool set, `headers` renders configured headers, `error` says what failed.
 
 mod catalog;
+mod connect;
 pub mod convert;
 mod error;
+mod handler;
 mod headers;
 mod pool;
+mod revision;
 #[cfg(test)]
 mod tests;
 mod tools;
 
-pub use error::{HeaderError, McpError};
+pub use error::{AuthStep, HeaderError, McpError};
 pub use pool::{McpPool, McpSettings, ToolOutcome};
 pub use tools::{AgentTools, ToolRoute};

@@ -6,27 +6,58 @@
 //! one client and one catalog. Looking one up allocates nothing.
 
 use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, ClientConfig, JsonObject};
-use rmcp::service::{RoleClient, RunningService, ServiceError};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, JsonObject, ServerResult,
+};
+use rmcp::service::{PeerRequestOptions, RoleClient, RunningService, ServiceError};
 use tokio::sync::Mutex;
 
 use super::catalog::{Catalog, SharedCatalog};
 use super::convert::result_text;
 use super::error::is_transport;
+use super::handler::{Asked, TealClient};
 use super::headers::Headers;
+use super::revision::{self, Revisions};
 use super::tools::AgentCache;
 use super::{McpError, ToolRoute};
 use crate::config::McpServerConfig;
 use crate::secrets::SecretStore;
 use crate::store::{CatalogCache, CatalogSettings};
 
-pub(super) type Client = RunningService<RoleClient, ClientConfig>;
+pub(super) type Client = RunningService<RoleClient, TealClient>;
+
+/// A connected client and whether it has been proven: one set up from a remembered revision
+/// without a handshake is unproven until the server answers a request on it.
+pub(super) struct Live {
+    client: Client,
+    unproven: AtomicBool,
+}
+
+impl Live {
+    pub(super) fn new(client: Client, unproven: bool) -> Self {
+        Self { client, unproven: AtomicBool::new(unproven) }
+    }
+
+    fn prove(&self) {
+        self.unproven.store(false, Ordering::Relaxed);
+    }
+
+    fn is_unproven(&self) -> bool {
+        self.unproven.load(Ordering::Relaxed)
+    }
+}
+
+impl Deref for Live {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
 
 /// Pool-wide settings.
 #[derive(Debug, Clone)]
@@ -50,7 +81,9 @@ pub struct McpPool {
 pub(super) struct PoolInner {
     pub(super) settings: McpSettings,
     pub(super) secrets: Arc<dyn SecretStore>,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
+    /// What each server URL speaks, as learned here (and from the shared catalog).
+    pub(super) revisions: Revisions,
     /// By URL; each URL's servers differ in name, headers or timeout.
     servers: StdMutex<HashMap<String, Vec<Arc<ServerConn>>>>,
     pub(super) agents: AgentCache,
@@ -62,7 +95,7 @@ pub(super) struct PoolInner {
 /// its catalog.
 pub(super) struct ServerConn {
     pub(super) cfg: McpServerConfig,
-    pub(super) client: Mutex<Option<Arc<Client>>>,
+    pub(super) client: Mutex<Option<Arc<Live>>>,
     pub(super) catalog: Mutex<Option<Arc<Catalog>>>,
 }
 
@@ -106,6 +139,7 @@ impl McpPool {
                 settings,
                 secrets,
                 http,
+                revisions: Revisions::default(),
                 servers: StdMutex::new(HashMap::new()),
                 agents: AgentCache::default(),
                 shared: None,
@@ -139,14 +173,16 @@ impl McpPool {
     }
 
     /// Runs `op` on the server's live client within the server's timeout. A client found dead
-    /// (nothing was sent) is replaced and `op` runs once more; a client whose transport failed
-    /// is dropped so the next use reconnects. A JSON-RPC error from the server is `Ok(Err)`.
-    /// `headers`: already rendered by the caller, if a session must be set up.
+    /// (nothing was sent) is replaced and `op` runs once more; so is a client set up from a
+    /// remembered revision whose first request the server refused (the revision is forgotten and
+    /// the server probed again). A client whose transport failed is dropped so the next use
+    /// reconnects. A JSON-RPC error from the server is `Ok(Err)`. `headers`: already rendered
+    /// by the caller, if a session must be set up.
     pub(super) async fn with_client<T, Fut>(
         &self,
         conn: &Arc<ServerConn>,
         headers: Option<&Headers>,
-        op: impl Fn(Arc<Client>) -> Fut,
+        op: impl Fn(Arc<Live>) -> Fut,
     ) -> Result<Result<T, rmcp::ErrorData>, McpError>
     where
         Fut: Future<Output = Result<T, ServiceError>>,
@@ -154,20 +190,35 @@ impl McpPool {
         let cfg = &conn.cfg;
         let mut resent = false;
         loop {
-            let client = self.client(conn, headers).await?;
-            let error = match tokio::time::timeout(cfg.timeout, op(client.clone())).await {
-                Ok(Ok(value)) => return Ok(Ok(value)),
-                Ok(Err(ServiceError::McpError(e))) => return Ok(Err(e)),
+            let live = self.client(conn, headers).await?;
+            let error = match tokio::time::timeout(cfg.timeout + CALL_MARGIN, op(live.clone())).await {
+                Ok(Ok(value)) => {
+                    live.prove();
+                    return Ok(Ok(value));
+                }
+                Ok(Err(ServiceError::McpError(e)))
+                    if !(live.is_unproven() && revision::rejects_revision(&e)) =>
+                {
+                    live.prove();
+                    return Ok(Err(e));
+                }
+                Ok(Err(ServiceError::Timeout { .. })) | Err(_) => return Err(timeout_error(cfg)),
                 Ok(Err(e)) => e,
-                Err(_) => return Err(timeout_error(cfg)),
             };
-            if !resent && stale_transport(&error, &client) {
-                drop_client(conn, &client).await;
+            if !resent && live.is_unproven() && revision::answered_but_refused(&error) {
+                tracing::warn!(server = %cfg.name, "MCP server refused the remembered protocol revision; probing it again");
+                self.inner.revisions.forget(cfg.url.as_str());
+                drop_client(conn, &live).await;
+                resent = true;
+                continue;
+            }
+            if !resent && stale_transport(&error, &live) {
+                drop_client(conn, &live).await;
                 resent = true;
                 continue;
             }
             if is_transport(&error) {
-                drop_client(conn, &client).await;
+                drop_client(conn, &live).await;
             }
             return Err(McpError::from_service(&cfg.name, error));
         }
@@ -196,72 +247,89 @@ impl McpPool {
             },
         };
         let params = CallToolRequestParams::new(route.tool.clone()).with_arguments(args);
-        let called = self
-            .with_client(&route.server, None, |client| {
-                let params = params.clone();
-                async move { client.call_tool(params).await }
-            })
-            .await?;
-        Ok(match called {
-            Ok(result) => {
+        let timeout = route.server.cfg.timeout;
+        let called =
+            self.with_client(&route.server, None, |live| call_once(live, params.clone(), timeout)).await?;
+        let input_required = |what: &str| McpError::InputRequired {
+            server: route.server.cfg.name.clone(),
+            tool: route.tool.clone(),
+            what: what.to_owned(),
+        };
+        match called {
+            Ok((_, Some(asked))) => Err(input_required(asked.describe())),
+            Ok((CallToolResponse::Complete(result), None)) => {
                 let (text, is_error) = result_text(&result);
-                ToolOutcome { text, is_error }
+                Ok(ToolOutcome { text, is_error })
             }
-            Err(e) => ToolOutcome { text: format!("MCP error {}: {}", e.code.0, e.message), is_error: true },
-        })
+            Ok((CallToolResponse::InputRequired(asked), None)) => {
+                let kinds: Vec<&str> = asked
+                    .input_requests
+                    .iter()
+                    .flat_map(|requests| requests.values())
+                    .map(|r| match r {
+                        rmcp::model::InputRequest::Elicitation(_) => "elicitation",
+                        rmcp::model::InputRequest::CreateMessage(_) => "sampling",
+                        rmcp::model::InputRequest::ListRoots(_) => "roots",
+                        _ => "input",
+                    })
+                    .collect();
+                Err(input_required(&format!("input_required: {}", kinds.join(", "))))
+            }
+            Ok((_, None)) => Err(McpError::Protocol {
+                server: route.server.cfg.name.clone(),
+                source: ServiceError::UnexpectedResponse,
+            }),
+            Err(e) => {
+                Ok(ToolOutcome { text: format!("MCP error {}: {}", e.code.0, e.message), is_error: true })
+            }
+        }
     }
 
-    /// The live client of `conn`, connecting (initialize) when there is none or it has died.
-    async fn client(
-        &self,
-        conn: &Arc<ServerConn>,
-        headers: Option<&Headers>,
-    ) -> Result<Arc<Client>, McpError> {
+    /// The live client of `conn`, connecting when there is none or it has died.
+    async fn client(&self, conn: &Arc<ServerConn>, headers: Option<&Headers>) -> Result<Arc<Live>, McpError> {
         let mut slot = conn.client.lock().await;
         if let Some(c) = slot.as_ref()
             && !c.is_closed()
         {
             return Ok(c.clone());
         }
-        let client = Arc::new(self.connect(&conn.cfg, headers).await?);
-        *slot = Some(client.clone());
-        Ok(client)
-    }
-
-    async fn connect(&self, cfg: &McpServerConfig, headers: Option<&Headers>) -> Result<Client, McpError> {
-        let headers = match headers {
-            Some(rendered) => rendered.clone(),
-            None => Headers::render(cfg, self.inner.secrets.as_ref()).await?,
-        };
-        let transport_cfg = StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str())
-            .custom_headers(headers.into_map());
-        let transport = StreamableHttpClientTransport::with_client(self.inner.http.clone(), transport_cfg);
-        let started = Instant::now();
-        let info = client_info();
-        match tokio::time::timeout(cfg.timeout, info.serve(transport)).await {
-            Ok(Ok(client)) => {
-                tracing::info!(server = %cfg.name, url = %cfg.url, ms = started.elapsed().as_millis() as u64, "MCP session initialised");
-                Ok(client)
-            }
-            Ok(Err(e)) => Err(McpError::Connect { server: cfg.name.clone(), source: Box::new(e) }),
-            Err(_) => Err(timeout_error(cfg)),
-        }
+        let live = Arc::new(self.connect(&conn.cfg, headers).await?);
+        *slot = Some(live.clone());
+        Ok(live)
     }
 }
 
-fn client_info() -> ClientConfig {
-    let mut info = ClientConfig::default();
-    info.client_info.name = "teal-serverless".into();
-    info.client_info.version = env!("CARGO_PKG_VERSION").into();
-    info
+/// What a tool call can wait beyond the server's timeout before the pool gives up on it: rmcp
+/// times the request out first (and tells the server), this only bounds the rest.
+const CALL_MARGIN: Duration = Duration::from_millis(250);
+
+/// One `tools/call`, and whether the server asked for user input while it ran. rmcp cancels
+/// it at the server when `timeout` passes.
+async fn call_once(
+    live: Arc<Live>,
+    params: CallToolRequestParams,
+    timeout: Duration,
+) -> Result<(CallToolResponse, Option<Asked>), ServiceError> {
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let handle = live.send_request_with_option(request, PeerRequestOptions::with_timeout(timeout)).await?;
+    let id = handle.id.clone();
+    let answer = handle.await_response().await;
+    let asked = live.service().take_asked(&id);
+    let response = match answer? {
+        ServerResult::CallToolResult(result) => CallToolResponse::Complete(result),
+        ServerResult::InputRequiredResult(result) => CallToolResponse::InputRequired(result),
+        ServerResult::CreateTaskResult(result) => CallToolResponse::Task(result),
+        _ => return Err(ServiceError::UnexpectedResponse),
+    };
+    Ok((response, asked))
 }
 
 /// The client's transport was already closed when we used it: nothing was sent.
-fn stale_transport(e: &ServiceError, client: &Client) -> bool {
+fn stale_transport(e: &ServiceError, client: &Live) -> bool {
     matches!(e, ServiceError::TransportClosed) || client.is_closed()
 }
 
-async fn drop_client(conn: &ServerConn, dead: &Arc<Client>) {
+pub(super) async fn drop_client(conn: &ServerConn, dead: &Arc<Live>) {
     let mut slot = conn.client.lock().await;
     if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
         *slot = None;
@@ -274,6 +342,6 @@ pub(super) fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn timeout_error(cfg: &McpServerConfig) -> McpError {
+pub(super) fn timeout_error(cfg: &McpServerConfig) -> McpError {
     McpError::Timeout { server: cfg.name.clone(), timeout_ms: cfg.timeout.as_millis() }
 }
