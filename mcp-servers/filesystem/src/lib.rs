@@ -31,6 +31,8 @@ mod confine;
 mod error;
 mod health;
 mod http;
+mod listing;
+mod media;
 mod ops;
 mod server;
 mod settings;

@@ -25,11 +25,14 @@ use serde::Deserialize;
 
 use crate::{
     error::FsError,
+    listing::SortBy,
+    media,
     ops::{self, Ctx, Edit},
 };
 
 /// Arguments of `list_directory`, `get_file_info` and `create_directory`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PathArgs {
     /// A path relative to the first allowed directory ("" or "." is that directory), or an
     /// absolute path inside any allowed directory.
@@ -38,19 +41,49 @@ pub struct PathArgs {
 
 /// Arguments of `read_text_file` and `read_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReadTextFileArgs {
     /// Path of the file (relative to the first allowed directory, or absolute inside one).
     pub path: String,
     /// Return only the first N lines.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schemars(with = "Option<f64>")]
     pub head: Option<usize>,
     /// Return only the last N lines.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schemars(with = "Option<f64>")]
     pub tail: Option<usize>,
+}
+
+/// A count given as any JSON number with no fraction (`3`, `3.0`; models write both), as the
+/// reference server's `number` arguments take it; `null` is "not given".
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return usize::try_from(u).map(Some).map_err(serde::de::Error::custom);
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= usize::MAX as f64 => Ok(Some(f as usize)),
+        _ => Err(serde::de::Error::custom(format!("expected a whole number of lines >= 0, got {n}"))),
+    }
+}
+
+/// Arguments of `list_directory_with_sizes`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListWithSizesArgs {
+    /// Directory to list.
+    pub path: String,
+    /// `name` (default) or `size` (largest first).
+    #[serde(default)]
+    pub sort_by: Option<SortBy>,
 }
 
 /// Arguments of `read_multiple_files`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReadMultipleFilesArgs {
     /// Paths of the files to read.
     pub paths: Vec<String>,
@@ -58,6 +91,7 @@ pub struct ReadMultipleFilesArgs {
 
 /// Arguments of `write_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WriteFileArgs {
     /// Path of the file. Its parent directory must exist.
     pub path: String,
@@ -67,7 +101,7 @@ pub struct WriteFileArgs {
 
 /// One replacement of `edit_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EditOperation {
     /// Text to find: must occur exactly once, byte for byte (whitespace included).
     pub old_text: String,
@@ -77,7 +111,7 @@ pub struct EditOperation {
 
 /// Arguments of `edit_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EditFileArgs {
     /// Path of the file to edit.
     pub path: String,
@@ -90,6 +124,7 @@ pub struct EditFileArgs {
 
 /// Arguments of `move_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MoveFileArgs {
     /// File or directory to move.
     pub source: String,
@@ -99,7 +134,7 @@ pub struct MoveFileArgs {
 
 /// Arguments of `search_files`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchFilesArgs {
     /// Directory to search in.
     pub path: String,
@@ -114,7 +149,7 @@ pub struct SearchFilesArgs {
 
 /// Arguments of `directory_tree`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectoryTreeArgs {
     /// Directory at the top of the tree.
     pub path: String,
@@ -136,8 +171,38 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(ctx: Ctx, read_only: bool) -> Self {
         let router = FilesystemServer::tool_router();
-        let listed = router.list_all().into_iter().filter(|tool| !read_only || !is_mutating(tool)).collect();
+        let listed = router
+            .list_all()
+            .into_iter()
+            .filter(|tool| !read_only || !is_mutating(tool))
+            .map(|mut tool| {
+                tool.output_schema = Some(Arc::new(output_schema(&tool.name)));
+                // Strict even where there are no arguments to deny (`list_allowed_directories`).
+                Arc::make_mut(&mut tool.input_schema).entry("additionalProperties").or_insert(false.into());
+                tool
+            })
+            .collect();
         Self { ctx: Arc::new(ctx), read_only, router, listed }
+    }
+}
+
+/// Every tool answers `structuredContent: {"content": …}`: the text it also sends, or (for
+/// `read_media_file`) the one content block it sends.
+fn output_schema(tool: &str) -> serde_json::Map<String, serde_json::Value> {
+    let content = if tool == "read_media_file" {
+        serde_json::json!({"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 1})
+    } else {
+        serde_json::json!({"type": "string"})
+    };
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"content": content},
+        "required": ["content"],
+        "additionalProperties": false,
+    });
+    match schema {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
     }
 }
 
@@ -163,6 +228,19 @@ impl FilesystemServer {
     where
         F: FnOnce(&Ctx) -> Result<String, FsError> + Send + 'static,
     {
+        self.run_blocks(tool, path, move |ctx| {
+            let text = op(ctx)?;
+            let structured = serde_json::json!({ "content": text });
+            Ok((ContentBlock::text(text), structured))
+        })
+        .await
+    }
+
+    /// [`Self::run`] for a tool whose result is one content block and its structured content.
+    async fn run_blocks<F>(&self, tool: &'static str, path: String, op: F) -> CallToolResult
+    where
+        F: FnOnce(&Ctx) -> Result<(ContentBlock, serde_json::Value), FsError> + Send + 'static,
+    {
         let started = Instant::now();
         let refused = self.shared.read_only && self.shared.router.get(tool).is_none_or(is_mutating);
         let outcome = if refused {
@@ -173,9 +251,11 @@ impl FilesystemServer {
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
-            Ok(Ok(text)) => {
+            Ok(Ok((block, structured))) => {
                 tracing::info!(tool, path, outcome = "ok", duration_ms, "tool call");
-                CallToolResult::success(vec![ContentBlock::text(text)])
+                let mut result = CallToolResult::success(vec![block]);
+                result.structured_content = Some(structured);
+                result
             }
             Ok(Err(error)) => {
                 let outcome = if error.is_denial() { "denied" } else { "error" };
@@ -294,6 +374,37 @@ impl FilesystemServer {
     }
 
     #[tool(
+        name = "list_directory_with_sizes",
+        description = "List the entries of a directory with their sizes: `[DIR] name` or \
+                       `[FILE] name  size` a line, sorted by name (or by size, largest first, with \
+                       sortBy: \"size\"), then the number of files and directories and their \
+                       combined size.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_directory_with_sizes(
+        &self,
+        Parameters(args): Parameters<ListWithSizesArgs>,
+    ) -> CallToolResult {
+        let ListWithSizesArgs { path, sort_by } = args;
+        self.run("list_directory_with_sizes", path.clone(), move |ctx| {
+            ops::list_directory_with_sizes(ctx, &path, sort_by.unwrap_or_default())
+        })
+        .await
+    }
+
+    #[tool(
+        name = "read_media_file",
+        description = "Read an image or audio file (or any other file) as base64 with its MIME \
+                       type: images and audio come back as image/audio content, anything else as \
+                       an embedded resource. Files over the server's size limit are refused.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn read_media_file(&self, Parameters(args): Parameters<PathArgs>) -> CallToolResult {
+        let path = args.path;
+        self.run_blocks("read_media_file", path.clone(), move |ctx| media::read_media_file(ctx, &path)).await
+    }
+
+    #[tool(
         name = "directory_tree",
         description = "Recursive tree of a directory as JSON: [{name, type: \"file\"|\"directory\", \
                        children}] (directories always have children; symlinks are files).",
@@ -312,7 +423,7 @@ impl FilesystemServer {
         description = "Move or rename a file or directory. Fails if the destination exists.",
         annotations(
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = false
         )
@@ -362,6 +473,9 @@ impl FilesystemServer {
     }
 }
 
+/// How long a client may reuse `tools/list` (2026-07-28 `ttlMs`): five minutes.
+const LIST_TTL_MS: u64 = 300_000;
+
 #[tool_handler(
     router = self.shared.router,
     name = "teal-mcp-filesystem",
@@ -384,7 +498,8 @@ impl ServerHandler for FilesystemServer {
             tools: self.shared.listed.clone(),
             meta: None,
             next_cursor: None,
-            ttl_ms: supports_cache_hints.then_some(0),
+            // The list changes only when the server restarts with other settings.
+            ttl_ms: supports_cache_hints.then_some(LIST_TTL_MS),
             cache_scope: supports_cache_hints.then_some(rmcp::model::CacheScope::Public),
         })
     }

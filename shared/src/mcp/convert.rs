@@ -29,17 +29,28 @@ pub fn tool_spec(server: &str, tool: &Tool) -> ToolSpec {
     ToolSpec { name: namespaced_name(server, &tool.name), description, parameters }
 }
 
-/// Everything a tool result holds, as text for the LLM, each thing once: with
-/// `structuredContent`, its compact JSON stands for the text blocks (the spec makes them its
-/// rendering, so sending both spends the tokens twice); otherwise each text block as is. Other
-/// content (images, audio, resources, links) is described or inlined, in order, either way.
-/// Returns the text and whether the server flagged the result as an error.
+/// Everything a tool result holds, as text for the LLM, each thing once. `structuredContent`
+/// and the text blocks are two renderings of one result (the spec asks tools to send both), so
+/// one is picked: the structured JSON (compact) when a text block is just its serialisation,
+/// else the text (the tool's own rendering, usually shorter: a file's text rather than that
+/// text escaped in JSON), and the JSON only when there is no text. Other content (images,
+/// audio, resources, links) is described or inlined, in order, either way. Returns the text
+/// and whether the server flagged the result as an error.
 pub fn result_text(result: &CallToolResult) -> (String, bool) {
-    let structured = result.structured_content.as_ref();
+    let is_text = |block: &ContentBlock| matches!(block, ContentBlock::Text(_));
+    let structured = result.structured_content.as_ref().filter(|structured| {
+        let serialised = |block: &ContentBlock| match block {
+            ContentBlock::Text(t) => {
+                serde_json::from_str::<serde_json::Value>(&t.text).ok().as_ref() == Some(*structured)
+            }
+            _ => false,
+        };
+        result.content.iter().any(serialised) || !result.content.iter().any(is_text)
+    });
     let mut parts: Vec<String> = result
         .content
         .iter()
-        .filter(|block| structured.is_none() || !matches!(block, ContentBlock::Text(_)))
+        .filter(|block| structured.is_none() || !is_text(block))
         .map(content_text)
         .collect();
     if let Some(structured) = structured {
@@ -113,7 +124,7 @@ mod tests {
         let (text, is_error) = result_text(&r);
         assert!(!is_error);
         insta::assert_snapshot!(text, @r#"
-        {"count":2}
+        first
         [image: image/png, about 12 bytes, not shown]
         [resource file:///a.txt]
         inside
