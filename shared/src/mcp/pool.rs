@@ -113,6 +113,7 @@ impl ServerConn {
             && own.transport == cfg.transport
             && own.headers == cfg.headers
             && own.timeout == cfg.timeout
+            && own.oauth == cfg.oauth
     }
 }
 
