@@ -200,8 +200,9 @@ pub fn build_state(
         plugins: Arc::new(tools.plugins),
         held_tools: Arc::new(tools.held),
         llm,
-        mcp: McpPool::new(settings.mcp.clone(), secrets)
-            .with_shared_catalog(stores.catalog, settings.stores.catalog.clone()),
+        mcp: McpPool::new(settings.mcp.clone(), secrets.clone())
+            .with_shared_catalog(stores.catalog, settings.stores.catalog.clone())
+            .with_oauth(Arc::new(crate::oauth::OAuth::new(settings.oauth.clone(), stores.tokens, secrets))),
         sessions: stores.sessions,
         cache: stores.cache,
         rate_limiter: stores.rate_limiter,

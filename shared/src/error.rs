@@ -49,6 +49,10 @@ pub enum Error {
     SessionStore(#[source] StoreError),
     #[error("rate limit exceeded for this API key; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The caller must authorize MCP servers first (OAuth): answered as Teal's
+    /// `AuthChallengeResponse`, with 200 as Teal does; nothing ran.
+    #[error("authorization required for MCP servers")]
+    AuthChallenge(Box<crate::mcp::AuthorizationNeeded>),
 }
 
 impl Error {
@@ -64,6 +68,7 @@ impl Error {
             Error::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::AuthChallenge(_) => StatusCode::OK,
         }
     }
 
@@ -83,6 +88,7 @@ impl Error {
             Error::Deadline(_) => "deadline_exceeded",
             Error::SessionStore(_) => "session_store_unavailable",
             Error::RateLimited { .. } => "rate_limited",
+            Error::AuthChallenge(_) => "mcp_authorization_required",
         }
     }
 
@@ -99,6 +105,7 @@ impl Error {
             | Error::Deadline(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
+            | Error::AuthChallenge(_)
             | Error::Output { .. } => self.to_string(),
             Error::Misconfigured(_) => "the agent is misconfigured for this deployment".to_owned(),
         }
@@ -117,6 +124,7 @@ impl Error {
             | Error::IterationLimit { .. }
             | Error::Deadline(_)
             | Error::RateLimited { .. }
+            | Error::AuthChallenge(_)
             | Error::Misconfigured(_) => None,
         }
     }
@@ -131,7 +139,19 @@ impl Error {
             | Error::PayloadTooLarge { .. }
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
+            | Error::AuthChallenge(_)
             | Error::Misconfigured(_) => None,
+        }
+    }
+}
+
+impl From<crate::mcp::McpError> for Error {
+    /// A caller who must authorize first gets the challenge; any other MCP failure is a tool
+    /// upstream failure (before any run, so with an empty trace).
+    fn from(e: crate::mcp::McpError) -> Self {
+        match e {
+            crate::mcp::McpError::AuthorizationRequired(needed) => Error::AuthChallenge(needed),
+            other => Error::Tool(other.into(), Box::default()),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod error;
 pub mod input;
+mod oauth;
 mod sse;
 pub mod types;
 
@@ -23,7 +24,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use tracing::Instrument;
 
-pub use error::{error_body, error_response};
+pub use error::{auth_challenge_body, error_body, error_response};
+pub use oauth::oauth_callback_router;
 pub use sse::{sse_frame, stream_router};
 pub use types::{InvokeResponse, TokenUsage};
 
@@ -55,6 +57,8 @@ pub fn router(state: SharedState) -> Router {
         .merge(tools_router())
         .merge(invoke_router())
         .merge(stream_router())
+        .merge(oauth_callback_router())
+        .layer(middleware::from_fn(crate::oauth::caller::acting_for))
         .layer(middleware::from_fn(request_context))
         .with_state(state)
 }

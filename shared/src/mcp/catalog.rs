@@ -87,7 +87,7 @@ impl McpPool {
             return Ok((listed.tools, Duration::ZERO, listed.ttl_ms));
         };
         // Rendered once: for the scope now, and to connect with if the server must be listed.
-        let headers = Headers::render(&conn.cfg, self.inner.secrets.as_ref()).await?;
+        let headers = self.render_headers(conn).await?;
         let url = conn.cfg.url.as_str();
         let keys = [CatalogKey::new(url, &headers.scope()), CatalogKey::public(url)];
         let entry = match lookup_catalog(shared.cache.as_ref(), &keys, &shared.settings).await {

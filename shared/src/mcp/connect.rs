@@ -9,27 +9,41 @@ use rmcp::service::{ClientInitializeError, serve_directly};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientCacheConfig, ClientServiceExt};
+use secrecy::SecretString;
 
 use super::McpPool;
-use super::error::{AuthStep, McpError};
+use super::error::{AuthStep, HeaderError, McpError};
 use super::handler::TealClient;
 use super::headers::Headers;
-use super::pool::{Live, timeout_error};
+use super::pool::{Live, ServerConn, timeout_error};
 use super::revision::{self, Known, Start};
 use crate::config::McpServerConfig;
 use crate::store::{CatalogEntry, CatalogKey};
 
 impl McpPool {
-    /// A new client for `cfg`'s server (`headers` when the caller already rendered them).
+    /// A new client for `conn`'s server (`headers` when the caller already rendered them), with
+    /// an OAuth token when the server has OAuth (`refused`: the one it just refused).
     pub(super) async fn connect(
         &self,
-        cfg: &McpServerConfig,
+        conn: &ServerConn,
         headers: Option<&Headers>,
+        refused: Option<&SecretString>,
     ) -> Result<Live, McpError> {
-        let headers = match headers {
+        let cfg = &conn.cfg;
+        let mut headers = match headers {
             Some(rendered) => rendered.clone(),
-            None => Headers::render(cfg, self.inner.secrets.as_ref()).await?,
+            None => self.render_headers(conn).await?,
         };
+        let mut token_expires = None;
+        if cfg.oauth.is_some() {
+            let bearer = self.bearer(conn, refused).await?;
+            token_expires = bearer.expires_at;
+            headers = headers.with_bearer(&bearer.token).map_err(|source| McpError::Header {
+                server: cfg.name.clone(),
+                source: HeaderError::Value { header: "Authorization".into(), source },
+            })?;
+            *super::pool::lock(&conn.token) = Some(bearer.token);
+        }
         let mut start = Start::for_known(self.known_revision(cfg).await);
         let started = Instant::now();
         let live = loop {
@@ -40,11 +54,11 @@ impl McpPool {
             let handler = TealClient::default();
             if let Start::Direct(v) = &start {
                 let info = ServerPeerInfo::new(v.clone(), ServerCapabilities::default());
-                break Live::new(serve_directly(handler, transport, Some(info)), true);
+                break Live::new(serve_directly(handler, transport, Some(info)), true, token_expires);
             }
             let serve = handler.serve_with_lifecycle(transport, start.lifecycle());
             match tokio::time::timeout(cfg.timeout, serve).await {
-                Ok(Ok(client)) => break Live::new(client, false),
+                Ok(Ok(client)) => break Live::new(client, false, token_expires),
                 Ok(Err(e)) if e.auth_challenge().is_some() || e.is_authorization_required() => {
                     return Err(McpError::Auth {
                         server: cfg.name.clone(),
@@ -79,6 +93,21 @@ impl McpPool {
             "MCP client ready"
         );
         Ok(live)
+    }
+
+    /// `conn`'s configured headers, standing for its OAuth credential when it has one (the token
+    /// itself is added when a client is made).
+    pub(super) async fn render_headers(&self, conn: &ServerConn) -> Result<Headers, McpError> {
+        let headers = Headers::render(&conn.cfg, self.inner.secrets.as_ref()).await?;
+        Ok(match &conn.cfg.oauth {
+            Some(oauth) => headers.with_identity(format!(
+                "{}\0{}\0{}",
+                conn.caller.as_deref().unwrap_or(""),
+                oauth.auth_server,
+                oauth.scopes.join(" ")
+            )),
+            None => headers,
+        })
     }
 
     /// What `cfg`'s server speaks: learned in this process, else the shared per-server record

@@ -69,6 +69,10 @@ pub enum McpError {
          cannot collect yet"
     )]
     InputRequired { server: String, tool: String, what: String },
+    /// The caller has not authorized some of the agent's per-user OAuth servers: the run does
+    /// not start, and the caller is told where to authorize (Teal's `AuthChallengeResponse`).
+    #[error("authorization required for MCP server(s): {}", .0.challenges.iter().map(|c| c.server_name.as_str()).collect::<Vec<_>>().join(", "))]
+    AuthorizationRequired(Box<super::AuthorizationNeeded>),
 }
 
 /// Where authorization to an MCP server failed.
@@ -82,6 +86,8 @@ pub enum AuthStep {
     Refresh,
     /// The MCP server refused the credentials we sent (HTTP 401/403), also after one refresh.
     Server,
+    /// Reading or writing the sealed token store (Redis), or its key.
+    TokenStore,
 }
 
 impl std::fmt::Display for AuthStep {
@@ -91,6 +97,7 @@ impl std::fmt::Display for AuthStep {
             AuthStep::TokenRequest => "token request",
             AuthStep::Refresh => "refresh",
             AuthStep::Server => "the server (credentials refused)",
+            AuthStep::TokenStore => "the token store",
         })
     }
 }
@@ -124,6 +131,9 @@ impl McpError {
             | McpError::Header { server, .. }
             | McpError::Auth { server, .. }
             | McpError::InputRequired { server, .. } => server,
+            McpError::AuthorizationRequired(needed) => {
+                needed.challenges.first().map_or("", |c| c.server_name.as_str())
+            }
         }
     }
 
@@ -132,6 +142,7 @@ impl McpError {
         match self {
             McpError::Auth { .. } => "mcp_auth_failed",
             McpError::InputRequired { .. } => "mcp_input_required",
+            McpError::AuthorizationRequired(_) => "mcp_authorization_required",
             McpError::Connect { .. }
             | McpError::Transport { .. }
             | McpError::Timeout { .. }

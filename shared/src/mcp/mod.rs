@@ -13,6 +13,7 @@
 //! `pool` holds the clients and runs calls, `catalog` lists and caches, `tools` builds an
 //! agent's tool set, `headers` renders configured headers, `error` says what failed.
 
+mod authorize;
 mod catalog;
 mod connect;
 pub mod convert;
@@ -25,6 +26,7 @@ mod revision;
 mod tests;
 mod tools;
 
+pub use authorize::AuthorizationNeeded;
 pub use error::{AuthStep, HeaderError, McpError};
 pub use pool::{McpPool, McpSettings, ToolOutcome};
 pub use tools::{AgentTools, ToolRoute};

@@ -17,9 +17,10 @@ use rmcp::model::{
 use rmcp::service::{PeerRequestOptions, RoleClient, RunningService, ServiceError};
 use tokio::sync::Mutex;
 
+use super::authorize;
 use super::catalog::{Catalog, SharedCatalog};
 use super::convert::result_text;
-use super::error::is_transport;
+use super::error::{AuthStep, challenge, is_transport};
 use super::handler::{Asked, TealClient};
 use super::headers::Headers;
 use super::revision::{self, Revisions};
@@ -36,11 +37,24 @@ pub(super) type Client = RunningService<RoleClient, TealClient>;
 pub(super) struct Live {
     client: Client,
     unproven: AtomicBool,
+    /// When the OAuth token this client sends stops working.
+    token_expires: Option<std::time::Instant>,
 }
 
+/// A client whose token has less than this left is replaced before use.
+const TOKEN_MARGIN: Duration = Duration::from_secs(30);
+
 impl Live {
-    pub(super) fn new(client: Client, unproven: bool) -> Self {
-        Self { client, unproven: AtomicBool::new(unproven) }
+    pub(super) fn new(client: Client, unproven: bool, token_expires: Option<std::time::Instant>) -> Self {
+        Self { client, unproven: AtomicBool::new(unproven), token_expires }
+    }
+
+    /// Closed, or its token about to expire: make another.
+    fn is_spent(&self) -> bool {
+        self.is_closed()
+            || self
+                .token_expires
+                .is_some_and(|at| at.saturating_duration_since(std::time::Instant::now()) < TOKEN_MARGIN)
     }
 
     fn prove(&self) {
@@ -89,26 +103,39 @@ pub(super) struct PoolInner {
     pub(super) agents: AgentCache,
     /// Tool lists shared across containers (Redis), if configured.
     pub(super) shared: Option<SharedCatalog>,
+    /// Tokens for servers configured with OAuth, if set up.
+    pub(super) oauth: Option<Arc<crate::oauth::OAuth>>,
 }
 
 /// One configured server: its client (connected lazily, replaced when its transport dies) and
 /// its catalog.
 pub(super) struct ServerConn {
     pub(super) cfg: McpServerConfig,
+    /// The caller whose token this connection carries (per-user OAuth servers only).
+    pub(super) caller: Option<Arc<str>>,
+    /// The OAuth token of the last client made (to name it when the server refuses it).
+    pub(super) token: StdMutex<Option<secrecy::SecretString>>,
     pub(super) client: Mutex<Option<Arc<Live>>>,
     pub(super) catalog: Mutex<Option<Arc<Catalog>>>,
 }
 
 impl ServerConn {
-    fn new(cfg: &McpServerConfig) -> Self {
-        Self { cfg: cfg.clone(), client: Mutex::new(None), catalog: Mutex::new(None) }
+    fn new(cfg: &McpServerConfig, caller: Option<Arc<str>>) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            caller,
+            token: StdMutex::new(None),
+            client: Mutex::new(None),
+            catalog: Mutex::new(None),
+        }
     }
 
     /// Whether `cfg` is this server: same name (tools are namespaced by it), URL, transport,
     /// headers and timeout. The tool filter is not part of it: it is per agent.
-    fn serves(&self, cfg: &McpServerConfig) -> bool {
+    fn serves(&self, cfg: &McpServerConfig, caller: Option<&str>) -> bool {
         let own = &self.cfg;
-        own.name == cfg.name
+        self.caller.as_deref() == caller
+            && own.name == cfg.name
             && own.url == cfg.url
             && own.transport == cfg.transport
             && own.headers == cfg.headers
@@ -144,6 +171,7 @@ impl McpPool {
                 servers: StdMutex::new(HashMap::new()),
                 agents: AgentCache::default(),
                 shared: None,
+                oauth: None,
             }),
         }
     }
@@ -161,16 +189,42 @@ impl McpPool {
     }
 
     /// The pool's server for `cfg`, created (not connected) on first use.
+    /// For a per-user OAuth server, the current caller's.
     pub(super) fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
+        let caller = authorize::caller_for(cfg);
         let mut servers = lock(&self.inner.servers);
-        if let Some(conn) =
-            servers.get(cfg.url.as_str()).and_then(|same_url| same_url.iter().find(|c| c.serves(cfg)))
+        if let Some(conn) = servers
+            .get(cfg.url.as_str())
+            .and_then(|same_url| same_url.iter().find(|c| c.serves(cfg, caller.as_deref())))
         {
             return conn.clone();
         }
-        let conn = Arc::new(ServerConn::new(cfg));
-        servers.entry(cfg.url.as_str().to_owned()).or_default().push(conn.clone());
+        let same_url = servers.entry(cfg.url.as_str().to_owned()).or_default();
+        if caller.is_some()
+            && same_url.iter().filter(|c| c.caller.is_some()).count() >= authorize::MAX_CALLERS
+        {
+            // Callers' connections nobody holds any more (no agent tool set points at them).
+            same_url.retain(|c| c.caller.is_none() || Arc::strong_count(c) > 1);
+        }
+        let conn = Arc::new(ServerConn::new(cfg, caller));
+        same_url.push(conn.clone());
         conn
+    }
+
+    /// The OAuth layer, when set up (the callback route finishes authorizations through it).
+    pub fn oauth(&self) -> Option<&Arc<crate::oauth::OAuth>> {
+        self.inner.oauth.as_ref()
+    }
+
+    /// Reaches servers configured with OAuth through `oauth` (tokens per caller or per
+    /// service). Call before the pool is cloned.
+    pub fn with_oauth(mut self, oauth: Arc<crate::oauth::OAuth>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.oauth = Some(oauth);
+        } else {
+            tracing::warn!("OAuth ignored: the MCP pool was already in use");
+        }
+        self
     }
 
     /// Runs `op` on the server's live client within the server's timeout. A client found dead
@@ -189,9 +243,19 @@ impl McpPool {
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let cfg = &conn.cfg;
-        let mut resent = false;
+        let (mut resent, mut refused) = (false, None);
         loop {
-            let live = self.client(conn, headers).await?;
+            let live = match self.client(conn, headers, refused.as_ref()).await {
+                Ok(live) => live,
+                // The server refused the token while setting up: one refresh, then the error.
+                Err(McpError::Auth { step: AuthStep::Server, .. })
+                    if cfg.oauth.is_some() && refused.is_none() =>
+                {
+                    refused = Some(lock(&conn.token).clone().unwrap_or_else(|| "".into()));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let error = match tokio::time::timeout(cfg.timeout + CALL_MARGIN, op(live.clone())).await {
                 Ok(Ok(value)) => {
                     live.prove();
@@ -211,6 +275,12 @@ impl McpPool {
                 self.inner.revisions.forget(cfg.url.as_str());
                 drop_client(conn, &live).await;
                 resent = true;
+                continue;
+            }
+            if cfg.oauth.is_some() && refused.is_none() && challenge(&error).is_some() {
+                // The server refused the token on a live client: one refresh, then the error.
+                refused = Some(lock(&conn.token).clone().unwrap_or_else(|| "".into()));
+                drop_client(conn, &live).await;
                 continue;
             }
             if !resent && stale_transport(&error, &live) {
@@ -286,15 +356,22 @@ impl McpPool {
         }
     }
 
-    /// The live client of `conn`, connecting when there is none or it has died.
-    async fn client(&self, conn: &Arc<ServerConn>, headers: Option<&Headers>) -> Result<Arc<Live>, McpError> {
+    /// The live client of `conn`, connecting when there is none, it has died or its token is
+    /// about to expire. `refused`: the token the server just refused (get another).
+    async fn client(
+        &self,
+        conn: &Arc<ServerConn>,
+        headers: Option<&Headers>,
+        refused: Option<&secrecy::SecretString>,
+    ) -> Result<Arc<Live>, McpError> {
         let mut slot = conn.client.lock().await;
         if let Some(c) = slot.as_ref()
-            && !c.is_closed()
+            && !c.is_spent()
+            && refused.is_none()
         {
             return Ok(c.clone());
         }
-        let live = Arc::new(self.connect(&conn.cfg, headers).await?);
+        let live = Arc::new(self.connect(conn, headers, refused).await?);
         *slot = Some(live.clone());
         Ok(live)
     }

@@ -42,7 +42,8 @@ pub(super) fn mcp_server(
     } else {
         f.req(cx, "url").and_then(|u| server_url(cx, &u, vars))
     };
-    let headers = f.opt("headers").and_then(|h| h.map(cx)).map(|h| headers(cx, h, matches!(oauth, Some(Some(_)))));
+    let headers =
+        f.opt("headers").and_then(|h| h.map(cx)).map(|h| headers(cx, h, matches!(oauth, Some(Some(_)))));
     let timeout = call_timeout(cx, &mut f);
     let held = held_tools(cx, &mut f);
     let tools = tool_filter(cx, f.opt("tools"), held.as_deref().unwrap_or_default());
