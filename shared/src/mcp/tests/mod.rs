@@ -1,6 +1,9 @@
 //! The pool against a real streamable-HTTP MCP server on 127.0.0.1:0 ([`server::TestServer`]):
 //! the branches that otherwise only the end-to-end suite reaches.
 
+mod fastmcp;
+mod guard;
+mod oauth;
 mod revisions;
 mod server;
 

@@ -43,6 +43,8 @@ pub struct Speaks {
     pub stateless: bool,
     pub ttl_ms: Option<u64>,
     pub public: Option<bool>,
+    /// Requests need a token this guard admits (OAuth resource server).
+    pub guard: Option<Arc<super::guard::Guard>>,
 }
 
 impl Speaks {
@@ -51,10 +53,13 @@ impl Speaks {
         Self { ttl_ms: Some(300_000), ..Self::only_up_to(ProtocolVersion::V_2026_07_28) }
     }
     pub fn only_up_to(newest: ProtocolVersion) -> Self {
-        Self { newest, stateless: false, ttl_ms: None, public: None }
+        Self { newest, stateless: false, ttl_ms: None, public: None, guard: None }
     }
     pub fn stateless(self) -> Self {
         Self { stateless: true, ..self }
+    }
+    pub fn protected_by(self, guard: Arc<super::guard::Guard>) -> Self {
+        Self { guard: Some(guard), ..self }
     }
     pub fn cache_hints(self, ttl_ms: u64, public: bool) -> Self {
         Self { ttl_ms: Some(ttl_ms), public: Some(public), ..self }
@@ -188,6 +193,25 @@ async fn count(
     next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
+/// `401` with the challenge unless the guard admits the request's token.
+async fn guarded(
+    guard: &super::guard::Guard,
+    well_known: &str,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if guard.admits(authorization.as_deref()).await {
+        return next.run(req).await;
+    }
+    let challenge = format!("Bearer error=\"invalid_token\", resource_metadata=\"{well_known}\"");
+    axum::response::Response::builder()
+        .status(401)
+        .header("www-authenticate", challenge)
+        .body(axum::body::Body::empty())
+        .unwrap_or_default()
+}
+
 /// A tool with an object schema and no properties.
 pub fn tool(name: &'static str) -> Tool {
     Tool::new(name, format!("the {name} tool"), Arc::new(serde_json::Map::new()))
@@ -249,7 +273,26 @@ impl TestServer {
             config,
         );
         let counts = self.counts.clone();
-        let router = axum::Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn(
+        let mut router = axum::Router::new().nest_service("/mcp", service);
+        if let Some(guard) = speaks.guard.clone() {
+            guard.set_resource(&self.url);
+            let metadata = guard.clone();
+            let served = move || {
+                let metadata = metadata.clone();
+                async move { axum::Json(metadata.metadata()) }
+            };
+            let well_known = format!("http://{}/.well-known/oauth-protected-resource/mcp", self.addr);
+            router = router
+                .layer(axum::middleware::from_fn(
+                    move |req: axum::extract::Request, next: axum::middleware::Next| {
+                        let (guard, well_known) = (guard.clone(), well_known.clone());
+                        async move { guarded(&guard, &well_known, req, next).await }
+                    },
+                ))
+                .route("/.well-known/oauth-protected-resource/mcp", axum::routing::get(served.clone()))
+                .route("/.well-known/oauth-protected-resource", axum::routing::get(served));
+        }
+        let router = router.layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 let counts = counts.clone();
                 async move { count(&counts, req, next).await }
