@@ -2,12 +2,13 @@
 //! server's table), as an image or audio content block, or an embedded blob resource for any
 //! other type. Bounded by the server's file size limit like every read.
 
-use std::io::Read;
-
 use base64::Engine;
 use rmcp::model::{ContentBlock, ResourceContents};
 
-use crate::{error::FsError, ops::Ctx, ops::too_large};
+use crate::{
+    error::FsError,
+    ops::{Ctx, read_bytes, too_large},
+};
 
 /// The MIME types the reference server knows, by lower-case extension.
 const MIME_TYPES: [(&str, &str); 11] = [
@@ -26,26 +27,11 @@ const MIME_TYPES: [(&str, &str); 11] = [
 
 /// The content block for the file at `path`, and the structured content holding it.
 pub(crate) fn read_media_file(ctx: &Ctx, path: &str) -> Result<(ContentBlock, serde_json::Value), FsError> {
-    let handle = ctx.dirs.existing(path)?;
-    let meta = handle.meta();
-    if meta.is_dir() {
-        return Err(FsError::IsADirectory { path: path.to_owned() });
-    }
-    if !meta.is_file() {
-        return Err(FsError::NotAFile { path: path.to_owned() });
-    }
     let limit = ctx.max_file_size;
-    if meta.len() > limit.bytes() {
-        return Err(too_large(format!("file {path}"), meta.len(), limit));
-    }
-    let file = handle.open_read().map_err(|e| FsError::io("read", path, e))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(limit.bytes().saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| FsError::io("read", path, e))?;
-    if bytes.len() as u64 > limit.bytes() {
-        return Err(FsError::GrewTooLarge { path: path.to_owned(), limit });
-    }
+    let (bytes, handle) = read_bytes(ctx, path, limit.bytes(), |size| match size {
+        Some(size) => too_large(format!("file {path}"), size, limit),
+        None => FsError::GrewTooLarge { path: path.to_owned(), limit },
+    })?;
     let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
     let mime = mime_type(path);
     let block = if mime.starts_with("image/") {

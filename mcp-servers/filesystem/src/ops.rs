@@ -369,15 +369,26 @@ pub(crate) fn list_allowed_directories(ctx: &Ctx) -> String {
         .join("\n")
 }
 
-/// Reads a regular file as UTF-8 text, refusing more than `cap` bytes: first from its
-/// metadata, before reading anything (`over(Some(size))`), then while reading, in case it grew
-/// (`over(None)`).
+/// Reads a regular file as UTF-8 text, refusing more than `cap` bytes (see [`read_bytes`]).
 fn read_text(
     ctx: &Ctx,
     path: &str,
     cap: u64,
     over: impl Fn(Option<u64>) -> FsError,
 ) -> Result<String, FsError> {
+    let (bytes, _) = read_bytes(ctx, path, cap, over)?;
+    String::from_utf8(bytes).map_err(|_| FsError::NotUtf8 { path: path.to_owned() })
+}
+
+/// Reads a regular file, refusing more than `cap` bytes: first from its metadata, before
+/// reading anything (`over(Some(size))`), then while reading, in case it grew (`over(None)`).
+/// Gives the bytes and the pinned file.
+pub(crate) fn read_bytes(
+    ctx: &Ctx,
+    path: &str,
+    cap: u64,
+    over: impl Fn(Option<u64>) -> FsError,
+) -> Result<(Vec<u8>, Handle), FsError> {
     let handle = ctx.dirs.existing(path)?;
     let meta = handle.meta();
     if meta.is_dir() {
@@ -395,7 +406,7 @@ fn read_text(
     if bytes.len() as u64 > cap {
         return Err(over(None));
     }
-    String::from_utf8(bytes).map_err(|_| FsError::NotUtf8 { path: path.to_owned() })
+    Ok((bytes, handle))
 }
 
 pub(crate) fn too_large(subject: String, size: u64, limit: ByteSize) -> FsError {

@@ -65,6 +65,16 @@ impl McpPool {
             return Ok(None);
         };
         let acting = oauth::caller::current();
+        if acting.is_none()
+            && let Some(cfg) = agent.mcp_servers.iter().find(|c| per_user(c))
+        {
+            // Outside a request (a pre-warm): nobody to challenge, and no flow is started.
+            return Err(McpError::Auth {
+                server: cfg.name.clone(),
+                step: AuthStep::Server,
+                source: Some("per-user OAuth servers are listed for each caller, within a request".into()),
+            });
+        }
         let mut challenges = Vec::new();
         for cfg in agent.mcp_servers.iter().filter(|c| per_user(c)) {
             let caller = acting.as_ref().map_or("", |a| &a.caller);
@@ -82,6 +92,18 @@ impl McpPool {
         let path = acting.map_or_else(String::new, |a| a.path.to_string());
         let resume_url = format!("{}{path}", oauth.settings.base_url.trim_end_matches('/'));
         Ok(Some(AuthorizationNeeded { challenges, resume_url }))
+    }
+}
+
+impl McpPool {
+    /// `/ready` for a per-user server: its authorization server is discoverable.
+    pub(super) async fn check_authorization(&self, cfg: &McpServerConfig) -> Result<(), McpError> {
+        let oauth = self.inner.oauth.as_ref().ok_or_else(|| McpError::Auth {
+            server: cfg.name.clone(),
+            step: AuthStep::Discovery,
+            source: Some("OAuth is configured for the server but not set up in this process".into()),
+        })?;
+        oauth.check(cfg).await.map_err(|e| auth_error(cfg, e, false))
     }
 }
 

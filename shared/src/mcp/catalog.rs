@@ -160,8 +160,13 @@ impl McpPool {
         }
     }
 
-    /// A real round trip to `cfg`'s server (an uncached `tools/list`), for `/ready`.
+    /// A real round trip to `cfg`'s server (an uncached `tools/list`), for `/ready`. A server
+    /// with per-user OAuth cannot be listed without a caller: its authorization server's
+    /// metadata is checked instead (0 tools).
     pub async fn check(&self, cfg: &McpServerConfig) -> Result<usize, McpError> {
+        if super::authorize::per_user(cfg) {
+            return self.check_authorization(cfg).await.map(|()| 0);
+        }
         let conn = self.conn(cfg);
         let n = self.list(&conn, None).await?.tools.len();
         Ok(n)

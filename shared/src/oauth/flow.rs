@@ -48,6 +48,11 @@ impl OAuth {
         tokio::time::timeout(OPERATION_TIMEOUT, work).await.map_err(|e| OAuthError::at(step, e))?
     }
 
+    /// Whether `cfg`'s authorization server can be discovered (for `/ready`).
+    pub async fn check(&self, cfg: &McpServerConfig) -> Result<(), OAuthError> {
+        self.metadata(cfg, oauth_of(cfg)?).await.map(|_| ())
+    }
+
     /// Whether `caller` has a token for `cfg`'s server (usable, or refreshable), so a run may
     /// start without a challenge.
     pub async fn has_authorized(&self, cfg: &McpServerConfig, caller: &str) -> Result<bool, OAuthError> {

@@ -18,6 +18,10 @@ const SECRET: &str = "s3cr3t-client";
 
 /// One process ("container"): its own pool and OAuth layer, the shared token store and key.
 fn container(tokens: &Arc<MemoryTokenStore>, client_secret: &str) -> McpPool {
+    container_with(tokens, client_secret, true)
+}
+
+fn container_with(tokens: &Arc<MemoryTokenStore>, client_secret: &str, refresh: bool) -> McpPool {
     let secrets = Arc::new(
         EnvSecretStore::new()
             .with("TEAL_TEST_OAUTH_KEY", "a-key-of-more-than-32-characters-for-the-tests")
@@ -26,6 +30,7 @@ fn container(tokens: &Arc<MemoryTokenStore>, client_secret: &str) -> McpPool {
     let settings = OAuthSettings {
         redirect_uri: "http://127.0.0.1:9/oauth/callback".into(),
         key_secret: Some("TEAL_TEST_OAUTH_KEY".into()),
+        refresh,
         ..OAuthSettings::default()
     };
     let store: Arc<dyn TokenStore> = tokens.clone();
@@ -126,6 +131,15 @@ async fn authorize(auth_url: &str) -> (String, String, Option<String>) {
     (param("code").expect("code"), param("state").expect("state"), param("iss"))
 }
 
+/// `caller` is challenged, authorizes in the browser, and the callback completes.
+async fn authorize_as(caller: &str, pool: &McpPool, agent: &Arc<crate::config::AgentSpec>) {
+    let err = scope(acting(caller), pool.agent_tools(agent)).await.err().expect("challenge");
+    let McpError::AuthorizationRequired(needed) = err else { panic!("a challenge, got {err:?}") };
+    let (code, state, iss) = authorize(&needed.challenges[0].auth_url).await;
+    let oauth = pool.oauth().expect("oauth").clone();
+    oauth.complete(finder(agent), &code, &state, iss.as_deref()).await.expect("callback");
+}
+
 fn finder(agent: &crate::config::AgentSpec) -> impl Fn(&str, &str) -> Option<McpServerConfig> + '_ {
     move |name, url| agent.mcp_servers.iter().find(|s| s.name == name && s.url.as_str() == url).cloned()
 }
@@ -195,11 +209,7 @@ async fn an_expiring_per_user_token_is_refreshed_with_the_refresh_token() {
     let (server, _guard) = protected(&auth);
     let pool = container(&Arc::new(MemoryTokenStore::default()), SECRET);
     let agent = oauth_server(&auth, &server.url, "authorization_code");
-    let err = scope(acting("alice"), pool.agent_tools(&agent)).await.err().expect("challenge");
-    let McpError::AuthorizationRequired(needed) = err else { panic!("challenge") };
-    let (code, state, iss) = authorize(&needed.challenges[0].auth_url).await;
-    let oauth = pool.oauth().expect("oauth").clone();
-    oauth.complete(finder(&agent), &code, &state, iss.as_deref()).await.expect("callback");
+    authorize_as("alice", &pool, &agent).await;
     assert_eq!(auth.token_requests("refresh_token").await, 0);
 
     let tools =
@@ -223,4 +233,17 @@ async fn an_authorization_server_the_resource_does_not_name_fails_discovery() {
         .expect("refused");
     assert!(matches!(err, McpError::Auth { step: AuthStep::Discovery, .. }), "{err:?}");
     assert_eq!(impostor.token_requests("token").await + auth.token_requests("token").await, 0);
+}
+
+#[tokio::test]
+async fn with_refresh_switched_off_an_expiring_per_user_token_means_a_new_challenge() {
+    let auth = AuthServer::start(SECRET, 20);
+    let (server, _guard) = protected(&auth);
+    let pool = container_with(&Arc::new(MemoryTokenStore::default()), SECRET, false);
+    let agent = oauth_server(&auth, &server.url, "authorization_code");
+    authorize_as("alice", &pool, &agent).await;
+    let again =
+        scope(acting("alice"), pool.agent_tools(&agent)).await.err().expect("no refresh: challenged again");
+    assert!(matches!(again, McpError::AuthorizationRequired(_)), "{again:?}");
+    assert_eq!(auth.token_requests("refresh_token").await, 0);
 }
