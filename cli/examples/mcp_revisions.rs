@@ -31,6 +31,10 @@ async fn serve(root: &std::path::Path, mode: SessionMode) -> anyhow::Result<Stri
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/mcp", listener.local_addr()?);
+    // As the server's own `serve` does: without it, each SSE reply waits for a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, router).await });
     Ok(url)
 }

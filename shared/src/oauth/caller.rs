@@ -53,3 +53,46 @@ pub fn carry<F: Future>(work: F) -> impl Future<Output = F::Output> {
 pub async fn scope<F: Future>(acting: Acting, work: F) -> F::Output {
     ACTING.scope(acting, work).await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use axum::middleware::from_fn;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// What a handler (and a task it spawns with `carry`) sees as the caller.
+    async fn who() -> String {
+        let direct = current().map(|a| format!("{} {}", a.caller, a.path)).unwrap_or_default();
+        let spawned =
+            tokio::spawn(carry(async { current().map(|a| a.caller.to_string()) })).await.ok().flatten();
+        let lost = tokio::spawn(async { current().is_some() }).await.unwrap_or(true);
+        format!("{direct} | {} | {lost}", spawned.unwrap_or_default())
+    }
+
+    async fn call(router: Router, caller: Option<&str>) -> String {
+        let mut req = HttpRequest::get("/agents/1").body(Body::empty()).expect("request");
+        if let Some(c) = caller {
+            req.extensions_mut().insert(Caller(c.to_owned()));
+        }
+        let resp = router.oneshot(req).await.expect("infallible");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1024).await.expect("body");
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_request_acts_for_the_caller_the_authorizer_named_and_spawned_work_carries_it() {
+        let router = Router::new().route("/agents/1", get(who)).layer(from_fn(acting_for));
+        assert_eq!(call(router.clone(), Some("key-alice")).await, "key-alice /agents/1 | key-alice | false");
+        assert_eq!(
+            call(router, None).await,
+            "anonymous /agents/1 | anonymous | false",
+            "no authorizer: anonymous"
+        );
+        assert!(current().is_none(), "outside a request nobody is acting");
+    }
+}
