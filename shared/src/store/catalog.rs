@@ -233,14 +233,7 @@ impl CatalogCache for MemoryCatalogCache {
     }
 
     async fn try_lock_refresh(&self, key: &CatalogKey, lease: Duration) -> Result<bool, StoreError> {
-        let mut inner = self.inner.lock().await;
-        let now = Instant::now();
-        inner.locks.retain(|_, until| *until > now);
-        if inner.locks.contains_key(key) {
-            return Ok(false);
-        }
-        inner.locks.insert(key.clone(), now + lease);
-        Ok(true)
+        Ok(super::tokens::take_lease(&mut self.inner.lock().await.locks, key.clone(), lease))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -26,6 +26,21 @@ pub trait TokenStore: Send + Sync {
     fn backend(&self) -> &'static str;
 }
 
+/// Takes the in-process lease `key` for `lease` unless someone holds it (expired ones dropped).
+pub(super) fn take_lease<K: std::hash::Hash + Eq>(
+    leases: &mut HashMap<K, Instant>,
+    key: K,
+    lease: Duration,
+) -> bool {
+    let now = Instant::now();
+    leases.retain(|_, until| *until > now);
+    if leases.contains_key(&key) {
+        return false;
+    }
+    leases.insert(key, now + lease);
+    true
+}
+
 #[derive(Default)]
 struct Inner {
     values: HashMap<String, (Vec<u8>, Instant)>,
@@ -80,14 +95,7 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn try_lease(&self, key: &str, lease: Duration) -> Result<bool, StoreError> {
-        let mut inner = self.inner.lock().await;
-        let now = Instant::now();
-        inner.leases.retain(|_, until| *until > now);
-        if inner.leases.contains_key(key) {
-            return Ok(false);
-        }
-        inner.leases.insert(key.to_owned(), now + lease);
-        Ok(true)
+        Ok(take_lease(&mut self.inner.lock().await.leases, key.to_owned(), lease))
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
