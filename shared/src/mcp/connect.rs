@@ -45,6 +45,11 @@ impl McpPool {
             *super::pool::lock(&conn.token) = Some(bearer.token);
         }
         let mut start = Start::for_known(self.known_revision(cfg).await);
+        if refused.is_some() && matches!(start, Start::Direct(_)) {
+            // After a refused token, check the new one with a probe: a 401 then surfaces here,
+            // with its challenge, rather than as a closed client on the first call.
+            start = Start::Probe;
+        }
         let started = Instant::now();
         let live = loop {
             let transport_cfg = StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str())

@@ -270,17 +270,21 @@ impl McpPool {
                 Ok(Err(ServiceError::Timeout { .. })) | Err(_) => return Err(timeout_error(cfg)),
                 Ok(Err(e)) => e,
             };
-            if !resent && live.is_unproven() && revision::answered_but_refused(&error) {
-                tracing::warn!(server = %cfg.name, "MCP server refused the remembered protocol revision; probing it again");
-                self.inner.revisions.forget(cfg.url.as_str());
-                drop_client(conn, &live).await;
-                resent = true;
-                continue;
-            }
             if cfg.oauth.is_some() && refused.is_none() && challenge(&error).is_some() {
                 // The server refused the token on a live client: one refresh, then the error.
                 refused = Some(lock(&conn.token).clone().unwrap_or_else(|| "".into()));
                 drop_client(conn, &live).await;
+                continue;
+            }
+            // The first request of a client set up from memory failed at the HTTP level (rmcp
+            // then reports only "closed"), or was refused: probe the server again (a 401 then
+            // surfaces at the probe, with its challenge) and resend once. Nothing was processed.
+            let first_failed = matches!(error, ServiceError::TransportClosed);
+            if !resent && live.is_unproven() && (first_failed || revision::answered_but_refused(&error)) {
+                tracing::warn!(server = %cfg.name, "MCP server refused the first request on a remembered revision; probing it again");
+                self.inner.revisions.forget(cfg.url.as_str());
+                drop_client(conn, &live).await;
+                resent = true;
                 continue;
             }
             if !resent && stale_transport(&error, &live) {
