@@ -33,8 +33,15 @@ fi
 command -v moto_server >/dev/null && python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]'
 # util-linux `script`: the CLI test runs `teal backup` on a pseudo-terminal to see its progress bar.
 command -v script >/dev/null || apt_install bsdutils
-# PyPI mcp (FastMCP): the Teal-plugin-over-MCP example's server (examples/teal-plugin-mcp).
-python3 -c "import mcp.server.fastmcp" 2>/dev/null || python3 -m pip install --quiet 'mcp>=1.10,<2'
+# The MCP interoperability and OAuth tests, and the Teal-plugin-over-MCP example
+# (examples/teal-plugin-mcp): a FastMCP server from PyPI `mcp` 1.x (python3), and
+# npm `oauth2-mock-server` as the OAuth 2 authorization server (node >= 20.19). About 10 s.
+python3 -c 'import mcp.server.fastmcp' 2>/dev/null || python3 -m pip install --quiet 'mcp==1.30.0'
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+node_dir="${TEAL_NODE_DIR:-${HOME:-/root}/.cache/teal-serverless/node}"
+[ -f "$node_dir/node_modules/oauth2-mock-server/dist/index.mjs" ] \
+  || npm install --silent --no-audit --no-fund --prefix "$node_dir" oauth2-mock-server@8.2.3 >/dev/null
+export OAUTH2_MOCK_SERVER="$node_dir/node_modules/oauth2-mock-server/dist/index.mjs"
 # cargo-lambda (brings zig): the local-invoke tests run functions under `cargo lambda watch`.
 command -v cargo-lambda >/dev/null || python3 -m pip install --quiet cargo-lambda
 # cfn-lint, and the SAM CLI in a venv of its own (it pins its own boto3/cfn-lint).

@@ -201,7 +201,12 @@ pub fn build_state(
         held_tools: Arc::new(tools.held),
         llm,
         mcp: McpPool::new(settings.mcp.clone(), secrets.clone())
-            .with_shared_catalog(stores.catalog, settings.stores.catalog.clone()),
+            .with_shared_catalog(stores.catalog, settings.stores.catalog.clone())
+            .with_oauth(Arc::new(crate::oauth::OAuth::new(
+                settings.oauth.clone(),
+                stores.tokens,
+                secrets.clone(),
+            ))),
         secrets,
         sessions: stores.sessions,
         cache: stores.cache,

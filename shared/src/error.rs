@@ -57,6 +57,10 @@ pub enum Error {
     Conflict(String),
     #[error("task store failed")]
     TaskStore(#[source] TaskStoreError),
+    /// The caller must authorize MCP servers first (OAuth): answered as Teal's
+    /// `AuthChallengeResponse`, with 200 as Teal does; nothing ran.
+    #[error("authorization required for MCP servers")]
+    AuthChallenge(Box<crate::mcp::AuthorizationNeeded>),
 }
 
 impl Error {
@@ -81,6 +85,7 @@ impl Error {
                 TaskStoreError::Json { .. } => StatusCode::INTERNAL_SERVER_ERROR,
                 TaskStoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
+            Error::AuthChallenge(_) => StatusCode::OK,
         }
     }
 
@@ -91,7 +96,8 @@ impl Error {
             Error::AgentNotFound { .. } => "agent_not_found",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Llm(..) => "llm_upstream_failed",
-            Error::Tool(ToolError::Mcp(_), _) => "mcp_upstream_failed",
+            // `mcp_upstream_failed`, or what kind: `mcp_auth_failed`, `mcp_input_required`.
+            Error::Tool(ToolError::Mcp(e), _) => e.code(),
             Error::Tool(ToolError::Plugin(_) | ToolError::PluginHeader { .. }, _) => "plugin_upstream_failed",
             Error::Output { .. } => "output_schema_mismatch",
             Error::Misconfigured(_) => "misconfigured",
@@ -103,6 +109,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::TaskStore(TaskStoreError::Unavailable(_)) => "task_store_unavailable",
             Error::TaskStore(_) => "task_store_error",
+            Error::AuthChallenge(_) => "mcp_authorization_required",
         }
     }
 
@@ -121,6 +128,7 @@ impl Error {
             | Error::RateLimited { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
+            | Error::AuthChallenge(_)
             | Error::Output { .. } => self.to_string(),
             Error::TaskStore(e) => match e {
                 // What the client can act on is said; backend detail stays in the log.
@@ -152,6 +160,7 @@ impl Error {
             | Error::RateLimited { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
+            | Error::AuthChallenge(_)
             | Error::Misconfigured(_) => None,
         }
     }
@@ -169,7 +178,19 @@ impl Error {
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::TaskStore(_)
+            | Error::AuthChallenge(_)
             | Error::Misconfigured(_) => None,
+        }
+    }
+}
+
+impl From<crate::mcp::McpError> for Error {
+    /// A caller who must authorize first gets the challenge; any other MCP failure is a tool
+    /// upstream failure (before any run, so with an empty trace).
+    fn from(e: crate::mcp::McpError) -> Self {
+        match e {
+            crate::mcp::McpError::AuthorizationRequired(needed) => Error::AuthChallenge(needed),
+            other => Error::Tool(other.into(), Box::default()),
         }
     }
 }

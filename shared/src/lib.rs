@@ -17,6 +17,7 @@ mod error;
 pub mod lambda;
 pub mod llm;
 pub mod mcp;
+pub mod oauth;
 pub mod secrets;
 pub mod service;
 pub mod settings;

@@ -108,6 +108,15 @@ async fn health_event_answers_without_contacting_upstreams() {
 }
 
 #[tokio::test]
+async fn oauth_callback_event_refuses_a_state_it_never_issued() {
+    let mut stack = Stack::start().await;
+    stack.env.remove("TA_API_KEY");
+    let answer = call(stack.app(Endpoint::OAuthCallback).await, event("oauth-callback.json")).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json()["message"], "Invalid or expired state parameter");
+}
+
+#[tokio::test]
 async fn ready_event_checks_the_mcp_server_and_the_store() {
     let stack = Stack::start().await;
     let answer = call(stack.app(Endpoint::Ready).await, event("ready.json")).await;

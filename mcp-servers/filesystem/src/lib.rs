@@ -27,10 +27,13 @@
 //! # Ok(()) }
 //! ```
 
+mod args;
 mod confine;
 mod error;
 mod health;
 mod http;
+mod listing;
+mod media;
 mod ops;
 mod server;
 mod settings;
@@ -38,13 +41,15 @@ mod size;
 
 use std::path::{Path, PathBuf};
 
+pub use args::{
+    DirectoryTreeArgs, EditFileArgs, EditOperation, ListWithSizesArgs, MoveFileArgs, PathArgs,
+    ReadMultipleFilesArgs, ReadTextFileArgs, SearchFilesArgs, WriteFileArgs,
+};
 pub use error::{ConfigError, FsError};
 pub use health::check_health;
 pub use http::{ServerOptions, SessionMode, router, router_with_options, serve, serve_with_options};
-pub use server::{
-    DirectoryTreeArgs, EditFileArgs, EditOperation, FilesystemServer, MoveFileArgs, PathArgs,
-    ReadMultipleFilesArgs, ReadTextFileArgs, SearchFilesArgs, WriteFileArgs,
-};
+pub use listing::SortBy;
+pub use server::FilesystemServer;
 pub use settings::{RawSettings, Settings};
 pub use size::ByteSize;
 

@@ -8,7 +8,6 @@
 //! refuses mutating tools before they get here).
 
 use std::{
-    ffi::OsString,
     fs::{self, OpenOptions},
     io::{self, Read, Write},
     path::{Path, PathBuf},
@@ -20,6 +19,8 @@ use chrono::{DateTime, SecondsFormat, TimeDelta};
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{Value, json};
 
+use crate::listing::{Entry, entries};
+pub(crate) use crate::listing::{list_directory, list_directory_with_sizes};
 use crate::{
     confine::{AllowedDirs, EntryError, Handle, Pinned, WriteTarget, is_missing, slash_path},
     error::FsError,
@@ -168,18 +169,6 @@ pub(crate) fn create_directory(ctx: &Ctx, path: &str) -> Result<String, FsError>
         }
     }
     done()
-}
-
-/// `[DIR] name` / `[FILE] name` lines sorted by name; an empty directory gives an empty text.
-/// Entries are classified without following symlinks (a link is a `[FILE]`), as the reference.
-pub(crate) fn list_directory(ctx: &Ctx, path: &str) -> Result<String, FsError> {
-    let dir = ctx.dirs.existing_dir(path)?;
-    let entries = entries(&dir).map_err(|e| FsError::io("list", path, e))?;
-    Ok(entries
-        .iter()
-        .map(|e| format!("{} {}", if e.kind.is_dir() { "[DIR]" } else { "[FILE]" }, e.shown))
-        .collect::<Vec<_>>()
-        .join("\n"))
 }
 
 /// Pretty JSON `[{"name", "type": "file"|"directory", "children": [...]}]`, sorted by name;
@@ -380,15 +369,26 @@ pub(crate) fn list_allowed_directories(ctx: &Ctx) -> String {
         .join("\n")
 }
 
-/// Reads a regular file as UTF-8 text, refusing more than `cap` bytes: first from its
-/// metadata, before reading anything (`over(Some(size))`), then while reading, in case it grew
-/// (`over(None)`).
+/// Reads a regular file as UTF-8 text, refusing more than `cap` bytes (see [`read_bytes`]).
 fn read_text(
     ctx: &Ctx,
     path: &str,
     cap: u64,
     over: impl Fn(Option<u64>) -> FsError,
 ) -> Result<String, FsError> {
+    let (bytes, _) = read_bytes(ctx, path, cap, over)?;
+    String::from_utf8(bytes).map_err(|_| FsError::NotUtf8 { path: path.to_owned() })
+}
+
+/// Reads a regular file, refusing more than `cap` bytes: first from its metadata, before
+/// reading anything (`over(Some(size))`), then while reading, in case it grew (`over(None)`).
+/// Gives the bytes and the pinned file.
+pub(crate) fn read_bytes(
+    ctx: &Ctx,
+    path: &str,
+    cap: u64,
+    over: impl Fn(Option<u64>) -> FsError,
+) -> Result<(Vec<u8>, Handle), FsError> {
     let handle = ctx.dirs.existing(path)?;
     let meta = handle.meta();
     if meta.is_dir() {
@@ -406,32 +406,11 @@ fn read_text(
     if bytes.len() as u64 > cap {
         return Err(over(None));
     }
-    String::from_utf8(bytes).map_err(|_| FsError::NotUtf8 { path: path.to_owned() })
+    Ok((bytes, handle))
 }
 
-fn too_large(subject: String, size: u64, limit: ByteSize) -> FsError {
+pub(crate) fn too_large(subject: String, size: u64, limit: ByteSize) -> FsError {
     FsError::TooLarge { subject, size: Size(size), limit }
-}
-
-/// One directory entry: its name (as on disk, and lossy UTF-8 for showing and matching) and
-/// its type, not followed.
-struct Entry {
-    name: OsString,
-    shown: String,
-    kind: fs::FileType,
-}
-
-/// Entries of a pinned directory, sorted by name.
-fn entries(dir: &Handle) -> io::Result<Vec<Entry>> {
-    let mut entries = Vec::new();
-    for entry in dir.read_dir()? {
-        let entry = entry?;
-        let Ok(kind) = entry.file_type() else { continue };
-        let name = entry.file_name();
-        entries.push(Entry { shown: name.to_string_lossy().into_owned(), name, kind });
-    }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
 }
 
 /// Writes `bytes` to a fresh temporary file in the target's pinned directory and renames it

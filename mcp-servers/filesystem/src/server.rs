@@ -20,108 +20,16 @@ use rmcp::{
     service::RequestContext,
     tool, tool_handler, tool_router,
 };
-use schemars::JsonSchema;
-use serde::Deserialize;
 
 use crate::{
+    args::{
+        DirectoryTreeArgs, EditFileArgs, ListWithSizesArgs, MoveFileArgs, PathArgs, ReadMultipleFilesArgs,
+        ReadTextFileArgs, SearchFilesArgs, WriteFileArgs,
+    },
     error::FsError,
+    media,
     ops::{self, Ctx, Edit},
 };
-
-/// Arguments of `list_directory`, `get_file_info` and `create_directory`.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct PathArgs {
-    /// A path relative to the first allowed directory ("" or "." is that directory), or an
-    /// absolute path inside any allowed directory.
-    pub path: String,
-}
-
-/// Arguments of `read_text_file` and `read_file`.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct ReadTextFileArgs {
-    /// Path of the file (relative to the first allowed directory, or absolute inside one).
-    pub path: String,
-    /// Return only the first N lines.
-    #[serde(default)]
-    pub head: Option<usize>,
-    /// Return only the last N lines.
-    #[serde(default)]
-    pub tail: Option<usize>,
-}
-
-/// Arguments of `read_multiple_files`.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct ReadMultipleFilesArgs {
-    /// Paths of the files to read.
-    pub paths: Vec<String>,
-}
-
-/// Arguments of `write_file`.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct WriteFileArgs {
-    /// Path of the file. Its parent directory must exist.
-    pub path: String,
-    /// Complete new content of the file (UTF-8 text).
-    pub content: String,
-}
-
-/// One replacement of `edit_file`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EditOperation {
-    /// Text to find: must occur exactly once, byte for byte (whitespace included).
-    pub old_text: String,
-    /// Text to put in its place.
-    pub new_text: String,
-}
-
-/// Arguments of `edit_file`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EditFileArgs {
-    /// Path of the file to edit.
-    pub path: String,
-    /// Replacements, applied in order (each to the result of the previous ones).
-    pub edits: Vec<EditOperation>,
-    /// Only return the diff; change nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// Arguments of `move_file`.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct MoveFileArgs {
-    /// File or directory to move.
-    pub source: String,
-    /// New path; must not exist yet.
-    pub destination: String,
-}
-
-/// Arguments of `search_files`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchFilesArgs {
-    /// Directory to search in.
-    pub path: String,
-    /// Case-insensitive substring of the name, or a glob (`*.md`; with a `/` it is matched
-    /// against the path relative to `path`, e.g. `src/**/*.rs`).
-    pub pattern: String,
-    /// Globs of names (or, with a `/`, relative paths) to skip; an excluded directory is not
-    /// searched.
-    #[serde(default)]
-    pub exclude_patterns: Vec<String>,
-}
-
-/// Arguments of `directory_tree`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DirectoryTreeArgs {
-    /// Directory at the top of the tree.
-    pub path: String,
-    /// Globs of names (or, with a `/`, relative paths) to leave out.
-    #[serde(default)]
-    pub exclude_patterns: Vec<String>,
-}
 
 /// What every server instance shares: built once, cloned by `Arc` per session (or per request
 /// when stateless), so building an instance costs two reference counts.
@@ -136,8 +44,38 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(ctx: Ctx, read_only: bool) -> Self {
         let router = FilesystemServer::tool_router();
-        let listed = router.list_all().into_iter().filter(|tool| !read_only || !is_mutating(tool)).collect();
+        let listed = router
+            .list_all()
+            .into_iter()
+            .filter(|tool| !read_only || !is_mutating(tool))
+            .map(|mut tool| {
+                tool.output_schema = Some(Arc::new(output_schema(&tool.name)));
+                // Strict even where there are no arguments to deny (`list_allowed_directories`).
+                Arc::make_mut(&mut tool.input_schema).entry("additionalProperties").or_insert(false.into());
+                tool
+            })
+            .collect();
         Self { ctx: Arc::new(ctx), read_only, router, listed }
+    }
+}
+
+/// Every tool answers `structuredContent: {"content": …}`: the text it also sends, or (for
+/// `read_media_file`) the one content block it sends.
+fn output_schema(tool: &str) -> serde_json::Map<String, serde_json::Value> {
+    let content = if tool == "read_media_file" {
+        serde_json::json!({"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 1})
+    } else {
+        serde_json::json!({"type": "string"})
+    };
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"content": content},
+        "required": ["content"],
+        "additionalProperties": false,
+    });
+    match schema {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
     }
 }
 
@@ -163,6 +101,19 @@ impl FilesystemServer {
     where
         F: FnOnce(&Ctx) -> Result<String, FsError> + Send + 'static,
     {
+        self.run_blocks(tool, path, move |ctx| {
+            let text = op(ctx)?;
+            let structured = serde_json::json!({ "content": text });
+            Ok((ContentBlock::text(text), structured))
+        })
+        .await
+    }
+
+    /// [`Self::run`] for a tool whose result is one content block and its structured content.
+    async fn run_blocks<F>(&self, tool: &'static str, path: String, op: F) -> CallToolResult
+    where
+        F: FnOnce(&Ctx) -> Result<(ContentBlock, serde_json::Value), FsError> + Send + 'static,
+    {
         let started = Instant::now();
         let refused = self.shared.read_only && self.shared.router.get(tool).is_none_or(is_mutating);
         let outcome = if refused {
@@ -173,9 +124,11 @@ impl FilesystemServer {
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
-            Ok(Ok(text)) => {
+            Ok(Ok((block, structured))) => {
                 tracing::info!(tool, path, outcome = "ok", duration_ms, "tool call");
-                CallToolResult::success(vec![ContentBlock::text(text)])
+                let mut result = CallToolResult::success(vec![block]);
+                result.structured_content = Some(structured);
+                result
             }
             Ok(Err(error)) => {
                 let outcome = if error.is_denial() { "denied" } else { "error" };
@@ -294,6 +247,37 @@ impl FilesystemServer {
     }
 
     #[tool(
+        name = "list_directory_with_sizes",
+        description = "List the entries of a directory with their sizes: `[DIR] name` or \
+                       `[FILE] name  size` a line, sorted by name (or by size, largest first, with \
+                       sortBy: \"size\"), then the number of files and directories and their \
+                       combined size.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_directory_with_sizes(
+        &self,
+        Parameters(args): Parameters<ListWithSizesArgs>,
+    ) -> CallToolResult {
+        let ListWithSizesArgs { path, sort_by } = args;
+        self.run("list_directory_with_sizes", path.clone(), move |ctx| {
+            ops::list_directory_with_sizes(ctx, &path, sort_by.unwrap_or_default())
+        })
+        .await
+    }
+
+    #[tool(
+        name = "read_media_file",
+        description = "Read an image or audio file (or any other file) as base64 with its MIME \
+                       type: images and audio come back as image/audio content, anything else as \
+                       an embedded resource. Files over the server's size limit are refused.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn read_media_file(&self, Parameters(args): Parameters<PathArgs>) -> CallToolResult {
+        let path = args.path;
+        self.run_blocks("read_media_file", path.clone(), move |ctx| media::read_media_file(ctx, &path)).await
+    }
+
+    #[tool(
         name = "directory_tree",
         description = "Recursive tree of a directory as JSON: [{name, type: \"file\"|\"directory\", \
                        children}] (directories always have children; symlinks are files).",
@@ -312,7 +296,7 @@ impl FilesystemServer {
         description = "Move or rename a file or directory. Fails if the destination exists.",
         annotations(
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = false
         )
@@ -362,6 +346,9 @@ impl FilesystemServer {
     }
 }
 
+/// How long a client may reuse `tools/list` (2026-07-28 `ttlMs`): five minutes.
+const LIST_TTL_MS: u64 = 300_000;
+
 #[tool_handler(
     router = self.shared.router,
     name = "teal-mcp-filesystem",
@@ -384,7 +371,8 @@ impl ServerHandler for FilesystemServer {
             tools: self.shared.listed.clone(),
             meta: None,
             next_cursor: None,
-            ttl_ms: supports_cache_hints.then_some(0),
+            // The list changes only when the server restarts with other settings.
+            ttl_ms: supports_cache_hints.then_some(LIST_TTL_MS),
             cache_scope: supports_cache_hints.then_some(rmcp::model::CacheScope::Public),
         })
     }

@@ -22,8 +22,24 @@ pub fn error_body<'a>(error: &'a Error, request_id: &'a str) -> ErrorBody<'a> {
     }
 }
 
+/// Teal's `AuthChallengeResponse`: the servers to authorize and where to resume. The run never
+/// started, so its task and session ids are new.
+pub fn auth_challenge_body(needed: &crate::mcp::AuthorizationNeeded, request_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "task_id": uuid::Uuid::new_v4().to_string(),
+        "session_id": uuid::Uuid::new_v4().to_string(),
+        "request_id": request_id,
+        "message": format!("Authentication required for {} MCP server(s).", needed.challenges.len()),
+        "auth_challenges": needed.challenges,
+        "resume_url": needed.resume_url,
+    })
+}
+
 /// The response for `error`. 5xx are logged here with their cause chain.
 pub fn error_response(error: &Error, request_id: &str) -> Response {
+    if let Error::AuthChallenge(needed) = error {
+        return (error.status(), axum::Json(auth_challenge_body(needed, request_id))).into_response();
+    }
     let status = error.status();
     if status.is_server_error() {
         tracing::warn!(code = error.code(), error = %crate::telemetry::error_chain(error), "request failed");

@@ -8,6 +8,7 @@
 
 mod error;
 pub mod input;
+mod oauth;
 mod sse;
 pub mod types;
 
@@ -23,7 +24,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use tracing::Instrument;
 
-pub use error::{error_body, error_response, route_error};
+pub use error::{auth_challenge_body, error_body, error_response, route_error};
+pub use oauth::oauth_callback_router;
 pub use sse::{sse_frame, stream_router};
 pub use types::{InvokeResponse, TokenUsage};
 
@@ -56,8 +58,10 @@ pub fn router(state: SharedState) -> Router {
         .merge(tools_router())
         .merge(invoke_router())
         .merge(stream_router())
+        .merge(oauth_callback_router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(crate::oauth::caller::acting_for))
         .layer(middleware::from_fn(request_context))
         .with_state(state)
 }

@@ -91,7 +91,8 @@ async fn stream(
 
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let run_facts = facts.clone();
-    let run = tokio::spawn(async move {
+    // The run acts for the request's caller (its per-user OAuth tokens) in its own task too.
+    let run = tokio::spawn(crate::oauth::caller::carry(async move {
         let events = tx.clone();
         let source = format!("{name}:{version}");
         let event_rid = run_facts.request_id.clone();
@@ -136,6 +137,10 @@ async fn stream(
                 let _ = tx.send(sse_frame("partial-response", &partial));
                 let _ = tx.send(sse_frame("final-response", &response));
             }
+            Err(crate::Error::AuthChallenge(needed)) => {
+                let body = super::error::auth_challenge_body(&needed, &run_facts.request_id);
+                let _ = tx.send(sse_frame("auth-challenge", &body));
+            }
             Err(e) => {
                 if e.status().is_server_error() {
                     tracing::warn!(code = e.code(), error = %crate::telemetry::error_chain(&e), "streamed invoke failed");
@@ -143,7 +148,7 @@ async fn stream(
                 let _ = tx.send(sse_frame("error", &error_body(&e, &run_facts.request_id)));
             }
         }
-    });
+    }));
     let guard = AbortOnDrop(run);
     let frames = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
         rx.recv().await.map(|frame| (Ok::<_, Infallible>(frame), (rx, guard)))

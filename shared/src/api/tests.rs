@@ -287,3 +287,42 @@ async fn a_sequential_run_streams_each_finished_task_then_the_answer() {
     let answer = data[2]["output_raw"].as_str().expect("answer");
     assert!(answer.contains("You said: \"two after [offline model]"), "{answer}");
 }
+
+#[tokio::test]
+async fn the_oauth_callback_refuses_what_is_not_a_flow_it_started() {
+    let app = app(&[]);
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).expect("request");
+    let unknown = send(&app, get("/oauth/callback?code=abc&state=never-issued")).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.body, json!({"status": "error", "message": "Invalid or expired state parameter"}));
+    let missing = send(&app, get("/oauth/callback?state=x")).await;
+    assert_eq!(
+        (missing.status, missing.body["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("code and state are required"))
+    );
+    let denied = send(&app, get("/oauth/callback?error=access_denied&state=x")).await;
+    assert_eq!(denied.body["message"], "the authorization server answered error=access_denied");
+}
+
+#[tokio::test]
+async fn an_auth_challenge_is_teals_auth_challenge_response_with_200() {
+    let needed = crate::mcp::AuthorizationNeeded {
+        challenges: vec![crate::oauth::ServerChallenge {
+            server_name: "gh".into(),
+            auth_server: "https://auth.example.com/".into(),
+            scopes: vec!["repo".into()],
+            auth_url: "https://auth.example.com/authorize?state=s".into(),
+        }],
+        resume_url: "https://api.example.com/chat/1.0".into(),
+    };
+    let resp = error_response(&crate::Error::AuthChallenge(Box::new(needed)), "req-1");
+    assert_eq!(resp.status(), StatusCode::OK, "as Teal answers it");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let body: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(body["request_id"], "req-1");
+    assert_eq!(body["message"], "Authentication required for 1 MCP server(s).");
+    assert_eq!(body["resume_url"], "https://api.example.com/chat/1.0");
+    assert_eq!(body["auth_challenges"][0]["server_name"], "gh");
+    assert_eq!(body["auth_challenges"][0]["auth_url"], "https://auth.example.com/authorize?state=s");
+    assert!(body["task_id"].is_string() && body["session_id"].is_string());
+}

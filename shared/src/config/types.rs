@@ -200,6 +200,34 @@ pub struct McpServerConfig {
     /// `tool_names: prefixed` (default): tools are offered as `{server}_{tool}`; `as-served`:
     /// under the server's own names (a Teal plugin served over MCP keeps `{plugin}-{function}`).
     pub prefix_tools: bool,
+    /// Teal's `auth_server` + `scopes` (and `oauth_*`): the server is reached with OAuth tokens.
+    pub oauth: Option<McpOAuth>,
+}
+
+/// OAuth to one MCP server (Teal's `auth_server`, `scopes`, `oauth_client_id`,
+/// `oauth_client_secret`, `canonical_uri`, and our `oauth_grant`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpOAuth {
+    /// The authorization server (its RFC 8414 metadata is read; discovered metadata must name
+    /// it as `issuer`).
+    pub auth_server: url::Url,
+    pub scopes: Vec<String>,
+    pub grant: OAuthGrant,
+    /// `oauth_client_id`; `None`: `TA_OAUTH_CLIENT_NAME` (Teal's default).
+    pub client_id: Option<String>,
+    /// `oauth_client_secret`, usually `${secret:NAME}` (read through the SecretStore).
+    pub client_secret: Option<HeaderTemplate>,
+    /// `canonical_uri`: the resource indicator (RFC 8707) when it is not the server's URL.
+    pub resource: Option<url::Url>,
+}
+
+/// Whose token a server gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthGrant {
+    /// Teal's flow: each caller authorizes (authorization code + PKCE) and gets its own token.
+    AuthorizationCode,
+    /// The platform's own token (`oauth_grant: client_credentials`), shared by every caller.
+    ClientCredentials,
 }
 
 /// A header value that may reference secrets: `Bearer ${secret:GITHUB_TOKEN}`. `${NAME}` is

@@ -44,6 +44,8 @@ pub enum Endpoint {
     Ready,
     /// `GET /{name}/{version}/tools`
     Tools,
+    /// `GET /oauth/callback` (an authorization server sends the caller's browser here)
+    OAuthCallback,
 }
 
 impl Endpoint {
@@ -54,6 +56,7 @@ impl Endpoint {
             Endpoint::Health => api::health_router(),
             Endpoint::Ready => api::ready_router(),
             Endpoint::Tools => api::tools_router(),
+            Endpoint::OAuthCallback => api::oauth_callback_router(),
         }
     }
 
@@ -61,14 +64,14 @@ impl Endpoint {
     fn runs_agents(self) -> bool {
         match self {
             Endpoint::Invoke | Endpoint::Stream => true,
-            Endpoint::Health | Endpoint::Ready | Endpoint::Tools => false,
+            Endpoint::Health | Endpoint::Ready | Endpoint::Tools | Endpoint::OAuthCallback => false,
         }
     }
 
     fn uses_tools(self) -> bool {
         match self {
             Endpoint::Invoke | Endpoint::Stream | Endpoint::Tools => true,
-            Endpoint::Health | Endpoint::Ready => false,
+            Endpoint::Health | Endpoint::Ready | Endpoint::OAuthCallback => false,
         }
     }
 
@@ -161,8 +164,12 @@ pub fn app(
     lambda: &LambdaSettings,
     auth: Option<Arc<ApiKeyAuthorizer>>,
 ) -> Router {
-    let mut router =
-        endpoint.router().fallback(api::not_found).method_not_allowed_fallback(api::method_not_allowed);
+    // Innermost: runs after the authorizer's caller is known (per-user OAuth tokens are its).
+    let mut router = endpoint
+        .router()
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(middleware::from_fn(crate::oauth::caller::acting_for));
     if let Some(auth) = auth {
         router = router.layer(middleware::from_fn_with_state(auth, context::require_api_key));
     }

@@ -39,18 +39,32 @@ pub fn tool_spec(prefix: Option<&str>, tool: &Tool) -> ToolSpec {
     ToolSpec { name, description, parameters }
 }
 
-/// Everything a tool result holds, as text for the LLM: each content item in order (text as is,
-/// other kinds described, embedded text resources inlined) and structured content as JSON.
-/// Returns the text and whether the server flagged the result as an error.
+/// Everything a tool result holds, as text for the LLM, each thing once. `structuredContent`
+/// and the text blocks are two renderings of one result (the spec asks tools to send both), so
+/// one is picked: the structured JSON (compact) when a text block is just its serialisation,
+/// else the text (the tool's own rendering, usually shorter: a file's text rather than that
+/// text escaped in JSON), and the JSON only when there is no text. Other content (images,
+/// audio, resources, links) is described or inlined, in order, either way. Returns the text
+/// and whether the server flagged the result as an error.
 pub fn result_text(result: &CallToolResult) -> (String, bool) {
-    let mut parts: Vec<String> = result.content.iter().map(content_text).collect();
-    if let Some(structured) = &result.structured_content {
-        let already_there = parts
-            .iter()
-            .any(|p| serde_json::from_str::<serde_json::Value>(p).ok().as_ref() == Some(structured));
-        if !already_there {
-            parts.push(format!("structured content: {structured}"));
-        }
+    let is_text = |block: &ContentBlock| matches!(block, ContentBlock::Text(_));
+    let structured = result.structured_content.as_ref().filter(|structured| {
+        let serialised = |block: &ContentBlock| match block {
+            ContentBlock::Text(t) => {
+                serde_json::from_str::<serde_json::Value>(&t.text).ok().as_ref() == Some(*structured)
+            }
+            _ => false,
+        };
+        result.content.iter().any(serialised) || !result.content.iter().any(is_text)
+    });
+    let mut parts: Vec<String> = result
+        .content
+        .iter()
+        .filter(|block| structured.is_none() || !is_text(block))
+        .map(content_text)
+        .collect();
+    if let Some(structured) = structured {
+        parts.insert(0, structured.to_string());
     }
     let is_error = result.is_error.unwrap_or(false);
     let mut text = parts.join("\n");
@@ -125,17 +139,20 @@ mod tests {
         [resource file:///a.txt]
         inside
         [resource link: file:///b.txt]
-        structured content: {"count":2}
         "#);
     }
 
     #[test]
-    fn structured_content_already_given_as_text_is_not_repeated() {
+    fn structured_content_stands_for_its_text_rendering() {
         let r = result_from(serde_json::json!({
-            "content": [{"type": "text", "text": "{\"count\":2}"}],
+            "content": [{"type": "text", "text": "{\n  \"count\": 2\n}"}, {"type": "text", "text": "Found 2."}],
             "structuredContent": {"count": 2}
         }));
-        assert_eq!(result_text(&r).0, "{\"count\":2}");
+        assert_eq!(result_text(&r).0, "{\"count\":2}", "sent once, compact");
+        let plain = result_from(
+            serde_json::json!({"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}),
+        );
+        assert_eq!(result_text(&plain).0, "a\nb");
     }
 
     #[test]

@@ -53,6 +53,53 @@ pub enum McpError {
         #[source]
         source: HeaderError,
     },
+    /// Authorization to the server failed at `step` (the server answered 401/403, or a token
+    /// could not be had). Never "unreachable": the server answered.
+    #[error("MCP server '{server}': authorization failed at {step}")]
+    Auth {
+        server: String,
+        step: AuthStep,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A tool asked for user input (an elicitation, or an `input_required` result) that this
+    /// deployment cannot collect yet: the run ends, naming the server and the tool.
+    #[error(
+        "MCP server '{server}': tool '{tool}' asked for user input ({what}), which this deployment \
+         cannot collect yet"
+    )]
+    InputRequired { server: String, tool: String, what: String },
+    /// The caller has not authorized some of the agent's per-user OAuth servers: the run does
+    /// not start, and the caller is told where to authorize (Teal's `AuthChallengeResponse`).
+    #[error("authorization required for MCP server(s): {}", .0.challenges.iter().map(|c| c.server_name.as_str()).collect::<Vec<_>>().join(", "))]
+    AuthorizationRequired(Box<super::AuthorizationNeeded>),
+}
+
+/// Where authorization to an MCP server failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Finding the authorization server (protected-resource or authorization-server metadata).
+    Discovery,
+    /// Asking the token endpoint for a token (client credentials, code exchange).
+    TokenRequest,
+    /// Refreshing a token.
+    Refresh,
+    /// The MCP server refused the credentials we sent (HTTP 401/403), also after one refresh.
+    Server,
+    /// Reading or writing the sealed token store (Redis), or its key.
+    TokenStore,
+}
+
+impl std::fmt::Display for AuthStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthStep::Discovery => "discovery",
+            AuthStep::TokenRequest => "token request",
+            AuthStep::Refresh => "refresh",
+            AuthStep::Server => "the server (credentials refused)",
+            AuthStep::TokenStore => "the token store",
+        })
+    }
 }
 
 /// Why a configured header could not be sent. Names the header, never its value.
@@ -81,7 +128,27 @@ impl McpError {
             | McpError::Timeout { server, .. }
             | McpError::Protocol { server, .. }
             | McpError::Secret { server, .. }
-            | McpError::Header { server, .. } => server,
+            | McpError::Header { server, .. }
+            | McpError::Auth { server, .. }
+            | McpError::InputRequired { server, .. } => server,
+            McpError::AuthorizationRequired(needed) => {
+                needed.challenges.first().map_or("", |c| c.server_name.as_str())
+            }
+        }
+    }
+
+    /// A stable machine-readable code for the 502 body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            McpError::Auth { .. } => "mcp_auth_failed",
+            McpError::InputRequired { .. } => "mcp_input_required",
+            McpError::AuthorizationRequired(_) => "mcp_authorization_required",
+            McpError::Connect { .. }
+            | McpError::Transport { .. }
+            | McpError::Timeout { .. }
+            | McpError::Protocol { .. }
+            | McpError::Secret { .. }
+            | McpError::Header { .. } => "mcp_upstream_failed",
         }
     }
 
@@ -89,7 +156,9 @@ impl McpError {
     /// through) or the protocol (it did, and the answer is unusable).
     pub(super) fn from_service(server: &str, source: ServiceError) -> Self {
         let server = server.to_owned();
-        if is_transport(&source) {
+        if challenge(&source).is_some() {
+            McpError::Auth { server, step: AuthStep::Server, source: Some(Box::new(source)) }
+        } else if is_transport(&source) {
             McpError::Transport { server, source }
         } else {
             McpError::Protocol { server, source }
@@ -100,6 +169,26 @@ impl McpError {
 /// The request did not get through, or its connection closed: the client is no longer usable.
 pub(super) fn is_transport(e: &ServiceError) -> bool {
     matches!(e, ServiceError::TransportSend(_) | ServiceError::TransportClosed)
+}
+
+/// The `WWW-Authenticate` value of the 401/403 somewhere in `e`'s causes, if that is what failed.
+pub(super) fn challenge(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rmcp::transport::streamable_http_client::{AuthRequiredError, InsufficientScopeError};
+    let mut source = Some(e);
+    while let Some(current) = source {
+        if let Some(required) = current.downcast_ref::<AuthRequiredError>() {
+            return Some(required.www_authenticate_header.clone());
+        }
+        if let Some(scope) = current.downcast_ref::<InsufficientScopeError>() {
+            return Some(scope.www_authenticate_header.clone());
+        }
+        if let Some(ServiceError::TransportSend(t)) = current.downcast_ref::<ServiceError>() {
+            source = Some(t.error.as_ref());
+            continue;
+        }
+        source = current.source();
+    }
+    None
 }
 
 #[cfg(test)]

@@ -15,9 +15,10 @@ use super::{HeaderError, McpError};
 use crate::config::McpServerConfig;
 use crate::secrets::SecretStore;
 
-/// The headers sent to one server, secrets included (hence no `Debug`).
+/// The headers sent to one server, secrets included (hence no `Debug`), and, for an OAuth
+/// server, whose credential they stand for (its token is added when a client is made).
 #[derive(Clone)]
-pub(super) struct Headers(HashMap<HeaderName, HeaderValue>);
+pub(super) struct Headers(HashMap<HeaderName, HeaderValue>, Option<String>);
 
 impl Headers {
     /// `cfg`'s headers with their secrets read from `secrets`.
@@ -47,12 +48,32 @@ impl Headers {
                 .map_err(|source| header_error(HeaderError::Name { header: name.clone(), source }))?;
             headers.insert(name, value);
         }
-        Ok(Self(headers))
+        Ok(Self(headers, None))
+    }
+
+    /// The credential these headers stand for, when it is not in them (an OAuth token).
+    pub(super) fn with_identity(mut self, identity: String) -> Self {
+        self.1 = Some(identity);
+        self
+    }
+
+    /// Adds the `Authorization: Bearer` of an OAuth token.
+    pub(super) fn with_bearer(
+        mut self,
+        token: &secrecy::SecretString,
+    ) -> Result<Self, http::header::InvalidHeaderValue> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))?;
+        value.set_sensitive(true);
+        self.0.insert(http::header::AUTHORIZATION, value);
+        Ok(self)
     }
 
     /// Who a tool list is made for: a hash of the rendered headers (tokens included, so two
     /// tenants never share a list, and no token is ever stored).
     pub(super) fn scope(&self) -> String {
+        if let Some(identity) = &self.1 {
+            return crate::util::sha256_hex(format!("oauth\0{identity}").as_bytes());
+        }
         let mut lines: Vec<String> = self
             .0
             .iter()

@@ -13,15 +13,20 @@
 //! `pool` holds the clients and runs calls, `catalog` lists and caches, `tools` builds an
 //! agent's tool set, `headers` renders configured headers, `error` says what failed.
 
+mod authorize;
 mod catalog;
+mod connect;
 pub mod convert;
 mod error;
+mod handler;
 mod headers;
 mod pool;
+mod revision;
 #[cfg(test)]
 mod tests;
 mod tools;
 
-pub use error::{HeaderError, McpError};
+pub use authorize::AuthorizationNeeded;
+pub use error::{AuthStep, HeaderError, McpError};
 pub use pool::{McpPool, McpSettings, ToolOutcome};
 pub use tools::{AgentTools, ToolRoute};

@@ -6,27 +6,72 @@
 //! one client and one catalog. Looking one up allocates nothing.
 
 use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, ClientConfig, JsonObject};
-use rmcp::service::{RoleClient, RunningService, ServiceError};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, JsonObject, ServerResult,
+};
+use rmcp::service::{PeerRequestOptions, RoleClient, RunningService, ServiceError};
 use tokio::sync::Mutex;
 
+use super::authorize;
 use super::catalog::{Catalog, SharedCatalog};
 use super::convert::result_text;
-use super::error::is_transport;
+use super::error::{AuthStep, challenge, is_transport};
+use super::handler::{Asked, TealClient};
 use super::headers::Headers;
+use super::revision::{self, Revisions};
 use super::tools::AgentCache;
 use super::{McpError, ToolRoute};
 use crate::config::McpServerConfig;
 use crate::secrets::SecretStore;
 use crate::store::{CatalogCache, CatalogSettings};
 
-pub(super) type Client = RunningService<RoleClient, ClientConfig>;
+pub(super) type Client = RunningService<RoleClient, TealClient>;
+
+/// A connected client and whether it has been proven: one set up from a remembered revision
+/// without a handshake is unproven until the server answers a request on it.
+pub(super) struct Live {
+    client: Client,
+    unproven: AtomicBool,
+    /// When the OAuth token this client sends stops working.
+    token_expires: Option<std::time::Instant>,
+}
+
+/// A client whose token has less than this left is replaced before use.
+const TOKEN_MARGIN: Duration = Duration::from_secs(30);
+
+impl Live {
+    pub(super) fn new(client: Client, unproven: bool, token_expires: Option<std::time::Instant>) -> Self {
+        Self { client, unproven: AtomicBool::new(unproven), token_expires }
+    }
+
+    /// Closed, or its token about to expire: make another.
+    fn is_spent(&self) -> bool {
+        self.is_closed()
+            || self
+                .token_expires
+                .is_some_and(|at| at.saturating_duration_since(std::time::Instant::now()) < TOKEN_MARGIN)
+    }
+
+    fn prove(&self) {
+        self.unproven.store(false, Ordering::Relaxed);
+    }
+
+    fn is_unproven(&self) -> bool {
+        self.unproven.load(Ordering::Relaxed)
+    }
+}
+
+impl Deref for Live {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
 
 /// Pool-wide settings.
 #[derive(Debug, Clone)]
@@ -50,37 +95,53 @@ pub struct McpPool {
 pub(super) struct PoolInner {
     pub(super) settings: McpSettings,
     pub(super) secrets: Arc<dyn SecretStore>,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
+    /// What each server URL speaks, as learned here (and from the shared catalog).
+    pub(super) revisions: Revisions,
     /// By URL; each URL's servers differ in name, headers or timeout.
     servers: StdMutex<HashMap<String, Vec<Arc<ServerConn>>>>,
     pub(super) agents: AgentCache,
     /// Tool lists shared across containers (Redis), if configured.
     pub(super) shared: Option<SharedCatalog>,
+    /// Tokens for servers configured with OAuth, if set up.
+    pub(super) oauth: Option<Arc<crate::oauth::OAuth>>,
 }
 
 /// One configured server: its client (connected lazily, replaced when its transport dies) and
 /// its catalog.
 pub(super) struct ServerConn {
     pub(super) cfg: McpServerConfig,
-    pub(super) client: Mutex<Option<Arc<Client>>>,
+    /// The caller whose token this connection carries (per-user OAuth servers only).
+    pub(super) caller: Option<Arc<str>>,
+    /// The OAuth token of the last client made (to name it when the server refuses it).
+    pub(super) token: StdMutex<Option<secrecy::SecretString>>,
+    pub(super) client: Mutex<Option<Arc<Live>>>,
     pub(super) catalog: Mutex<Option<Arc<Catalog>>>,
 }
 
 impl ServerConn {
-    fn new(cfg: &McpServerConfig) -> Self {
-        Self { cfg: cfg.clone(), client: Mutex::new(None), catalog: Mutex::new(None) }
+    fn new(cfg: &McpServerConfig, caller: Option<Arc<str>>) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            caller,
+            token: StdMutex::new(None),
+            client: Mutex::new(None),
+            catalog: Mutex::new(None),
+        }
     }
 
     /// Whether `cfg` is this server: same name (tools are namespaced by it), URL, transport,
     /// headers and timeout. The tool filter is not part of it: it is per agent.
-    fn serves(&self, cfg: &McpServerConfig) -> bool {
+    fn serves(&self, cfg: &McpServerConfig, caller: Option<&str>) -> bool {
         let own = &self.cfg;
-        own.name == cfg.name
+        self.caller.as_deref() == caller
+            && own.name == cfg.name
             && own.url == cfg.url
             && own.transport == cfg.transport
             && own.headers == cfg.headers
             && own.timeout == cfg.timeout
             && own.prefix_tools == cfg.prefix_tools
+            && own.oauth == cfg.oauth
     }
 }
 
@@ -107,9 +168,11 @@ impl McpPool {
                 settings,
                 secrets,
                 http,
+                revisions: Revisions::default(),
                 servers: StdMutex::new(HashMap::new()),
                 agents: AgentCache::default(),
                 shared: None,
+                oauth: None,
             }),
         }
     }
@@ -127,48 +190,111 @@ impl McpPool {
     }
 
     /// The pool's server for `cfg`, created (not connected) on first use.
+    /// For a per-user OAuth server, the current caller's.
     pub(super) fn conn(&self, cfg: &McpServerConfig) -> Arc<ServerConn> {
+        let caller = authorize::caller_for(cfg);
         let mut servers = lock(&self.inner.servers);
-        if let Some(conn) =
-            servers.get(cfg.url.as_str()).and_then(|same_url| same_url.iter().find(|c| c.serves(cfg)))
+        if let Some(conn) = servers
+            .get(cfg.url.as_str())
+            .and_then(|same_url| same_url.iter().find(|c| c.serves(cfg, caller.as_deref())))
         {
             return conn.clone();
         }
-        let conn = Arc::new(ServerConn::new(cfg));
-        servers.entry(cfg.url.as_str().to_owned()).or_default().push(conn.clone());
+        let same_url = servers.entry(cfg.url.as_str().to_owned()).or_default();
+        if caller.is_some()
+            && same_url.iter().filter(|c| c.caller.is_some()).count() >= authorize::MAX_CALLERS
+        {
+            // Callers' connections nobody holds any more (no agent tool set points at them).
+            same_url.retain(|c| c.caller.is_none() || Arc::strong_count(c) > 1);
+        }
+        let conn = Arc::new(ServerConn::new(cfg, caller));
+        same_url.push(conn.clone());
         conn
     }
 
+    /// The OAuth layer, when set up (the callback route finishes authorizations through it).
+    pub fn oauth(&self) -> Option<&Arc<crate::oauth::OAuth>> {
+        self.inner.oauth.as_ref()
+    }
+
+    /// Reaches servers configured with OAuth through `oauth` (tokens per caller or per
+    /// service). Call before the pool is cloned.
+    pub fn with_oauth(mut self, oauth: Arc<crate::oauth::OAuth>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.oauth = Some(oauth);
+        } else {
+            tracing::warn!("OAuth ignored: the MCP pool was already in use");
+        }
+        self
+    }
+
     /// Runs `op` on the server's live client within the server's timeout. A client found dead
-    /// (nothing was sent) is replaced and `op` runs once more; a client whose transport failed
-    /// is dropped so the next use reconnects. A JSON-RPC error from the server is `Ok(Err)`.
-    /// `headers`: already rendered by the caller, if a session must be set up.
+    /// (nothing was sent) is replaced and `op` runs once more; so is a client set up from a
+    /// remembered revision whose first request the server refused (the revision is forgotten and
+    /// the server probed again). A client whose transport failed is dropped so the next use
+    /// reconnects. A JSON-RPC error from the server is `Ok(Err)`. `headers`: already rendered
+    /// by the caller, if a session must be set up.
     pub(super) async fn with_client<T, Fut>(
         &self,
         conn: &Arc<ServerConn>,
         headers: Option<&Headers>,
-        op: impl Fn(Arc<Client>) -> Fut,
+        op: impl Fn(Arc<Live>) -> Fut,
     ) -> Result<Result<T, rmcp::ErrorData>, McpError>
     where
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let cfg = &conn.cfg;
-        let mut resent = false;
+        let (mut resent, mut refused) = (false, None);
         loop {
-            let client = self.client(conn, headers).await?;
-            let error = match tokio::time::timeout(cfg.timeout, op(client.clone())).await {
-                Ok(Ok(value)) => return Ok(Ok(value)),
-                Ok(Err(ServiceError::McpError(e))) => return Ok(Err(e)),
-                Ok(Err(e)) => e,
-                Err(_) => return Err(timeout_error(cfg)),
+            let live = match self.client(conn, headers, refused.as_ref()).await {
+                Ok(live) => live,
+                // The server refused the token while setting up: one refresh, then the error.
+                Err(McpError::Auth { step: AuthStep::Server, .. })
+                    if cfg.oauth.is_some() && refused.is_none() =>
+                {
+                    refused = Some(lock(&conn.token).clone().unwrap_or_else(|| "".into()));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            if !resent && stale_transport(&error, &client) {
-                drop_client(conn, &client).await;
+            let error = match tokio::time::timeout(cfg.timeout + CALL_MARGIN, op(live.clone())).await {
+                Ok(Ok(value)) => {
+                    live.prove();
+                    return Ok(Ok(value));
+                }
+                Ok(Err(ServiceError::McpError(e)))
+                    if !(live.is_unproven() && revision::rejects_revision(&e)) =>
+                {
+                    live.prove();
+                    return Ok(Err(e));
+                }
+                Ok(Err(ServiceError::Timeout { .. })) | Err(_) => return Err(timeout_error(cfg)),
+                Ok(Err(e)) => e,
+            };
+            if cfg.oauth.is_some() && refused.is_none() && challenge(&error).is_some() {
+                // The server refused the token on a live client: one refresh, then the error.
+                refused = Some(lock(&conn.token).clone().unwrap_or_else(|| "".into()));
+                drop_client(conn, &live).await;
+                continue;
+            }
+            // The first request of a client set up from memory failed at the HTTP level (rmcp
+            // then reports only "closed"), or was refused: probe the server again (a 401 then
+            // surfaces at the probe, with its challenge) and resend once. Nothing was processed.
+            let first_failed = matches!(error, ServiceError::TransportClosed);
+            if !resent && live.is_unproven() && (first_failed || revision::answered_but_refused(&error)) {
+                tracing::warn!(server = %cfg.name, "MCP server refused the first request on a remembered revision; probing it again");
+                self.inner.revisions.forget(cfg.url.as_str());
+                drop_client(conn, &live).await;
+                resent = true;
+                continue;
+            }
+            if !resent && stale_transport(&error, &live) {
+                drop_client(conn, &live).await;
                 resent = true;
                 continue;
             }
             if is_transport(&error) {
-                drop_client(conn, &client).await;
+                drop_client(conn, &live).await;
             }
             return Err(McpError::from_service(&cfg.name, error));
         }
@@ -197,72 +323,96 @@ impl McpPool {
             },
         };
         let params = CallToolRequestParams::new(route.tool.clone()).with_arguments(args);
-        let called = self
-            .with_client(&route.server, None, |client| {
-                let params = params.clone();
-                async move { client.call_tool(params).await }
-            })
-            .await?;
-        Ok(match called {
-            Ok(result) => {
+        let timeout = route.server.cfg.timeout;
+        let called =
+            self.with_client(&route.server, None, |live| call_once(live, params.clone(), timeout)).await?;
+        let input_required = |what: &str| McpError::InputRequired {
+            server: route.server.cfg.name.clone(),
+            tool: route.tool.clone(),
+            what: what.to_owned(),
+        };
+        match called {
+            Ok((_, Some(asked))) => Err(input_required(asked.describe())),
+            Ok((CallToolResponse::Complete(result), None)) => {
                 let (text, is_error) = result_text(&result);
-                ToolOutcome { text, is_error }
+                Ok(ToolOutcome { text, is_error })
             }
-            Err(e) => ToolOutcome { text: format!("MCP error {}: {}", e.code.0, e.message), is_error: true },
-        })
+            Ok((CallToolResponse::InputRequired(asked), None)) => {
+                let kinds: Vec<&str> = asked
+                    .input_requests
+                    .iter()
+                    .flat_map(|requests| requests.values())
+                    .map(|r| match r {
+                        rmcp::model::InputRequest::Elicitation(_) => "elicitation",
+                        rmcp::model::InputRequest::CreateMessage(_) => "sampling",
+                        rmcp::model::InputRequest::ListRoots(_) => "roots",
+                        _ => "input",
+                    })
+                    .collect();
+                Err(input_required(&format!("input_required: {}", kinds.join(", "))))
+            }
+            Ok((_, None)) => Err(McpError::Protocol {
+                server: route.server.cfg.name.clone(),
+                source: ServiceError::UnexpectedResponse,
+            }),
+            Err(e) => {
+                Ok(ToolOutcome { text: format!("MCP error {}: {}", e.code.0, e.message), is_error: true })
+            }
+        }
     }
 
-    /// The live client of `conn`, connecting (initialize) when there is none or it has died.
+    /// The live client of `conn`, connecting when there is none, it has died or its token is
+    /// about to expire. `refused`: the token the server just refused (get another).
     async fn client(
         &self,
         conn: &Arc<ServerConn>,
         headers: Option<&Headers>,
-    ) -> Result<Arc<Client>, McpError> {
+        refused: Option<&secrecy::SecretString>,
+    ) -> Result<Arc<Live>, McpError> {
         let mut slot = conn.client.lock().await;
         if let Some(c) = slot.as_ref()
-            && !c.is_closed()
+            && !c.is_spent()
+            && refused.is_none()
         {
             return Ok(c.clone());
         }
-        let client = Arc::new(self.connect(&conn.cfg, headers).await?);
-        *slot = Some(client.clone());
-        Ok(client)
-    }
-
-    async fn connect(&self, cfg: &McpServerConfig, headers: Option<&Headers>) -> Result<Client, McpError> {
-        let headers = match headers {
-            Some(rendered) => rendered.clone(),
-            None => Headers::render(cfg, self.inner.secrets.as_ref()).await?,
-        };
-        let transport_cfg = StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str())
-            .custom_headers(headers.into_map());
-        let transport = StreamableHttpClientTransport::with_client(self.inner.http.clone(), transport_cfg);
-        let started = Instant::now();
-        let info = client_info();
-        match tokio::time::timeout(cfg.timeout, info.serve(transport)).await {
-            Ok(Ok(client)) => {
-                tracing::info!(server = %cfg.name, url = %cfg.url, ms = started.elapsed().as_millis() as u64, "MCP session initialised");
-                Ok(client)
-            }
-            Ok(Err(e)) => Err(McpError::Connect { server: cfg.name.clone(), source: Box::new(e) }),
-            Err(_) => Err(timeout_error(cfg)),
-        }
+        let live = Arc::new(self.connect(conn, headers, refused).await?);
+        *slot = Some(live.clone());
+        Ok(live)
     }
 }
 
-fn client_info() -> ClientConfig {
-    let mut info = ClientConfig::default();
-    info.client_info.name = "teal-serverless".into();
-    info.client_info.version = env!("CARGO_PKG_VERSION").into();
-    info
+/// What a tool call can wait beyond the server's timeout before the pool gives up on it: rmcp
+/// times the request out first (and tells the server), this only bounds the rest.
+const CALL_MARGIN: Duration = Duration::from_millis(250);
+
+/// One `tools/call`, and whether the server asked for user input while it ran. rmcp cancels
+/// it at the server when `timeout` passes.
+async fn call_once(
+    live: Arc<Live>,
+    params: CallToolRequestParams,
+    timeout: Duration,
+) -> Result<(CallToolResponse, Option<Asked>), ServiceError> {
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let handle = live.send_request_with_option(request, PeerRequestOptions::with_timeout(timeout)).await?;
+    let id = handle.id.clone();
+    let answer = handle.await_response().await;
+    let asked = live.service().take_asked(&id);
+    let response = match answer? {
+        ServerResult::CallToolResult(result) => CallToolResponse::Complete(result),
+        ServerResult::InputRequiredResult(result) => CallToolResponse::InputRequired(result),
+        ServerResult::CreateTaskResult(result) => CallToolResponse::Task(result),
+        _ => return Err(ServiceError::UnexpectedResponse),
+    };
+    Ok((response, asked))
 }
 
 /// The client's transport was already closed when we used it: nothing was sent.
-fn stale_transport(e: &ServiceError, client: &Client) -> bool {
+fn stale_transport(e: &ServiceError, client: &Live) -> bool {
     matches!(e, ServiceError::TransportClosed) || client.is_closed()
 }
 
-async fn drop_client(conn: &ServerConn, dead: &Arc<Client>) {
+pub(super) async fn drop_client(conn: &ServerConn, dead: &Arc<Live>) {
     let mut slot = conn.client.lock().await;
     if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
         *slot = None;
@@ -275,6 +425,6 @@ pub(super) fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn timeout_error(cfg: &McpServerConfig) -> McpError {
+pub(super) fn timeout_error(cfg: &McpServerConfig) -> McpError {
     McpError::Timeout { server: cfg.name.clone(), timeout_ms: cfg.timeout.as_millis() }
 }

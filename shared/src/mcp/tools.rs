@@ -76,9 +76,16 @@ impl AgentTools {
     }
 }
 
-/// Each agent's servers and last tool set, by the address of the agent's config.
+/// Each agent's servers and last tool set, by the address of the agent's config (and, for an
+/// agent with per-user OAuth servers, the caller: its connections are the caller's).
 #[derive(Default)]
-pub(super) struct AgentCache(StdMutex<HashMap<usize, Arc<AgentEntry>>>);
+pub(super) struct AgentCache(StdMutex<HashMap<AgentKey, Arc<AgentEntry>>>);
+
+/// The address of an agent's config, and the caller for an agent with per-user servers.
+type AgentKey = (usize, Option<Arc<str>>);
+
+/// Agents' entries kept for callers of per-user servers before idle ones are dropped.
+const MAX_CALLER_ENTRIES: usize = 4096;
 
 #[cfg(test)]
 impl AgentCache {
@@ -110,6 +117,9 @@ impl McpPool {
         if agent.mcp_servers.is_empty() {
             return Ok(AgentTools::default());
         }
+        if let Some(needed) = self.challenges(agent).await? {
+            return Err(McpError::AuthorizationRequired(Box::new(needed)));
+        }
         let entry = self.agent_entry(agent);
         let listed = join_all(entry.servers.iter().map(|conn| self.catalog(conn))).await;
         let catalogs = listed.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -126,13 +136,18 @@ impl McpPool {
     }
 
     fn agent_entry(&self, agent: &Arc<AgentSpec>) -> Arc<AgentEntry> {
-        let id = Arc::as_ptr(agent).addr();
+        let caller = agent.mcp_servers.iter().find_map(super::authorize::caller_for);
+        let id = (Arc::as_ptr(agent).addr(), caller);
         let mut agents = lock(&self.inner.agents.0);
         if let Some(entry) = agents.get(&id) {
             return entry.clone();
         }
-        // A new agent: forget the ones whose config is gone (replaced by a reload).
+        // A new agent: forget the ones whose config is gone (replaced by a reload), and idle
+        // callers' when there are too many.
         agents.retain(|_, e| e.agent.strong_count() > 0);
+        if id.1.is_some() && agents.len() >= MAX_CALLER_ENTRIES {
+            agents.retain(|(_, caller), e| caller.is_none() || Arc::strong_count(e) > 1);
+        }
         let entry = Arc::new(AgentEntry {
             agent: Arc::downgrade(agent),
             servers: agent.mcp_servers.iter().map(|cfg| self.conn(cfg)).collect(),

@@ -82,7 +82,7 @@ impl AppState {
     /// What one agent of a config may call this request: its MCP tools (listed through the
     /// warm pool) and its remote plugins, without held tools.
     pub async fn toolbox(&self, spec: &Arc<AgentSpec>) -> Result<Toolbox, Error> {
-        let mcp = self.mcp.agent_tools(spec).await.map_err(|e| Error::Tool(e.into(), Default::default()))?;
+        let mcp = self.mcp.agent_tools(spec).await.map_err(Error::from)?;
         let mut plugins = Vec::with_capacity(spec.remote_plugins.len());
         for name in &spec.remote_plugins {
             match self.plugins.get(name) {

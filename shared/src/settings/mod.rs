@@ -249,6 +249,8 @@ pub struct Settings {
     pub teal: TealSettings,
     /// `TA_BACKUP_*`: the backup and restore functions and commands.
     pub backup: BackupSettings,
+    /// Outbound OAuth to MCP servers (`TA_OAUTH_*`, `TA_MCP_OAUTH_*`).
+    pub oauth: crate::oauth::OAuthSettings,
 }
 
 impl Settings {
@@ -275,6 +277,7 @@ impl Settings {
             aws_endpoint_url: env.var("TA_AWS_ENDPOINT_URL").map(str::to_owned),
             teal: teal::read(env)?,
             backup,
+            oauth: teal::oauth(env)?,
         })
     }
 }
@@ -658,5 +661,43 @@ mod tests {
         .expect("ok");
         assert_eq!(s.teal.remote_plugin_path.as_deref(), Some(std::path::Path::new("plugins/catalog.yaml")));
         assert_eq!(s.teal.structured_output_model.as_deref(), Some("gpt-4o"));
+    }
+
+    #[test]
+    fn teal_oauth_variables_configure_outbound_oauth_or_are_refused_with_the_reason() {
+        let s = read(&[]).expect("defaults");
+        assert_eq!(s.oauth.redirect_uri, "http://localhost:8000/oauth/callback", "Teal's default");
+        assert_eq!(
+            (s.oauth.client_name.as_str(), s.oauth.refresh, s.oauth.strict_https),
+            ("teal-agents", true, true)
+        );
+        let s = read(&[
+            ("TA_OAUTH_REDIRECT_URI", "https://api.example.com/oauth/callback"),
+            ("TA_OAUTH_CLIENT_NAME", "acme-agents"),
+            ("TA_OAUTH_BASE_URL", "https://api.example.com"),
+            ("TA_MCP_OAUTH_ENABLE_TOKEN_REFRESH", "false"),
+            ("TA_MCP_OAUTH_STRICT_HTTPS_VALIDATION", "false"),
+            ("TA_MCP_OAUTH_ENABLE_AUDIENCE_VALIDATION", "false"),
+            ("TA_MCP_OAUTH_ENABLE_SERVER_DISCOVERY", "false"),
+            ("TA_OAUTH_TOKEN_KEY_SECRET", "prod/oauth-key"),
+        ])
+        .expect("ok");
+        assert_eq!(s.oauth.redirect_uri, "https://api.example.com/oauth/callback");
+        assert_eq!(
+            (s.oauth.client_name.as_str(), s.oauth.refresh, s.oauth.strict_https),
+            ("acme-agents", false, false)
+        );
+        assert_eq!(s.oauth.key_secret.as_deref(), Some("prod/oauth-key"));
+        assert!(
+            err(&[("TA_MCP_OAUTH_ENABLE_PKCE", "false")])
+                .starts_with("TA_MCP_OAUTH_ENABLE_PKCE=false is not supported: PKCE")
+        );
+        assert!(err(&[("TA_MCP_OAUTH_ENABLE_RESOURCE_PARAMETER", "false")]).contains("RFC 8707"));
+        assert!(err(&[("TA_MCP_OAUTH_ENABLE_DYNAMIC_REGISTRATION", "true")]).contains("oauth_client_id"));
+        assert_eq!(
+            err(&[("TA_OAUTH_REDIRECT_URI", "callback")]),
+            "invalid env var TA_OAUTH_REDIRECT_URI=callback (an absolute http(s) URL)"
+        );
+        assert!(err(&[("TA_MCP_OAUTH_ENABLE_TOKEN_REFRESH", "maybe")]).contains("true or false"));
     }
 }

@@ -7,12 +7,14 @@
 //! held, `TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL` the model that repairs structured output,
 //! `TA_LOG_LEVEL` the default log level. Refused, with what to use instead: the variables
 //! that load Python classes (`*_MODULE`, `*_CLASS`), A2A, and telemetry export (not built yet).
-//! Variables that only configure what is refused elsewhere or not served (OAuth switches, A2A
-//! card fields) change nothing here and are accepted.
+//! Teal's OAuth variables (`TA_OAUTH_*`, `TA_MCP_OAUTH_*`) configure outbound OAuth to MCP servers
+//! ([`oauth`]); a switch that would turn off what the MCP specification requires is refused.
+//! Variables that only configure what is not served (A2A card fields) are accepted.
 
 use std::path::PathBuf;
 
 use super::{Env, SettingsError};
+use crate::oauth::OAuthSettings;
 
 /// Teal's Python-class variables and Teal's own default values: a deployment that spells out a
 /// default changes nothing and is accepted.
@@ -70,12 +72,12 @@ const PYTHON_CLASS_VARS: [(&str, Option<&str>, &str); 16] = [
     (
         "TA_AUTH_STORAGE_MANAGER_MODULE",
         None,
-        "OAuth to MCP servers is not supported yet: give tokens in mcp_servers[].headers from Secrets Manager",
+        "OAuth tokens are kept sealed in Redis (TA_REDIS_URL) or in memory, with the key in TA_OAUTH_TOKEN_KEY_SECRET",
     ),
     (
         "TA_AUTH_STORAGE_MANAGER_CLASS",
         None,
-        "OAuth to MCP servers is not supported yet: give tokens in mcp_servers[].headers from Secrets Manager",
+        "OAuth tokens are kept sealed in Redis (TA_REDIS_URL) or in memory, with the key in TA_OAUTH_TOKEN_KEY_SECRET",
     ),
     (
         "TA_MCP_DISCOVERY_MODULE",
@@ -136,6 +138,51 @@ pub(super) fn read(env: &Env) -> Result<TealSettings, SettingsError> {
         plugin_catalog_file: env.var("TA_PLUGIN_CATALOG_FILE").map(PathBuf::from),
         structured_output_model: env.var("TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL").map(str::to_owned),
         log_level: env.var("TA_LOG_LEVEL").map(str::to_owned),
+    })
+}
+
+/// Teal's OAuth variables, and `TA_OAUTH_TOKEN_KEY_SECRET`. PKCE, resource indicators and audience
+/// checks are what the MCP specification requires: `TA_MCP_OAUTH_ENABLE_PKCE=false` and
+/// `TA_MCP_OAUTH_ENABLE_RESOURCE_PARAMETER=false` are refused; audience validation and metadata
+/// discovery always happen (Teal enforces audience for HTTP servers too), so their switches change
+/// nothing. Dynamic client registration is not done: `TA_MCP_OAUTH_ENABLE_DYNAMIC_REGISTRATION=
+/// true` is refused.
+pub(super) fn oauth(env: &Env) -> Result<OAuthSettings, SettingsError> {
+    let d = OAuthSettings::default();
+    for (name, instead) in [
+        (
+            "TA_MCP_OAUTH_ENABLE_PKCE",
+            "PKCE is required by OAuth 2.1 and the MCP specification: remove it or set it to true",
+        ),
+        (
+            "TA_MCP_OAUTH_ENABLE_RESOURCE_PARAMETER",
+            "resource indicators (RFC 8707) are required by the MCP specification: remove it or set it to true",
+        ),
+    ] {
+        if env.parse(name, "true or false", parse_bool)? == Some(false) {
+            return Err(SettingsError::Refused { name, value: "false".to_owned(), instead });
+        }
+    }
+    for name in ["TA_MCP_OAUTH_ENABLE_AUDIENCE_VALIDATION", "TA_MCP_OAUTH_ENABLE_SERVER_DISCOVERY"] {
+        env.parse(name, "true or false", parse_bool)?;
+    }
+    if env.parse("TA_MCP_OAUTH_ENABLE_DYNAMIC_REGISTRATION", "true or false", parse_bool)? == Some(true) {
+        return Err(SettingsError::Refused {
+            name: "TA_MCP_OAUTH_ENABLE_DYNAMIC_REGISTRATION",
+            value: "true".to_owned(),
+            instead: "dynamic client registration is not done: give each server's oauth_client_id (or TA_OAUTH_CLIENT_NAME)",
+        });
+    }
+    Ok(OAuthSettings {
+        redirect_uri: env.http_url("TA_OAUTH_REDIRECT_URI")?.map_or(d.redirect_uri, String::from),
+        client_name: env.var("TA_OAUTH_CLIENT_NAME").map_or(d.client_name, str::to_owned),
+        base_url: env.http_url("TA_OAUTH_BASE_URL")?.map_or(d.base_url, String::from),
+        refresh: env.parse("TA_MCP_OAUTH_ENABLE_TOKEN_REFRESH", "true or false", parse_bool)?.unwrap_or(true),
+        strict_https: env
+            .parse("TA_MCP_OAUTH_STRICT_HTTPS_VALIDATION", "true or false", parse_bool)?
+            .unwrap_or(true),
+        key_secret: env.var("TA_OAUTH_TOKEN_KEY_SECRET").map(str::to_owned),
+        ..d
     })
 }
 

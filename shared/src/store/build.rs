@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::{
     CacheSettings, CatalogCache, CatalogSettings, MemoryCatalogCache, MemoryRateLimiter, MemoryResponseCache,
-    MemorySessionStore, MemoryTaskStore, RateLimitSettings, RateLimiter, RedisCatalogCache, RedisConnection,
-    RedisRateLimiter, RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore, ResponseCache,
-    SessionStore, TaskStore,
+    MemorySessionStore, MemoryTaskStore, MemoryTokenStore, RateLimitSettings, RateLimiter, RedisCatalogCache,
+    RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore,
+    RedisTokenStore, ResponseCache, SessionStore, TaskStore, TokenStore,
 };
 use crate::secrets::SecretStore;
 use crate::settings::SettingsError;
@@ -37,6 +37,8 @@ pub struct Stores {
     pub tasks: Arc<dyn TaskStore>,
     pub cache: Arc<dyn ResponseCache>,
     pub catalog: Arc<dyn CatalogCache>,
+    /// Sealed OAuth tokens and flows in flight.
+    pub tokens: Arc<dyn TokenStore>,
     /// `None`: no rate limit configured.
     pub rate_limiter: Option<Arc<dyn RateLimiter>>,
     /// The shared connection when Redis is used (for `/ready` and tests).
@@ -59,6 +61,7 @@ impl Stores {
             tasks: Arc::new(RedisTaskStore::new(conn.clone(), settings.session_ttl)),
             cache: Arc::new(RedisResponseCache::new(conn.clone(), settings.cache.max_entry_bytes)),
             catalog: Arc::new(RedisCatalogCache::new(conn.clone())),
+            tokens: Arc::new(RedisTokenStore::new(conn.clone())),
             rate_limiter: settings
                 .rate_limit
                 .map(|r| Arc::new(RedisRateLimiter::new(conn.clone(), r)) as Arc<dyn RateLimiter>),
@@ -73,6 +76,7 @@ impl Stores {
             tasks: Arc::new(MemoryTaskStore::new(settings.session_ttl, MEMORY_TASK_BYTES)),
             cache: Arc::new(MemoryResponseCache::new(1024, settings.cache.max_entry_bytes)),
             catalog: Arc::new(MemoryCatalogCache::default()),
+            tokens: Arc::new(MemoryTokenStore::default()),
             rate_limiter: settings
                 .rate_limit
                 .map(|r| Arc::new(MemoryRateLimiter::new(r)) as Arc<dyn RateLimiter>),

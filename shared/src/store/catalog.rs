@@ -42,16 +42,32 @@ impl Default for CatalogSettings {
     }
 }
 
-/// Which catalog: a server URL and the auth scope the list was made with (a hash of the rendered
-/// headers: two tenants with different tokens may see different tools). Stored as a hex SHA-256,
-/// so neither the URL nor the scope appears in Redis key names.
+/// Which catalog: a server URL and the auth scope the list was made with (a hash of the
+/// credential: two tenants with different tokens may see different tools), or the URL alone for
+/// a list the server said is public. Stored as a hex SHA-256, so neither the URL nor the scope
+/// appears in Redis key names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CatalogKey(String);
 
 impl CatalogKey {
+    /// The list `server_url` gave to the credential whose hash is `auth_scope`.
     pub fn new(server_url: &str, auth_scope: &str) -> Self {
+        Self::hashed(b"teal-tool-catalog-v1\0", server_url, auth_scope)
+    }
+
+    /// The list `server_url` marked `cacheScope: public`: the same for every caller.
+    pub fn public(server_url: &str) -> Self {
+        Self::hashed(b"teal-tool-catalog-public-v1\0", server_url, "")
+    }
+
+    /// What `server_url` is known to speak (an entry without tools; see [`CatalogEntry::protocol`]).
+    pub fn server(server_url: &str) -> Self {
+        Self::hashed(b"teal-mcp-server-v1\0", server_url, "")
+    }
+
+    fn hashed(domain: &[u8], server_url: &str, auth_scope: &str) -> Self {
         let mut h = Sha256::new();
-        h.update(b"teal-tool-catalog-v1\0");
+        h.update(domain);
         h.update((server_url.len() as u64).to_be_bytes());
         h.update(server_url.as_bytes());
         h.update(auth_scope.as_bytes());
@@ -63,21 +79,39 @@ impl CatalogKey {
     }
 }
 
-/// One server's `tools/list` result: the tools as MCP sent them (JSON objects) and when.
+/// One server's `tools/list` result: the tools as MCP sent them (JSON objects), when, how long
+/// the server said it may be reused, and which protocol revision the server spoke.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogEntry {
     pub tools: Vec<serde_json::Value>,
     pub fetched_at_unix_ms: u64,
+    /// The revision the server answered in (`2026-07-28`, `2025-11-25`, …), so a container that
+    /// reads this entry reaches the server without probing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The server's `ttlMs` for this list; `None`: it gave none (`TA_CATALOG_TTL` applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
 }
 
 impl CatalogEntry {
+    /// `tools` as listed now.
+    pub fn new(tools: Vec<serde_json::Value>, protocol: Option<String>, ttl_ms: Option<u64>) -> Self {
+        Self { tools, fetched_at_unix_ms: unix_ms(), protocol, ttl_ms }
+    }
+
     /// Time since the list was fetched (zero if the clock went backwards).
     pub fn age(&self) -> Duration {
         Duration::from_millis(unix_ms().saturating_sub(self.fetched_at_unix_ms))
     }
 
-    pub fn is_fresh(&self, fresh_for: Duration) -> bool {
-        self.age() < fresh_for
+    /// How long the list is fresh: the server's `ttlMs`, else `default`.
+    pub fn fresh_for(&self, default: Duration) -> Duration {
+        self.ttl_ms.map_or(default, Duration::from_millis)
+    }
+
+    pub fn is_fresh(&self, default: Duration) -> bool {
+        self.age() < self.fresh_for(default)
     }
 }
 
@@ -86,13 +120,17 @@ impl CatalogEntry {
 pub trait CatalogCache: Send + Sync {
     /// The entry, fresh or stale, while it is kept.
     async fn get(&self, key: &CatalogKey) -> Result<Option<CatalogEntry>, StoreError>;
-    /// Stores `tools` as fetched now, kept for `keep_for`.
-    async fn put(
-        &self,
-        key: &CatalogKey,
-        tools: &[serde_json::Value],
-        keep_for: Duration,
-    ) -> Result<(), StoreError>;
+    /// The entries of `keys`, in order, in one round trip where the backend can.
+    async fn get_many(&self, keys: &[CatalogKey]) -> Result<Vec<Option<CatalogEntry>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
+    /// Stores `entry`, kept for `keep_for`.
+    async fn put(&self, key: &CatalogKey, entry: &CatalogEntry, keep_for: Duration)
+    -> Result<(), StoreError>;
     /// Takes the refresh lease of `key` for `lease` if nobody holds it (`SET NX PX`): `true`
     /// means "you refresh".
     async fn try_lock_refresh(&self, key: &CatalogKey, lease: Duration) -> Result<bool, StoreError>;
@@ -114,22 +152,27 @@ pub enum CatalogLookup {
     Missing,
 }
 
-/// The stale-while-revalidate decision for `key`. Cache failures count as [`CatalogLookup::Missing`]
-/// (the adapter has logged them).
+/// The stale-while-revalidate decision for the first of `keys` that holds an entry (one round
+/// trip for all of them). Cache failures count as [`CatalogLookup::Missing`] (the adapter has
+/// logged them).
 pub async fn lookup_catalog(
     cache: &dyn CatalogCache,
-    key: &CatalogKey,
+    keys: &[CatalogKey],
     settings: &CatalogSettings,
 ) -> CatalogLookup {
-    match cache.get(key).await {
-        Ok(Some(entry)) if entry.is_fresh(settings.fresh_for) => CatalogLookup::Fresh(entry),
-        Ok(Some(entry)) => {
+    let found = match cache.get_many(keys).await {
+        Ok(entries) => keys.iter().zip(entries).find_map(|(k, e)| e.map(|e| (k, e))),
+        Err(_) => None,
+    };
+    match found {
+        Some((_, entry)) if entry.is_fresh(settings.fresh_for) => CatalogLookup::Fresh(entry),
+        Some((key, entry)) => {
             // If the lock cannot be taken because the cache just failed, refreshing is the safe
             // side: the result is only a `put`.
             let refresh = cache.try_lock_refresh(key, settings.refresh_lease).await.unwrap_or(true);
             CatalogLookup::Stale { entry, refresh }
         }
-        Ok(None) | Err(_) => CatalogLookup::Missing,
+        None => CatalogLookup::Missing,
     }
 }
 
@@ -168,7 +211,7 @@ impl CatalogCache for MemoryCatalogCache {
     async fn put(
         &self,
         key: &CatalogKey,
-        tools: &[serde_json::Value],
+        entry: &CatalogEntry,
         keep_for: Duration,
     ) -> Result<(), StoreError> {
         let mut inner = self.inner.lock().await;
@@ -185,20 +228,12 @@ impl CatalogCache for MemoryCatalogCache {
                 inner.entries.remove(&oldest);
             }
         }
-        let entry = CatalogEntry { tools: tools.to_vec(), fetched_at_unix_ms: unix_ms() };
-        inner.entries.insert(key.clone(), (entry, now + keep_for));
+        inner.entries.insert(key.clone(), (entry.clone(), now + keep_for));
         Ok(())
     }
 
     async fn try_lock_refresh(&self, key: &CatalogKey, lease: Duration) -> Result<bool, StoreError> {
-        let mut inner = self.inner.lock().await;
-        let now = Instant::now();
-        inner.locks.retain(|_, until| *until > now);
-        if inner.locks.contains_key(key) {
-            return Ok(false);
-        }
-        inner.locks.insert(key.clone(), now + lease);
-        Ok(true)
+        Ok(super::tokens::take_lease(&mut self.inner.lock().await.locks, key.clone(), lease))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -225,16 +260,18 @@ mod tests {
             keep_for: Duration::from_secs(3600),
             refresh_lease: Duration::from_secs(30),
         };
-        assert_eq!(lookup_catalog(&cache, &key, &settings).await, CatalogLookup::Missing);
-        cache.put(&key, &[json!({"name": "read"})], settings.keep_for).await.expect("put");
-        let CatalogLookup::Fresh(e) = lookup_catalog(&cache, &key, &settings).await else {
+        let keys = [key.clone()];
+        assert_eq!(lookup_catalog(&cache, &keys, &settings).await, CatalogLookup::Missing);
+        let entry = CatalogEntry::new(vec![json!({"name": "read"})], None, None);
+        cache.put(&key, &entry, settings.keep_for).await.expect("put");
+        let CatalogLookup::Fresh(e) = lookup_catalog(&cache, &keys, &settings).await else {
             panic!("fresh expected")
         };
         assert_eq!(e.tools, [json!({"name": "read"})]);
 
         let stale = CatalogSettings { fresh_for: Duration::ZERO, ..settings.clone() };
-        let first = lookup_catalog(&cache, &key, &stale).await;
-        let second = lookup_catalog(&cache, &key, &stale).await;
+        let first = lookup_catalog(&cache, &keys, &stale).await;
+        let second = lookup_catalog(&cache, &keys, &stale).await;
         assert!(matches!(first, CatalogLookup::Stale { refresh: true, .. }), "{first:?}");
         assert!(matches!(second, CatalogLookup::Stale { refresh: false, .. }), "{second:?}");
 
@@ -242,5 +279,31 @@ mod tests {
         let other = CatalogKey::new("http://mcp:8080/mcp", "scope-b");
         assert_ne!(other, key);
         assert_eq!(cache.get(&other).await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn a_server_ttl_overrides_the_default_and_the_first_key_found_wins() {
+        let cache = MemoryCatalogCache::default();
+        let url = "http://mcp:8080/mcp";
+        let (private, public) = (CatalogKey::new(url, "scope-a"), CatalogKey::public(url));
+        assert_ne!(public, CatalogKey::server(url));
+        let settings = CatalogSettings::default();
+        let short = CatalogEntry::new(vec![json!({"name": "public"})], Some("2026-07-28".into()), Some(0));
+        cache.put(&public, &short, settings.keep_for).await.expect("put");
+        let keys = [private.clone(), public.clone()];
+        let CatalogLookup::Stale { entry, refresh: true } = lookup_catalog(&cache, &keys, &settings).await
+        else {
+            panic!("ttlMs 0 is never fresh, whatever TA_CATALOG_TTL says")
+        };
+        assert_eq!(entry.protocol.as_deref(), Some("2026-07-28"));
+        let own = CatalogEntry::new(vec![json!({"name": "private"})], None, None);
+        cache.put(&private, &own, settings.keep_for).await.expect("put");
+        let CatalogLookup::Fresh(entry) = lookup_catalog(&cache, &keys, &settings).await else {
+            panic!("fresh expected")
+        };
+        assert_eq!(entry.tools, [json!({"name": "private"})], "the caller's own list comes first");
+        // Entries written before these fields existed still read.
+        let old: CatalogEntry = serde_json::from_str(r#"{"tools":[],"fetched_at_unix_ms":1}"#).expect("old");
+        assert_eq!((old.protocol, old.ttl_ms), (None, None));
     }
 }

@@ -6,7 +6,8 @@
 //! conversation. [`TaskStore`] keeps the tasks of the `tealagents/v1alpha1` API, with optimistic
 //! concurrency. [`ResponseCache`] keeps finished responses by [`CacheKey`]; [`CatalogCache`]
 //! keeps MCP `tools/list` results across containers with stale-while-revalidate; [`RateLimiter`]
-//! is a token bucket per API key. [`Stores::build`] picks the adapters from [`StoreSettings`].
+//! is a token bucket per API key; [`TokenStore`] keeps sealed OAuth tokens and leases.
+//! [`Stores::build`] picks the adapters from [`StoreSettings`].
 //!
 //! What must not live here: HTTP, agents (beyond messages), deciding *what* is cacheable. Those
 //! belong to the API. Redis failures are bounded by a short timeout: the cache, the catalog and
@@ -22,11 +23,12 @@ pub mod metrics;
 mod ratelimit;
 mod redis;
 mod tasks;
+mod tokens;
 
 pub(crate) use self::redis::redact_url;
 pub use self::redis::{
     KeyDump, KeyKind, KeyRead, KeyValue, RedisCatalogCache, RedisConnection, RedisRateLimiter,
-    RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore, RestoreCounts,
+    RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore, RedisTokenStore, RestoreCounts,
 };
 pub use build::{StoreSettings, Stores};
 pub use cache::{CacheKey, CachePut, CacheSettings, MemoryResponseCache, ResponseCache, canonical_json};
@@ -40,6 +42,7 @@ pub use tasks::{
     AgentTask, DEFAULT_MAX_TASK_BYTES, MemoryTaskStore, RequestId, TaskContent, TaskId, TaskItem, TaskRole,
     TaskStatus, TaskStore, TaskStoreError,
 };
+pub use tokens::{MemoryTokenStore, TokenStore};
 
 use crate::llm::Message;
 

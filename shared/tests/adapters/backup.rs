@@ -160,7 +160,7 @@ pub async fn fill_redis(conn: &RedisConnection, n: usize) -> Vec<SessionId> {
     catalog
         .put(
             &CatalogKey::new("http://mcp/mcp", ""),
-            &[serde_json::json!({"name": "t"})],
+            &teal_core::store::CatalogEntry::new(vec![serde_json::json!({"name": "t"})], None, None),
             Duration::from_secs(60),
         )
         .await

@@ -19,9 +19,9 @@ use teal_core::config::s3::{Refresh, S3ConfigSource, s3_client};
 use teal_core::llm::Message;
 use teal_core::secrets::{SecretError, SecretStore, SecretsManagerSettings, SecretsManagerStore};
 use teal_core::store::{
-    CacheKey, CachePut, CatalogCache, CatalogKey, CatalogLookup, CatalogSettings, RateLimitSettings,
-    RateLimiter, RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore,
-    ResponseCache, SessionId, SessionStore, StoreError, lookup_catalog,
+    CacheKey, CachePut, CatalogCache, CatalogEntry, CatalogKey, CatalogLookup, CatalogSettings,
+    RateLimitSettings, RateLimiter, RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache,
+    RedisSessionStore, ResponseCache, SessionId, SessionStore, StoreError, lookup_catalog,
 };
 
 /// Polls the async `ready` until it holds or `deadline` passes.
@@ -133,22 +133,27 @@ async fn stale_catalog_entries_are_served_while_exactly_one_caller_refreshes() {
         keep_for: Duration::from_secs(3600),
         refresh_lease: Duration::from_secs(30),
     };
-    assert_eq!(lookup_catalog(cache.as_ref(), &key, &settings).await, CatalogLookup::Missing);
+    let keys = [key.clone(), CatalogKey::public("http://tools.internal:8080/mcp")];
+    assert_eq!(lookup_catalog(cache.as_ref(), &keys, &settings).await, CatalogLookup::Missing);
     let tools = vec![json!({"name": "read_file", "inputSchema": {"type": "object"}})];
-    cache.put(&key, &tools, settings.keep_for).await.expect("put");
-    let CatalogLookup::Fresh(entry) = lookup_catalog(cache.as_ref(), &key, &settings).await else {
+    let written = CatalogEntry::new(tools.clone(), Some("2026-07-28".into()), Some(60_000));
+    cache.put(&key, &written, settings.keep_for).await.expect("put");
+    // One MGET for both keys: the caller's own list is found behind a missing public one.
+    let CatalogLookup::Fresh(entry) = lookup_catalog(cache.as_ref(), &keys, &settings).await else {
         panic!("fresh entry expected")
     };
     assert_eq!(entry.tools, tools);
+    assert_eq!((entry.protocol.as_deref(), entry.ttl_ms), (Some("2026-07-28"), Some(60_000)));
     assert!(entry.age() < Duration::from_secs(5));
     let ttl = pttl(&conn, &format!("catalog:{}", key.as_str())).await;
     assert!(ttl > 3_500_000, "kept for keep_for, not fresh_for: {ttl}");
 
     // Every entry is stale now: ten callers at once all get it, one of them refreshes.
     let stale = CatalogSettings { fresh_for: Duration::ZERO, ..settings };
+    cache.put(&key, &CatalogEntry::new(tools.clone(), None, None), stale.keep_for).await.expect("put");
     let lookups = futures::future::join_all((0..10).map(|_| {
         let (cache, key, stale) = (cache.clone(), key.clone(), stale.clone());
-        async move { lookup_catalog(cache.as_ref(), &key, &stale).await }
+        async move { lookup_catalog(cache.as_ref(), &[key], &stale).await }
     }))
     .await;
     let mut refreshers = 0;
@@ -210,7 +215,7 @@ async fn a_redis_that_goes_down_is_bypassed_quickly_and_used_again_when_it_comes
     assert!(within(cache.lookup(&key)).await.is_none());
     assert!(within(cache.put(&key, b"v", Duration::from_secs(60))).await.is_err());
     assert_eq!(
-        within(lookup_catalog(&catalog, &ckey, &CatalogSettings::default())).await,
+        within(lookup_catalog(&catalog, std::slice::from_ref(&ckey), &CatalogSettings::default())).await,
         CatalogLookup::Missing
     );
     assert!(within(catalog.try_lock_refresh(&ckey, Duration::from_secs(1))).await.is_err());

@@ -5,5 +5,7 @@
 mod confinement;
 mod helpers;
 mod modes;
+mod reference;
+mod revisions;
 mod security;
 mod tools;

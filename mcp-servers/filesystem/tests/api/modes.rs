@@ -31,7 +31,7 @@ async fn both_session_modes_serve_the_tools_to_an_rmcp_client() -> Result<(), Er
     for mode in [SessionMode::Stateful, SessionMode::Stateless] {
         let server = spawn(mode).await?;
         let client = server.client().await?;
-        assert_eq!(client.list_all_tools().await?.len(), 12, "{mode:?}");
+        assert_eq!(client.list_all_tools().await?.len(), 14, "{mode:?}");
         assert_eq!(
             call(&client, "write_file", json!({"path": "m.txt", "content": "mode"})).await?,
             Outcome::ok("Successfully wrote to m.txt"),
@@ -115,7 +115,7 @@ async fn stateless_mode_answers_arguments_that_miss_the_schema_with_an_error_res
     assert_eq!(body["result"]["isError"], json!(true), "{body}");
     assert_eq!(
         body["result"]["content"][0]["text"],
-        "failed to deserialize parameters: missing field `path`"
+        "failed to deserialize parameters: unknown field `file`, expected one of `path`, `head`, `tail`"
     );
     Ok(())
 }

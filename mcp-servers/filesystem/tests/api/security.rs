@@ -83,7 +83,14 @@ async fn a_read_over_the_size_limit_is_refused_from_metadata_without_reading() -
     std::fs::File::open(&big)?.set_times(std::fs::FileTimes::new().set_accessed(old).set_modified(old))?;
     server.put("small.txt", "small")?;
     server.put("exact.txt", "x".repeat(10 * 1024 * 1024))?;
-    let client = server.client().await?;
+    // A 10 MB file comes back twice (the text, and `structuredContent` as the output schema
+    // promises, as the reference server does): past rmcp's default 16 MiB response limit.
+    let config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+        server.mcp_url(),
+    )
+    .max_json_response_size(32 << 20)
+    .max_sse_event_size(32 << 20);
+    let client = server.client_with(config).await?;
 
     let refusal = Outcome::err(
         "file big.bin is 12.0 MB (12582912 bytes), over the 10 MB limit (MCP_FILESYSTEM_MAX_FILE_SIZE)",
@@ -187,7 +194,11 @@ async fn overlong_names_and_paths_are_refused_and_a_255_byte_name_works() -> Res
         "é".repeat(60)
     ));
     for tool in ["write_file", "read_text_file", "create_directory", "get_file_info"] {
-        let args = json!({"path": too_long_name, "content": "x"});
+        let args = if tool == "write_file" {
+            json!({"path": too_long_name, "content": "x"})
+        } else {
+            json!({"path": too_long_name})
+        };
         assert_eq!(call(&client, tool, args).await?, expected, "{tool}");
     }
     let too_long_path = "a/".repeat(2100) + "f";
@@ -196,7 +207,11 @@ async fn overlong_names_and_paths_are_refused_and_a_255_byte_name_works() -> Res
         "a/".repeat(32)
     ));
     for tool in ["write_file", "read_text_file", "create_directory", "list_directory"] {
-        let args = json!({"path": too_long_path, "content": "x"});
+        let args = if tool == "write_file" {
+            json!({"path": too_long_path, "content": "x"})
+        } else {
+            json!({"path": too_long_path})
+        };
         assert_eq!(call(&client, tool, args).await?, expected, "{tool}");
     }
     assert_eq!(

@@ -1,8 +1,9 @@
 //! `mcp_servers[i]`: one MCP server an agent reaches over streamable HTTP.
 //!
 //! Refuses what a Lambda cannot do (stdio, SSE, WebSocket transports) and what we do not do yet
-//! with the way forward (OAuth's `auth_server`/`scopes`, per-user headers, disabling TLS
-//! verification), so a Teal config never loses its safety silently. Tools that
+//! with the way forward (per-user headers, disabling TLS verification), so a Teal config never
+//! loses its safety silently. Teal's OAuth fields (`auth_server` + `scopes`, `oauth_client_id`,
+//! `oauth_client_secret`, `canonical_uri`) are read into [`McpOAuth`], with our `oauth_grant`. Tools that
 //! `tool_governance_overrides` marks `requires_hitl: true`, and every tool of a server whose
 //! `trust_level` makes Teal ask a human, are withheld (never offered, never run) until human
 //! approval exists here.
@@ -14,16 +15,13 @@ use globset::GlobSet;
 
 use crate::config::reader::{Ctx, Field, Fields};
 use crate::config::template::{expand_vars, is_header_name};
-use crate::config::types::{HeaderTemplate, McpServerConfig, McpTransport, ToolFilter};
+use crate::config::types::{HeaderTemplate, McpOAuth, McpServerConfig, McpTransport, OAuthGrant, ToolFilter};
 
 pub(super) const STDIO_REFUSED: &str = "stdio MCP servers cannot run in AWS Lambda; run the server \
      on ECS Fargate and give its streamable HTTP url";
 const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
 /// A call cannot outlive the Lambda invocation that makes it.
 const MAX_TIMEOUT_SECS: f64 = 900.0;
-const OAUTH_LATER: &str = "OAuth to MCP servers is not supported yet; give the server's token \
-     in `headers` (e.g. `Authorization: Bearer ${secret:NAME}`, read from Secrets Manager) or \
-     put the server behind a network boundary, and remove this field";
 
 /// One entry of `mcp_servers`; `seen` holds the names (and lines) of the servers before it.
 pub(super) fn mcp_server(
@@ -34,6 +32,7 @@ pub(super) fn mcp_server(
 ) -> Option<McpServerConfig> {
     let name = f.req(cx, "name").and_then(|n| server_name(cx, &n, seen));
     refuse_unsupported(cx, &mut f);
+    let oauth = oauth(cx, &mut f, vars);
     // Refused transports first: a stdio server has no url to complain about.
     let stdio = refuse_stdio(cx, &mut f);
     let url = if stdio {
@@ -43,7 +42,8 @@ pub(super) fn mcp_server(
     } else {
         f.req(cx, "url").and_then(|u| server_url(cx, &u, vars))
     };
-    let headers = f.opt("headers").and_then(|h| h.map(cx)).map(|h| headers(cx, h));
+    let headers =
+        f.opt("headers").and_then(|h| h.map(cx)).map(|h| headers(cx, h, matches!(oauth, Some(Some(_)))));
     let timeout = call_timeout(cx, &mut f);
     let prefix_tools = match f.opt("tool_names") {
         None => Some(true),
@@ -70,6 +70,7 @@ pub(super) fn mcp_server(
         timeout: timeout?,
         tools: tools?,
         prefix_tools: prefix_tools?,
+        oauth: oauth?,
     })
 }
 
@@ -79,15 +80,15 @@ pub(super) fn mcp_server(
 /// true`; `protocol_version`, negotiated by the client; `enable_metadata_discovery` and
 /// `metadata_cache_ttl`, which only matter with OAuth).
 fn refuse_unsupported(cx: &mut Ctx, f: &mut Fields<'_>) {
-    for key in ["auth_server", "scopes", "oauth_client_id", "oauth_client_secret", "canonical_uri"] {
-        if let Some(field) = f.opt(key)
-            && !field.is_empty_collection()
-        {
-            field.error_at_key(cx, OAUTH_LATER);
-        }
-    }
-    if let Some(field) = f.opt("enable_dynamic_registration") {
-        field.warn(cx, "ignored: only used with OAuth, which is refused for this server");
+    if let Some(field) = f.opt("enable_dynamic_registration")
+        && field.bool(cx) == Some(true)
+        && !f.has("oauth_client_id")
+    {
+        field.warn(
+            cx,
+            "dynamic client registration is not done here: the client id is TA_OAUTH_CLIENT_NAME \
+             unless `oauth_client_id` gives one",
+        );
     }
     for key in ["user_id_header", "user_id_source", "user_id_env_var"] {
         if let Some(field) = f.opt(key) {
@@ -108,6 +109,116 @@ fn refuse_unsupported(cx: &mut Ctx, f: &mut Fields<'_>) {
     for key in ["sse_read_timeout", "protocol_version", "enable_metadata_discovery", "metadata_cache_ttl"] {
         f.take(key);
     }
+}
+
+/// Teal's `auth_server` + `scopes` (both or neither), `oauth_client_id`, `oauth_client_secret`
+/// (a `${secret:NAME}` template), `canonical_uri`, and `oauth_grant` (`authorization_code`, per
+/// user, Teal's flow and the default; or `client_credentials`, the platform's own token).
+/// `Some(None)`: no OAuth; `None`: an error was reported.
+fn oauth(cx: &mut Ctx, f: &mut Fields<'_>, vars: &HashMap<String, String>) -> Option<Option<McpOAuth>> {
+    let auth_server = f.opt("auth_server").filter(|a| !a.is_empty_collection());
+    let scopes = f.opt("scopes").filter(|s| !s.is_empty_collection());
+    let (client_id, client_secret) = (f.opt("oauth_client_id"), f.opt("oauth_client_secret"));
+    let (canonical, grant) = (f.opt("canonical_uri"), f.opt("oauth_grant"));
+    let (auth_server, scopes) = match (auth_server, scopes) {
+        (None, None) => {
+            for field in [client_id, client_secret, canonical, grant].into_iter().flatten() {
+                field.error_at_key(cx, "only used with OAuth: give `auth_server` and `scopes` too");
+            }
+            return Some(None);
+        }
+        (Some(a), None) => {
+            a.error_at_key(cx, "`auth_server` needs `scopes` (Teal requires both for OAuth)");
+            return None;
+        }
+        (None, Some(s)) => {
+            s.error_at_key(cx, "`scopes` needs `auth_server` (Teal requires both for OAuth)");
+            return None;
+        }
+        (Some(a), Some(s)) => (a, s),
+    };
+    let server = server_url(cx, &auth_server, vars);
+    let scopes = scope_list(cx, &scopes);
+    let grant = match grant.map(|g| (g.string(cx), g)) {
+        None => Some(OAuthGrant::AuthorizationCode),
+        Some((Some(g), _)) if g == "authorization_code" => Some(OAuthGrant::AuthorizationCode),
+        Some((Some(g), _)) if g == "client_credentials" => Some(OAuthGrant::ClientCredentials),
+        Some((Some(g), field)) => {
+            field.error(
+                cx,
+                format!("unknown oauth_grant `{g}`: expected authorization_code or client_credentials"),
+            );
+            None
+        }
+        Some((None, _)) => None,
+    };
+    let client_id = match client_id {
+        None => Some(None),
+        Some(c) => match c.non_empty_string(cx).map(|id| expand_vars(&id, |n| vars.get(n).cloned())) {
+            Some(Ok(id)) => Some(Some(id)),
+            Some(Err(msg)) => {
+                c.error(cx, msg);
+                None
+            }
+            None => None,
+        },
+    };
+    let client_secret = match client_secret {
+        None => Some(None),
+        Some(field) => {
+            let written = field.written(cx)?;
+            match HeaderTemplate::parse(&written) {
+                Ok(t) if t.secret_names().next().is_none() => {
+                    field.warn(cx, "a client secret written in the config: give it as ${secret:NAME} (read from Secrets Manager)");
+                    Some(Some(t))
+                }
+                Ok(t) => Some(Some(t)),
+                Err(msg) => {
+                    field.error(cx, msg);
+                    None
+                }
+            }
+        }
+    };
+    if grant == Some(OAuthGrant::ClientCredentials) && matches!(client_secret, Some(None)) {
+        auth_server.error_at_key(cx, "oauth_grant: client_credentials needs `oauth_client_secret`");
+        return None;
+    }
+    let resource = match canonical {
+        None => Some(None),
+        Some(c) => server_url(cx, &c, vars).map(Some),
+    };
+    Some(Some(McpOAuth {
+        auth_server: server?,
+        scopes: scopes?,
+        grant: grant?,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        resource: resource?,
+    }))
+}
+
+/// `scopes`: a list of non-empty strings without spaces (Teal also takes one string).
+fn scope_list(cx: &mut Ctx, field: &Field<'_>) -> Option<Vec<String>> {
+    let written: Vec<String> = if field.is_string() {
+        field.string(cx)?.split_whitespace().map(str::to_owned).collect()
+    } else {
+        let mut out = Vec::new();
+        for item in field.items(cx)? {
+            let scope = item.non_empty_string(cx)?;
+            if scope.contains(char::is_whitespace) {
+                item.error(cx, "a scope has no spaces: give each as its own list item");
+                return None;
+            }
+            out.push(scope);
+        }
+        out
+    };
+    if written.is_empty() {
+        field.error(cx, "give at least one scope");
+        return None;
+    }
+    Some(written)
 }
 
 /// `timeout` (HTTP) and Teal's `request_timeout` (per MCP operation): a call is bounded by the
@@ -298,8 +409,9 @@ fn tool_filter(cx: &mut Ctx, t: Option<Field<'_>>, held: &[String]) -> Option<To
     }
 }
 
-/// Header names are HTTP tokens, unique ignoring case; values are [`HeaderTemplate`]s.
-fn headers(cx: &mut Ctx, mut f: Fields<'_>) -> BTreeMap<String, HeaderTemplate> {
+/// Header names are HTTP tokens, unique ignoring case; values are [`HeaderTemplate`]s. With
+/// OAuth, `Authorization` is the token's: a configured one is refused, never silently dropped.
+fn headers(cx: &mut Ctx, mut f: Fields<'_>, oauth: bool) -> BTreeMap<String, HeaderTemplate> {
     let mut out: BTreeMap<String, HeaderTemplate> = BTreeMap::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
     for h in f.rest() {
@@ -309,6 +421,13 @@ fn headers(cx: &mut Ctx, mut f: Fields<'_>) -> BTreeMap<String, HeaderTemplate> 
             continue;
         }
         let lower = key.to_ascii_lowercase();
+        if oauth && lower == "authorization" {
+            h.error_at_key(
+                cx,
+                "with OAuth (`auth_server`) the Authorization header is the token's: remove it",
+            );
+            continue;
+        }
         if let Some((_, first)) = seen.iter().find(|(n, _)| *n == lower) {
             let msg = format!("duplicate header `{key}` (first at line {first}; header names ignore case)");
             h.error_at_key(cx, msg);

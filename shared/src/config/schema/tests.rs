@@ -435,13 +435,14 @@ spec:
   integration_mode: standalone
 "#;
     let e = errs(text);
-    assert_eq!(e.len(), 3, "{e:?}");
+    assert_eq!(e.len(), 2, "{e:?}");
     assert!(e[0].starts_with("a.yaml:20 spec.agent.plugins: Python plugins cannot run here"), "{}", e[0]);
     assert!(e[0].contains("docs/migrating-from-teal.md"));
-    assert!(e[1].starts_with(
-        "a.yaml:28 spec.agent.mcp_servers[0].auth_server: OAuth to MCP servers is not supported yet"
-    ));
-    assert!(e[2].starts_with("a.yaml:29 spec.agent.mcp_servers[0].scopes: OAuth"));
+    assert_eq!(
+        e[1],
+        "a.yaml:27 spec.agent.mcp_servers[0].headers.Authorization: with OAuth (`auth_server`) the \
+         Authorization header is the token's: remove it"
+    );
 
     // Without them, it loads; what changes nothing at run time is a warning.
     let text = text
@@ -613,5 +614,58 @@ fn no_panics_on_odd_input() {
         "spec: {agent: {max_tokens: -99999999999999999999}}",
     ] {
         let _ = parse_documents("a.yaml", text);
+    }
+}
+
+#[test]
+fn teal_oauth_fields_are_read_and_half_of_them_is_an_error() {
+    let server = |extra: &str| {
+        format!(
+            "apiVersion: tealagents/v1alpha1\nkind: Chat\nname: t\nversion: 1\nspec:\n  agent:\n    model: m\n    \
+             system_prompt: s\n    mcp_servers:\n      - name: gh\n        url: https://mcp.example.com/mcp\n{extra}"
+        )
+    };
+    let teal = server(
+        "        auth_server: https://auth.example.com\n        scopes: [repo, \"read:user\"]\n        \
+         oauth_client_id: teal-agents\n        oauth_client_secret: ${secret:GH_CLIENT_SECRET}\n        \
+         canonical_uri: https://mcp.example.com\n        enable_dynamic_registration: true\n",
+    );
+    let p = ok(&teal);
+    let oauth = p.agents[0].agents[0].mcp_servers[0].oauth.clone().expect("oauth");
+    assert_eq!(oauth.auth_server.as_str(), "https://auth.example.com/");
+    assert_eq!(oauth.scopes, ["repo", "read:user"]);
+    assert_eq!(oauth.grant, crate::config::OAuthGrant::AuthorizationCode, "Teal's per-user flow by default");
+    assert_eq!(oauth.client_id.as_deref(), Some("teal-agents"));
+    assert_eq!(oauth.client_secret.expect("secret").secret_names().collect::<Vec<_>>(), ["GH_CLIENT_SECRET"]);
+    assert_eq!(oauth.resource.map(String::from).as_deref(), Some("https://mcp.example.com/"));
+
+    let service = server(
+        "        auth_server: https://auth.example.com\n        scopes: tools.read\n        \
+         oauth_grant: client_credentials\n        oauth_client_secret: ${secret:S}\n",
+    );
+    let oauth = ok(&service).agents[0].agents[0].mcp_servers[0].oauth.clone().expect("oauth");
+    assert_eq!(oauth.grant, crate::config::OAuthGrant::ClientCredentials);
+    assert_eq!(oauth.scopes, ["tools.read"]);
+
+    let cases = [
+        ("        auth_server: https://auth.example.com\n", "auth_server: `auth_server` needs `scopes`"),
+        ("        scopes: [repo]\n", "scopes: `scopes` needs `auth_server`"),
+        ("        oauth_client_id: x\n", "oauth_client_id: only used with OAuth"),
+        (
+            "        auth_server: https://a.example.com\n        scopes: [x]\n        oauth_grant: implicit\n",
+            "oauth_grant: unknown oauth_grant `implicit`",
+        ),
+        (
+            "        auth_server: https://a.example.com\n        scopes: [x]\n        oauth_grant: client_credentials\n",
+            "auth_server: oauth_grant: client_credentials needs `oauth_client_secret`",
+        ),
+        (
+            "        auth_server: ftp://a.example.com\n        scopes: [x]\n",
+            "auth_server: unsupported URL scheme `ftp`",
+        ),
+    ];
+    for (extra, want) in cases {
+        let e = errs(&server(extra));
+        assert!(e.iter().any(|m| m.contains(want)), "{extra}: {e:?}");
     }
 }

@@ -1,13 +1,18 @@
 //! The pool against a real streamable-HTTP MCP server on 127.0.0.1:0 ([`server::TestServer`]):
 //! the branches that otherwise only the end-to-end suite reaches.
 
+mod fastmcp;
+mod guard;
+mod oauth;
+mod revisions;
 mod server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use server::{TestServer, tool};
+use rmcp::model::ProtocolVersion;
+use server::{Speaks, TestServer, tool};
 
 use super::{McpError, McpPool, McpSettings};
 use crate::config::{AgentSpec, parse_documents};
@@ -42,9 +47,14 @@ fn offered(tools: &super::AgentTools) -> Vec<&str> {
     tools.specs.iter().map(|s| s.name.as_str()).collect()
 }
 
+/// A stateful server from before 2026-07-28: sessions, `initialize`, reconnects.
+fn old_server(tools: Vec<rmcp::model::Tool>) -> TestServer {
+    TestServer::speaking(tools, Speaks::only_up_to(ProtocolVersion::V_2025_11_25))
+}
+
 #[tokio::test]
 async fn a_dead_client_is_replaced_on_next_use() {
-    let server = TestServer::start(vec![tool("echo")]);
+    let server = old_server(vec![tool("echo")]);
     let (pool, agent) = (pool(), agent(&[("srv", &server.url, "")]));
     let tools = pool.agent_tools(&agent).await.expect("tools");
     let route = tools.route("srv_echo").expect("route");
@@ -58,7 +68,7 @@ async fn a_dead_client_is_replaced_on_next_use() {
 
 #[tokio::test]
 async fn a_call_that_found_its_client_dead_is_resent_once_on_a_new_one() {
-    let server = TestServer::start(vec![tool("echo")]);
+    let server = old_server(vec![tool("echo")]);
     let (pool, agent) = (pool(), agent(&[("srv", &server.url, "")]));
     let conn = pool.conn(&agent.mcp_servers[0]);
     let killed = AtomicBool::new(false);
@@ -86,7 +96,7 @@ async fn a_call_that_found_its_client_dead_is_resent_once_on_a_new_one() {
 
 #[tokio::test]
 async fn a_transport_error_drops_the_client_and_the_next_use_reconnects() {
-    let mut server = TestServer::start(vec![tool("echo")]);
+    let mut server = old_server(vec![tool("echo")]);
     let (pool, agent) = (pool(), agent(&[("srv", &server.url, "")]));
     let tools = pool.agent_tools(&agent).await.expect("tools");
     let route = tools.route("srv_echo").expect("route");
@@ -128,7 +138,7 @@ async fn allow_and_deny_choose_the_offered_tools() {
 
 #[tokio::test]
 async fn the_catalog_is_listed_once_within_its_ttl() {
-    let server = TestServer::start(vec![tool("echo")]);
+    let server = old_server(vec![tool("echo")]);
     let (pool, agent) = (pool(), agent(&[("srv", &server.url, "")]));
     for _ in 0..3 {
         assert_eq!(offered(&pool.agent_tools(&agent).await.expect("tools")), ["srv_echo"]);
@@ -196,7 +206,7 @@ impl SecretStore for CountingSecrets {
 
 #[tokio::test]
 async fn a_shared_catalog_miss_reads_the_header_secrets_once() {
-    let server = TestServer::start(vec![tool("echo")]);
+    let server = old_server(vec![tool("echo")]);
     let secrets = Arc::new(CountingSecrets {
         inner: EnvSecretStore::new().with("TEAL_MCP_TEST_TOKEN", "t0k3n"),
         ..Default::default()
@@ -212,7 +222,7 @@ async fn a_shared_catalog_miss_reads_the_header_secrets_once() {
 
 #[tokio::test]
 async fn a_warm_request_shares_the_tool_set_until_a_catalog_is_listed_again() {
-    let server = TestServer::start(vec![tool("echo"), tool("sleep")]);
+    let server = old_server(vec![tool("echo"), tool("sleep")]);
     let (pool, agent) = (pool(), agent(&[("srv", &server.url, "")]));
     let first = pool.agent_tools(&agent).await.expect("tools");
     let warm = pool.agent_tools(&agent).await.expect("tools");
@@ -227,7 +237,7 @@ async fn a_warm_request_shares_the_tool_set_until_a_catalog_is_listed_again() {
 
 #[tokio::test]
 async fn agents_configuring_the_same_server_share_its_session_and_catalog() {
-    let server = TestServer::start(vec![tool("echo")]);
+    let server = old_server(vec![tool("echo")]);
     let pool = pool();
     let (one, two) = (agent(&[("srv", &server.url, "")]), agent(&[("srv", &server.url, "")]));
     pool.agent_tools(&one).await.expect("tools");

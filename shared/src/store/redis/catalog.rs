@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use super::{OnError, RedisConnection, ttl_ms};
 use crate::store::{CatalogCache, CatalogEntry, CatalogKey, StoreError};
-use crate::util::unix_ms;
 
 pub struct RedisCatalogCache {
     conn: RedisConnection,
@@ -27,28 +26,27 @@ impl CatalogCache for RedisCatalogCache {
                 ::redis::cmd("GET").arg(&k).query_async(&mut c).await
             })
             .await?;
-        Ok(raw.and_then(|bytes| match serde_json::from_slice(&bytes) {
-            Ok(entry) => Some(entry),
-            Err(e) => {
-                // Written by another version: a miss, overwritten by the next `put`.
-                tracing::warn!(error = %e, "unreadable tool catalog entry in Redis; treating it as a miss");
-                None
-            }
-        }))
+        Ok(raw.and_then(|bytes| parse(&bytes)))
+    }
+
+    async fn get_many(&self, keys: &[CatalogKey]) -> Result<Vec<Option<CatalogEntry>>, StoreError> {
+        let ks: Vec<String> = keys.iter().map(|k| self.conn.key("catalog", k.as_str())).collect();
+        let raw: Vec<Option<Vec<u8>>> = self
+            .conn
+            .run("catalog_mget", OnError::Bypass, |mut c| async move {
+                ::redis::cmd("MGET").arg(&ks).query_async(&mut c).await
+            })
+            .await?;
+        Ok(raw.into_iter().map(|bytes| bytes.and_then(|b| parse(&b))).collect())
     }
 
     async fn put(
         &self,
         key: &CatalogKey,
-        tools: &[serde_json::Value],
+        entry: &CatalogEntry,
         keep_for: Duration,
     ) -> Result<(), StoreError> {
-        #[derive(serde::Serialize)]
-        struct Borrowed<'a> {
-            tools: &'a [serde_json::Value],
-            fetched_at_unix_ms: u64,
-        }
-        let bytes = serde_json::to_vec(&Borrowed { tools, fetched_at_unix_ms: unix_ms() })
+        let bytes = serde_json::to_vec(entry)
             .map_err(|e| StoreError::Unavailable(format!("catalog not serialisable: {e}")))?;
         let k = self.conn.key("catalog", key.as_str());
         self.conn
@@ -89,5 +87,16 @@ impl CatalogCache for RedisCatalogCache {
 
     fn backend(&self) -> &'static str {
         "redis"
+    }
+}
+
+/// An entry as stored; one written by another version is a miss, overwritten by the next `put`.
+fn parse(bytes: &[u8]) -> Option<CatalogEntry> {
+    match serde_json::from_slice(bytes) {
+        Ok(entry) => Some(entry),
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable tool catalog entry in Redis; treating it as a miss");
+            None
+        }
     }
 }

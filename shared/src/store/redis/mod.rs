@@ -10,7 +10,8 @@
 //! Keys (prefix `teal:` by default): `{p}session:{id}` (list of JSON messages),
 //! `{p}cache:{sha256}` (bytes), `{p}catalog:{sha256}` (JSON entry), `{p}catalog-lock:{sha256}`
 //! (refresh lease), `{p}rate:{subject}` (bucket hash), `{p}task:{id}` (hash of revision and JSON)
-//! and `{p}task-req:{request_id}` (task id). Backups copy the durable ones whole (`dump`).
+//! and `{p}task-req:{request_id}` (task id), `{p}oauth:{sha256}` (sealed OAuth record) and
+//! `{p}oauth-lease:{sha256}` (token request lease). Backups copy the durable ones whole (`dump`).
 
 mod cache;
 mod catalog;
@@ -18,6 +19,7 @@ mod dump;
 mod ratelimit;
 mod session;
 mod tasks;
+mod tokens;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -34,6 +36,7 @@ pub use dump::{KeyDump, KeyKind, KeyRead, KeyValue, RestoreCounts};
 pub use ratelimit::RedisRateLimiter;
 pub use session::RedisSessionStore;
 pub use tasks::RedisTaskStore;
+pub use tokens::RedisTokenStore;
 
 use super::{StoreError, metrics};
 use crate::secrets::SecretStore;
