@@ -41,6 +41,7 @@ pub fn config_vars(bundled_fs: Option<&str>) -> Env {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     teal_core::telemetry::init_json_logs();
+    teal_core::telemetry::prometheus::install();
     let settings = Settings::read(&Env::process())?;
     let config_path = match (args.config, &settings.agents.location) {
         (Some(path), _) => path,
@@ -114,7 +115,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     bootstrap::prewarm(&state);
 
-    let app = teal_core::api::router(state);
+    // `GET /metrics`: the Prometheus text of every metric (infra/prometheus/ scrapes it).
+    let app = teal_core::api::router(state).merge(teal_core::telemetry::prometheus::router());
     // Small JSON answers must not wait for a delayed ACK (Nagle): 40 ms per response otherwise.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

@@ -99,14 +99,11 @@ impl OutputCheck {
         request.response_format = Some(&self.format);
         request.temperature = run.agent.temperature;
         request.max_tokens = run.agent.max_tokens;
-        let answer =
-            match tokio::time::timeout_at(run.deadline.into(), run.llm.complete(request, run.deadline)).await
-            {
-                Err(_) | Ok(Err(LlmError::Deadline)) => return Err(AgentError::Deadline { trace }),
-                Ok(Err(source)) => return Err(AgentError::Llm { source, trace }),
-                Ok(Ok(answer)) => answer,
-            };
-        trace.usage += answer.usage;
+        let answer = match super::chat(run.llm, request, run.deadline, &mut trace).await {
+            Err(LlmError::Deadline) => return Err(AgentError::Deadline { trace }),
+            Err(source) => return Err(AgentError::Llm { source, trace }),
+            Ok(answer) => answer,
+        };
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         let text = reply.content.clone().unwrap_or_default();

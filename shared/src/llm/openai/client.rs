@@ -228,6 +228,7 @@ impl LlmClient for OpenAiClient {
             match retry::next(&self.inner.settings, attempts, retry_after, Instant::now(), deadline) {
                 Next::Wait(wait) => {
                     log_failure(&error, attempts, Some(wait), "retrying");
+                    crate::telemetry::metrics::llm_retry(request.model);
                     tokio::time::sleep(wait).await;
                 }
                 Next::NoRetriesLeft => {
