@@ -38,6 +38,10 @@ pub struct RunTrace {
     pub iterations: u32,
     pub usage: Usage,
     pub tool_calls: Vec<ToolCallRecord>,
+    /// What the run was waiting for last (`llm`, `mcp:NAME`, `plugin:NAME`): the upstream a
+    /// deadline names.
+    #[serde(skip)]
+    pub waiting_on: Option<String>,
 }
 
 /// A finished run.
@@ -197,6 +201,11 @@ impl Run<'_> {
             }
             messages.push(reply);
             let turn = messages.len() - 1;
+            trace.waiting_on = messages[turn]
+                .tool_calls
+                .iter()
+                .find_map(|c| self.tools.route(&c.name))
+                .map(|r| r.upstream());
             let round = join_all(messages[turn].tool_calls.iter().map(|call| self.call_tool(call)));
             let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
                 Ok(results) => results,
@@ -236,6 +245,7 @@ impl Run<'_> {
             return Err(Failure::Deadline);
         }
         trace.iterations += 1;
+        trace.waiting_on = Some("llm".to_owned());
         let spec = self.agent;
         let request = ChatRequest {
             model: &spec.model,

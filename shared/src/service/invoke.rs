@@ -146,7 +146,8 @@ pub async fn run(
 ) -> Result<Invoked, Error> {
     let Prepared { agent, input } = prepared;
     let session = input.session_id.clone().unwrap_or_else(SessionId::generate);
-    let mut conversation = if input.continues_session && input.session_id.is_some() {
+    let continues = input.continues_session && input.session_id.is_some();
+    let mut conversation = if continues {
         state.sessions.load(&session).await.map_err(Error::SessionStore)?
     } else {
         Vec::new()
@@ -163,7 +164,7 @@ pub async fn run(
         hit.set_extra("cached", "true");
         let mut turn = input.messages;
         turn.push(Message::assistant(hit.output_raw.clone()));
-        state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
+        keep_turn(state, &session, &turn, continues, &mut hit).await?;
         tracing::info!(agent = %agent.name, version = %agent.version, "served from the response cache");
         return Ok(Invoked { response: hit, cache: CacheStatus::Hit });
     }
@@ -176,7 +177,7 @@ pub async fn run(
 
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
-    state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
+    let kept = state.sessions.append(&session, &turn).await;
     tracing::info!(
         agent = %agent.name,
         version = %agent.version,
@@ -185,7 +186,7 @@ pub async fn run(
         total_tokens = trace.usage.total_tokens,
         "agent run finished"
     );
-    let response = InvokeResponse {
+    let mut response = InvokeResponse {
         session_id: session.as_str().to_owned(),
         request_id: opts.request_id.to_owned(),
         source: format!("{}:{}", agent.name, agent.version),
@@ -200,6 +201,7 @@ pub async fn run(
             ],
         },
     };
+    history_kept(kept, continues, &mut response)?;
     let cache = match &cache_key {
         Some(key) => {
             let ttl = agent.cache_ttl.unwrap_or(state.settings.cache_ttl);
@@ -213,6 +215,42 @@ pub async fn run(
         None => CacheStatus::Bypass,
     };
     Ok(Invoked { response, cache })
+}
+
+/// Keeps a finished turn in the session store; see [`history_kept`] for a store that fails.
+async fn keep_turn(
+    state: &AppState,
+    session: &SessionId,
+    turn: &[Message],
+    continues: bool,
+    response: &mut InvokeResponse,
+) -> Result<(), Error> {
+    let kept = state.sessions.append(session, turn).await;
+    history_kept(kept, continues, response)
+}
+
+/// What a failed session append means. A request that continues a session fails (503): its
+/// caller counts on the history. Any other request is answered anyway, with
+/// `extra_data.session_stored = "false"` and a warning, so a session store outage costs only
+/// the history of conversations that had not started.
+fn history_kept(
+    kept: Result<(), crate::store::StoreError>,
+    continues: bool,
+    response: &mut InvokeResponse,
+) -> Result<(), Error> {
+    match kept {
+        Ok(()) => Ok(()),
+        Err(e) if continues => Err(Error::SessionStore(e)),
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::telemetry::error_chain(&e),
+                session_id = %response.session_id,
+                "session store unavailable: answered without keeping the history"
+            );
+            response.set_extra("session_stored", "false");
+            Ok(())
+        }
+    }
 }
 
 /// The response cache key of a request: the agent and the canonical JSON of the body without
