@@ -8,5 +8,6 @@ mod faults;
 mod invoke;
 mod observability;
 mod stores;
+mod streaming;
 mod teal;
 mod teal_fixtures;

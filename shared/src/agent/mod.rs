@@ -41,6 +41,10 @@ pub struct RunTrace {
     pub iterations: u32,
     pub usage: Usage,
     pub tool_calls: Vec<ToolCallRecord>,
+    /// What the run was waiting for last (`llm`, `mcp:NAME`, `plugin:NAME`): the upstream a
+    /// deadline names.
+    #[serde(skip)]
+    pub waiting_on: Option<String>,
     /// Time spent waiting for the LLM (metrics only; not in error bodies).
     #[serde(skip)]
     pub llm_time: std::time::Duration,
@@ -71,6 +75,10 @@ pub enum RunEvent {
         call_id: String,
         is_error: bool,
         ms: u64,
+    },
+    /// A piece of the answer's text, as the LLM streamed it (Teal's `partial-response`).
+    Text {
+        text: String,
     },
     /// A Sequential task other than the last finished (Teal's `intermediate-task-response`).
     TaskFinished {
@@ -141,6 +149,10 @@ pub struct Run<'a> {
     pub on_event: &'a (dyn Fn(RunEvent) + Send + Sync),
     /// Structured output: every call asks for this schema, and the answer is checked.
     pub output: Option<&'a OutputCheck>,
+    /// Stream the LLM's answers: each piece of text goes to `on_event` as [`RunEvent::Text`] as
+    /// it arrives. Not with structured output, whose answer is checked (and maybe repaired)
+    /// before anyone may see it.
+    pub stream: bool,
 }
 
 impl Run<'_> {
@@ -203,6 +215,11 @@ impl Run<'_> {
             }
             messages.push(reply);
             let turn = messages.len() - 1;
+            trace.waiting_on = messages[turn]
+                .tool_calls
+                .iter()
+                .find_map(|c| self.tools.route(&c.name))
+                .map(|r| r.upstream());
             let round = join_all(messages[turn].tool_calls.iter().map(|call| self.call_tool(call)));
             let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
                 Ok(results) => results,
@@ -242,6 +259,7 @@ impl Run<'_> {
             return Err(Failure::Deadline);
         }
         trace.iterations += 1;
+        trace.waiting_on = Some("llm".to_owned());
         let spec = self.agent;
         let request = ChatRequest {
             model: &spec.model,
@@ -252,7 +270,15 @@ impl Run<'_> {
             reasoning_effort: spec.reasoning_effort.as_deref(),
             response_format: format,
         };
-        let answer = match chat(self.llm, request, self.deadline, trace).await {
+        let on_text = |text: &str| (self.on_event)(RunEvent::Text { text: text.to_owned() });
+        let call = async {
+            if self.stream && self.output.is_none() {
+                self.llm.stream(request, self.deadline, &on_text).await
+            } else {
+                self.llm.complete(request, self.deadline).await
+            }
+        };
+        let answer = match chat(&spec.model, self.deadline, trace, call).await {
             Err(LlmError::Deadline) => return Err(Failure::Deadline),
             Err(source) => return Err(Failure::Llm(source)),
             Ok(answer) => answer,
@@ -303,20 +329,16 @@ impl Run<'_> {
     }
 }
 
-/// One LLM call within `deadline` (`LlmError::Deadline` when it passes): its usage and time go
-/// to `trace`, and it is recorded once in the metrics, whoever calls.
+/// One LLM call (`call`, to `model`) within `deadline` (`LlmError::Deadline` when it passes):
+/// its usage and time go to `trace`, and it is recorded once in the metrics, whoever calls.
 pub(crate) async fn chat(
-    llm: &dyn LlmClient,
-    request: ChatRequest<'_>,
+    model: &str,
     deadline: Instant,
     trace: &mut RunTrace,
+    call: impl Future<Output = Result<ChatResponse, LlmError>>,
 ) -> Result<ChatResponse, LlmError> {
     let started = Instant::now();
-    let model = request.model;
-    let answer = match tokio::time::timeout_at(deadline.into(), llm.complete(request, deadline)).await {
-        Ok(answer) => answer,
-        Err(_) => Err(LlmError::Deadline),
-    };
+    let answer = tokio::time::timeout_at(deadline.into(), call).await.unwrap_or(Err(LlmError::Deadline));
     let elapsed = started.elapsed();
     trace.llm_time += elapsed;
     metrics::llm_call(model, answer.as_ref().ok().map(|a| a.usage), elapsed);

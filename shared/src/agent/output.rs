@@ -94,16 +94,19 @@ impl OutputCheck {
             return Err(AgentError::Deadline { trace });
         }
         trace.iterations += 1;
+        trace.waiting_on = Some("llm".to_owned());
         let model = self.repair_model.as_deref().unwrap_or(&run.agent.model);
         let mut request = ChatRequest::new(model, messages, &[]);
         request.response_format = Some(&self.format);
         request.temperature = run.agent.temperature;
         request.max_tokens = run.agent.max_tokens;
-        let answer = match super::chat(run.llm, request, run.deadline, &mut trace).await {
-            Err(LlmError::Deadline) => return Err(AgentError::Deadline { trace }),
-            Err(source) => return Err(AgentError::Llm { source, trace }),
-            Ok(answer) => answer,
-        };
+        let answer =
+            match super::chat(model, run.deadline, &mut trace, run.llm.complete(request, run.deadline)).await
+            {
+                Err(LlmError::Deadline) => return Err(AgentError::Deadline { trace }),
+                Err(source) => return Err(AgentError::Llm { source, trace }),
+                Ok(answer) => answer,
+            };
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         let text = reply.content.clone().unwrap_or_default();

@@ -148,7 +148,8 @@ pub async fn run(
 ) -> Result<Invoked, Error> {
     let Prepared { agent, input } = prepared;
     let session = input.session_id.clone().unwrap_or_else(SessionId::generate);
-    let mut conversation = if input.continues_session && input.session_id.is_some() {
+    let continues = input.continues_session && input.session_id.is_some();
+    let mut conversation = if continues {
         state.sessions.load(&session).await.map_err(Error::SessionStore)?
     } else {
         Vec::new()
@@ -165,8 +166,7 @@ pub async fn run(
         hit.set_extra("cached", "true");
         let mut turn = input.messages;
         turn.push(Message::assistant(hit.output_raw.clone()));
-        state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
-        metrics::session_written(&agent.name, &agent.version);
+        keep_turn(state, &agent, &session, &turn, continues, &mut hit).await?;
         metrics::cache(&agent.name, &agent.version, CacheStatus::Hit.as_str());
         tracing::info!(agent = %agent.name, version = %agent.version, "served from the response cache");
         return Ok(Invoked { response: hit, cache: CacheStatus::Hit });
@@ -175,13 +175,17 @@ pub async fn run(
     let inputs = TaskInputs { fields: input.fields, image: input.image };
     let context = input.context;
     let conversation = context.into_iter().chain(conversation).collect();
+    // A streaming caller (one that takes events) gets the answer's text as it is written.
     let RunReport { output, trace, structured, .. } =
-        execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event).await?;
+        execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event, opts.on_event.is_some())
+            .await?;
 
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
-    state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
-    metrics::session_written(&agent.name, &agent.version);
+    let kept = state.sessions.append(&session, &turn).await;
+    if kept.is_ok() {
+        metrics::session_written(&agent.name, &agent.version);
+    }
     tracing::info!(
         agent = %agent.name,
         version = %agent.version,
@@ -190,7 +194,7 @@ pub async fn run(
         total_tokens = trace.usage.total_tokens,
         "agent run finished"
     );
-    let response = InvokeResponse {
+    let mut response = InvokeResponse {
         session_id: session.as_str().to_owned(),
         request_id: opts.request_id.to_owned(),
         source: format!("{}:{}", agent.name, agent.version),
@@ -205,6 +209,7 @@ pub async fn run(
             ],
         },
     };
+    history_kept(kept, continues, &mut response)?;
     let cache = match &cache_key {
         Some(key) => {
             let ttl = agent.cache_ttl.unwrap_or(state.settings.cache_ttl);
@@ -219,6 +224,46 @@ pub async fn run(
     };
     metrics::cache(&agent.name, &agent.version, cache.as_str());
     Ok(Invoked { response, cache })
+}
+
+/// Keeps a finished turn in the session store; see [`history_kept`] for a store that fails.
+async fn keep_turn(
+    state: &AppState,
+    agent: &AgentConfig,
+    session: &SessionId,
+    turn: &[Message],
+    continues: bool,
+    response: &mut InvokeResponse,
+) -> Result<(), Error> {
+    let kept = state.sessions.append(session, turn).await;
+    if kept.is_ok() {
+        metrics::session_written(&agent.name, &agent.version);
+    }
+    history_kept(kept, continues, response)
+}
+
+/// What a failed session append means. A request that continues a session fails (503): its
+/// caller counts on the history. Any other request is answered anyway, with
+/// `extra_data.session_stored = "false"` and a warning, so a session store outage costs only
+/// the history of conversations that had not started.
+fn history_kept(
+    kept: Result<(), crate::store::StoreError>,
+    continues: bool,
+    response: &mut InvokeResponse,
+) -> Result<(), Error> {
+    match kept {
+        Ok(()) => Ok(()),
+        Err(e) if continues => Err(Error::SessionStore(e)),
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::telemetry::error_chain(&e),
+                session_id = %response.session_id,
+                "session store unavailable: answered without keeping the history"
+            );
+            response.set_extra("session_stored", "false");
+            Ok(())
+        }
+    }
 }
 
 /// The response cache key of a request: the agent and the canonical JSON of the body without
@@ -242,6 +287,7 @@ pub(crate) async fn execute(
     inputs: TaskInputs,
     deadline: Instant,
     on_event: Option<&(dyn Fn(RunEvent) + Send + Sync)>,
+    stream: bool,
 ) -> Result<RunReport, Error> {
     let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(spec))).await?;
     let output =
@@ -258,6 +304,7 @@ pub(crate) async fn execute(
                 deadline,
                 on_event,
                 output: output.as_ref(),
+                stream,
             };
             run.execute(conversation).await.map_err(Error::from)
         }
@@ -269,6 +316,7 @@ pub(crate) async fn execute(
                 toolboxes: &toolboxes,
                 deadline,
                 on_event,
+                stream,
                 output: output.as_ref(),
             };
             seq.execute(conversation, inputs).await.map_err(Error::from)
