@@ -188,6 +188,8 @@ pub struct StackOptions {
     pub secrets: Vec<(&'static str, &'static str)>,
     /// What the API's serve loop tolerates from clients (`teal serve`'s defaults).
     pub limits: teal_net::Limits,
+    /// Another fake LLM (e.g. one that streams) instead of the wiremock one.
+    pub llm_uri: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -202,6 +204,7 @@ impl Default for StackOptions {
             env: Vec::new(),
             secrets: Vec::new(),
             limits: teal_net::Limits::default(),
+            llm_uri: None,
         }
     }
 }
@@ -290,7 +293,8 @@ pub async fn spawn_stack_with(opts: StackOptions) -> TestApp {
 
     let llm = MockServer::start().await;
     let kill_switch: KillSwitch = Arc::new(Mutex::new(None));
-    let (base, _state) = start_api(configs.path(), &llm.uri(), &opts).await;
+    let llm_uri = opts.llm_uri.clone().unwrap_or_else(|| llm.uri());
+    let (base, _state) = start_api(configs.path(), &llm_uri, &opts).await;
 
     let mcp = if opts.kill_switch {
         *kill_switch.lock().expect("kill switch") = Some(mcp);

@@ -70,6 +70,10 @@ pub enum RunEvent {
         is_error: bool,
         ms: u64,
     },
+    /// A piece of the answer's text, as the LLM streamed it (Teal's `partial-response`).
+    Text {
+        text: String,
+    },
     /// A Sequential task other than the last finished (Teal's `intermediate-task-response`).
     TaskFinished {
         task_no: u32,
@@ -139,6 +143,10 @@ pub struct Run<'a> {
     pub on_event: &'a (dyn Fn(RunEvent) + Send + Sync),
     /// Structured output: every call asks for this schema, and the answer is checked.
     pub output: Option<&'a OutputCheck>,
+    /// Stream the LLM's answers: each piece of text goes to `on_event` as [`RunEvent::Text`] as
+    /// it arrives. Not with structured output, whose answer is checked (and maybe repaired)
+    /// before anyone may see it.
+    pub stream: bool,
 }
 
 impl Run<'_> {
@@ -256,14 +264,19 @@ impl Run<'_> {
             reasoning_effort: spec.reasoning_effort.as_deref(),
             response_format: format,
         };
-        let answer =
-            match tokio::time::timeout_at(self.deadline.into(), self.llm.complete(request, self.deadline))
-                .await
-            {
-                Err(_) | Ok(Err(LlmError::Deadline)) => return Err(Failure::Deadline),
-                Ok(Err(source)) => return Err(Failure::Llm(source)),
-                Ok(Ok(answer)) => answer,
-            };
+        let on_text = |text: &str| (self.on_event)(RunEvent::Text { text: text.to_owned() });
+        let call = async {
+            if self.stream && self.output.is_none() {
+                self.llm.stream(request, self.deadline, &on_text).await
+            } else {
+                self.llm.complete(request, self.deadline).await
+            }
+        };
+        let answer = match tokio::time::timeout_at(self.deadline.into(), call).await {
+            Err(_) | Ok(Err(LlmError::Deadline)) => return Err(Failure::Deadline),
+            Ok(Err(source)) => return Err(Failure::Llm(source)),
+            Ok(Ok(answer)) => answer,
+        };
         trace.usage += answer.usage;
         let mut reply = answer.message;
         reply.role = Role::Assistant;

@@ -172,8 +172,10 @@ pub async fn run(
     let inputs = TaskInputs { fields: input.fields, image: input.image };
     let context = input.context;
     let conversation = context.into_iter().chain(conversation).collect();
+    // A streaming caller (one that takes events) gets the answer's text as it is written.
     let RunReport { output, trace, structured, .. } =
-        execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event).await?;
+        execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event, opts.on_event.is_some())
+            .await?;
 
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
@@ -274,6 +276,7 @@ pub(crate) async fn execute(
     inputs: TaskInputs,
     deadline: Instant,
     on_event: Option<&(dyn Fn(RunEvent) + Send + Sync)>,
+    stream: bool,
 ) -> Result<RunReport, Error> {
     let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(spec))).await?;
     let output =
@@ -290,6 +293,7 @@ pub(crate) async fn execute(
                 deadline,
                 on_event,
                 output: output.as_ref(),
+                stream,
             };
             run.execute(conversation).await?
         }
@@ -301,6 +305,7 @@ pub(crate) async fn execute(
                 toolboxes: &toolboxes,
                 deadline,
                 on_event,
+                stream,
                 output: output.as_ref(),
             };
             seq.execute(conversation, inputs).await?
