@@ -11,7 +11,9 @@ use std::time::Instant;
 use crate::api::AppState;
 use crate::config::s3::{ConfigLocation, S3ConfigSource};
 use crate::config::{self, AgentSource, ConfigErrors, Registry};
-use crate::llm::{ClientError, KeyError, Llm, LlmClient, OfflineModel, OpenAiClient, RotatingKeyLlm};
+use crate::llm::{
+    ClientError, KeyError, Llm, LlmClient, OfflineModel, OpenAiClient, Provider, Providers, RotatingKeyLlm,
+};
 use crate::mcp::McpPool;
 use crate::secrets::{EnvSecretStore, SecretStore, SecretsBackend, SecretsManagerStore, aws_sdk_config};
 use crate::settings::{ApiKeySource, Env, Settings, SettingsError};
@@ -96,17 +98,37 @@ pub enum OfflinePolicy {
 /// from `TA_API_KEY`, or from the secret `TA_API_KEY_SECRET` names (read now, and again once on
 /// a 401), or none (local servers). Without any LLM settings: the offline model where `policy`
 /// allows it, a start-up error otherwise.
+///
+/// Whatever the default, models named `bedrock:<model-id>` go to Amazon Bedrock
+/// ([`Providers`]); `bedrock_only` (every agent of the deployment is on Bedrock) lets a
+/// deployment start without any other LLM.
 pub async fn build_llm(
     settings: &Settings,
     secrets: Arc<dyn SecretStore>,
     policy: OfflinePolicy,
+    bedrock_only: bool,
 ) -> Result<Arc<dyn LlmClient>, BootError> {
-    let Some(llm) = &settings.llm else {
-        return match policy {
-            OfflinePolicy::Allow => Ok(Arc::new(Llm::Offline(OfflineModel))),
-            OfflinePolicy::Refuse => Err(BootError::NoLlm),
-        };
+    let default = match (&settings.llm, policy) {
+        (Some(_), _) => Some(build_default_llm(settings, secrets).await?),
+        (None, OfflinePolicy::Allow) => Some(Arc::new(Llm::Offline(OfflineModel)) as Arc<dyn LlmClient>),
+        (None, OfflinePolicy::Refuse) if bedrock_only => None,
+        (None, OfflinePolicy::Refuse) => return Err(BootError::NoLlm),
     };
+    Ok(Arc::new(Providers::new(default, settings.bedrock.clone(), settings.aws_endpoint_url.clone())))
+}
+
+/// Whether every agent of `registry` names a `bedrock:` model (and there is at least one).
+pub fn bedrock_only(registry: &Registry) -> bool {
+    let mut models = registry.iter().flat_map(|a| a.agents.iter().map(|s| s.model.as_str())).peekable();
+    models.peek().is_some() && models.all(|m| matches!(Provider::of(m), Provider::Bedrock(_)))
+}
+
+/// The OpenAI-compatible client [`Settings::llm`] describes.
+async fn build_default_llm(
+    settings: &Settings,
+    secrets: Arc<dyn SecretStore>,
+) -> Result<Arc<dyn LlmClient>, BootError> {
+    let Some(llm) = &settings.llm else { return Err(BootError::NoLlm) };
     let mut endpoint = llm.endpoint.clone();
     match &llm.key {
         Some(ApiKeySource::Secret(name)) => {
@@ -265,7 +287,7 @@ mod tests {
     async fn llm(pairs: &[(&str, &str)], policy: OfflinePolicy) -> Result<Arc<dyn LlmClient>, BootError> {
         let settings = Settings::read(&Env::from_pairs(pairs.iter().copied())).expect("settings");
         let secrets: Arc<dyn SecretStore> = Arc::new(EnvSecretStore::new().with("LLM_KEY", "sk-from-secret"));
-        build_llm(&settings, secrets, policy).await
+        build_llm(&settings, secrets, policy, false).await
     }
 
     #[tokio::test]
