@@ -99,28 +99,31 @@ pub enum OfflinePolicy {
 /// a 401), or none (local servers). Without any LLM settings: the offline model where `policy`
 /// allows it, a start-up error otherwise.
 ///
-/// Whatever the default, models named `bedrock:<model-id>` go to Amazon Bedrock
-/// ([`Providers`]); `bedrock_only` (every agent of the deployment is on Bedrock) lets a
-/// deployment start without any other LLM.
+/// Whatever the default, an agent with its own `provider:` goes there and a `bedrock:<model-id>`
+/// model to Amazon Bedrock ([`Providers`]); when no agent needs the default (`needs_default`
+/// false), a deployment starts without one.
 pub async fn build_llm(
     settings: &Settings,
     secrets: Arc<dyn SecretStore>,
     policy: OfflinePolicy,
-    bedrock_only: bool,
+    needs_default: bool,
 ) -> Result<Arc<dyn LlmClient>, BootError> {
     let default = match (&settings.llm, policy) {
-        (Some(_), _) => Some(build_default_llm(settings, secrets).await?),
+        (Some(_), _) => Some(build_default_llm(settings, secrets.clone()).await?),
         (None, OfflinePolicy::Allow) => Some(Arc::new(Llm::Offline(OfflineModel)) as Arc<dyn LlmClient>),
-        (None, OfflinePolicy::Refuse) if bedrock_only => None,
+        (None, OfflinePolicy::Refuse) if !needs_default => None,
         (None, OfflinePolicy::Refuse) => return Err(BootError::NoLlm),
     };
-    Ok(Arc::new(Providers::new(default, settings.bedrock.clone(), settings.aws_endpoint_url.clone())))
+    let providers = Providers::new(default, settings.bedrock.clone(), settings.aws_endpoint_url.clone());
+    Ok(Arc::new(providers.with_secrets(secrets)))
 }
 
-/// Whether every agent of `registry` names a `bedrock:` model (and there is at least one).
-pub fn bedrock_only(registry: &Registry) -> bool {
-    let mut models = registry.iter().flat_map(|a| a.agents.iter().map(|s| s.model.as_str())).peekable();
-    models.peek().is_some() && models.all(|m| matches!(Provider::of(m), Provider::Bedrock(_)))
+/// Whether some agent of `registry` uses the deployment's LLM: no `provider:` of its own and
+/// not a `bedrock:` model (an empty registry needs it too, for agents that come later).
+pub fn needs_default_llm(registry: &Registry) -> bool {
+    let mut specs = registry.iter().flat_map(|a| a.agents.iter()).peekable();
+    specs.peek().is_none()
+        || specs.any(|s| s.provider.is_none() && matches!(Provider::of(&s.model), Provider::Default(_)))
 }
 
 /// The OpenAI-compatible client [`Settings::llm`] describes.
@@ -287,7 +290,7 @@ mod tests {
     async fn llm(pairs: &[(&str, &str)], policy: OfflinePolicy) -> Result<Arc<dyn LlmClient>, BootError> {
         let settings = Settings::read(&Env::from_pairs(pairs.iter().copied())).expect("settings");
         let secrets: Arc<dyn SecretStore> = Arc::new(EnvSecretStore::new().with("LLM_KEY", "sk-from-secret"));
-        build_llm(&settings, secrets, policy, false).await
+        build_llm(&settings, secrets, policy, true).await
     }
 
     #[tokio::test]

@@ -207,6 +207,7 @@ fn llm_summary(e: &LlmError) -> String {
         LlmError::Encode(_) => "the request could not be encoded".into(),
         LlmError::Deadline => "request deadline reached while waiting for the LLM".into(),
         LlmError::Unsupported { what } => format!("the provider cannot take {what}"),
+        LlmError::KeyUnavailable { .. } => "the agent's LLM key could not be read".into(),
         LlmError::StreamCut { attempts, .. } => format!("the stream broke off after {attempts} attempt(s)"),
         LlmError::StreamCutMidAnswer { .. } => {
             "the stream broke off after part of the answer was sent (not retried)".into()

@@ -136,7 +136,7 @@ async fn boot_inner(
             settings,
             secrets.clone(),
             OfflinePolicy::Refuse,
-            bootstrap::bedrock_only(&agents.current()),
+            bootstrap::needs_default_llm(&agents.current()),
         )
         .await?
     } else {

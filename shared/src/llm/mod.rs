@@ -21,7 +21,7 @@ mod rotating;
 pub use bedrock::BedrockClient;
 pub use offline::OfflineModel;
 pub use openai::{ClientError, OpenAiClient, OpenAiSettings};
-pub use providers::{BedrockSettings, Provider, Providers};
+pub use providers::{BedrockSettings, Endpoint, Provider, Providers};
 pub use rotating::{KeyError, RotatingKeyLlm};
 
 /// Who wrote a message.
@@ -139,6 +139,8 @@ pub struct ChatRequest<'a> {
     pub reasoning_effort: Option<&'a str>,
     /// Structured output: the answer must be JSON valid against this schema.
     pub response_format: Option<&'a ResponseFormat>,
+    /// The agent's own provider (`spec.agent.provider`); `None`: chosen by the model name.
+    pub endpoint: Option<&'a Endpoint>,
 }
 
 impl<'a> ChatRequest<'a> {
@@ -152,6 +154,7 @@ impl<'a> ChatRequest<'a> {
             max_tokens: None,
             reasoning_effort: None,
             response_format: None,
+            endpoint: None,
         }
     }
 }
@@ -210,6 +213,9 @@ pub enum LlmError {
     Encode(#[source] serde_json::Error),
     #[error("request deadline reached while waiting for the LLM")]
     Deadline,
+    /// The key secret an agent's `provider.api_key_secret` names could not be read.
+    #[error("the LLM key secret {secret} could not be read")]
+    KeyUnavailable { secret: String },
     /// The provider cannot take something the request holds (e.g. an image by URL on Bedrock).
     #[error("the LLM provider cannot take {what}")]
     Unsupported { what: &'static str },

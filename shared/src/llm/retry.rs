@@ -93,6 +93,7 @@ fn http_status(error: &LlmError) -> Option<u16> {
         | LlmError::Encode(_)
         | LlmError::Deadline
         | LlmError::Unsupported { .. }
+        | LlmError::KeyUnavailable { .. }
         | LlmError::StreamCut { .. }
         | LlmError::StreamCutMidAnswer { .. } => None,
     }

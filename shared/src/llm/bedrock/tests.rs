@@ -350,3 +350,81 @@ async fn the_bedrock_prefix_selects_bedrock_and_other_models_the_default() {
         "the LLM provider cannot take models without the bedrock: prefix (set TA_API_KEY or TA_BASE_URL for them)"
     );
 }
+
+#[tokio::test]
+async fn one_process_serves_agents_on_bedrock_openai_azure_and_a_compatible_endpoint() {
+    use wiremock::matchers::{header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use crate::llm::Endpoint;
+    use crate::secrets::EnvSecretStore;
+
+    let reply = |text: &str| {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]
+        }))
+    };
+    let compatible = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", "Bearer key-a"))
+        .respond_with(reply("from the compatible endpoint"))
+        .expect(2)
+        .mount(&compatible)
+        .await;
+    let azure = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/openai/deployments/gpt-4o-prod/chat/completions"))
+        .and(query_param("api-version", "2024-10-21"))
+        .and(header("api-key", "key-b"))
+        .respond_with(reply("from azure"))
+        .expect(1)
+        .mount(&azure)
+        .await;
+    let (bedrock, fake) = fake(vec![converse_answer(json!([{"text": "from bedrock"}]), "end_turn")]).await;
+    let secrets = Arc::new(EnvSecretStore::new().with("AGENT_A_KEY", "key-a").with("AGENT_B_KEY", "key-b"));
+    let default: Arc<dyn LlmClient> = Arc::new(crate::llm::OfflineModel);
+    let providers =
+        crate::llm::Providers::with_bedrock(Some(default), bedrock, settings("http://unused".into()))
+            .with_secrets(secrets);
+
+    let on_compatible = Endpoint::OpenAi {
+        base_url: format!("{}/v1", compatible.uri()).parse().expect("url"),
+        api_key_secret: Some("AGENT_A_KEY".into()),
+    };
+    let on_azure = Endpoint::AzureOpenAi {
+        base_url: azure.uri().parse().expect("url"),
+        api_version: "2024-10-21".into(),
+        api_key_secret: Some("AGENT_B_KEY".into()),
+    };
+    let messages = [Message::user("hi")];
+    let ask = |model: &'static str, endpoint: Option<&'static Endpoint>| {
+        let mut req = ChatRequest::new(model, &messages, &[]);
+        req.endpoint = endpoint;
+        req
+    };
+    let on_compatible: &'static Endpoint = Box::leak(Box::new(on_compatible));
+    let on_azure: &'static Endpoint = Box::leak(Box::new(on_azure));
+    let model_bedrock = "bedrock:anthropic.claude-3-5-haiku-20241022-v1:0";
+    let answers = futures::future::join_all([
+        providers.complete(ask("llama3", Some(on_compatible)), in_secs(10)),
+        providers.complete(ask("gpt-4o-prod", Some(on_azure)), in_secs(10)),
+        providers.complete(ask(model_bedrock, None), in_secs(10)),
+        providers.complete(ask("gpt-4o", None), in_secs(10)),
+    ])
+    .await;
+    let texts: Vec<String> =
+        answers.into_iter().map(|a| a.expect("answered").message.content.unwrap_or_default()).collect();
+    assert_eq!(texts[..3], ["from the compatible endpoint", "from azure", "from bedrock"]);
+    assert!(texts[3].starts_with("[offline model]"), "the deployment's default: {}", texts[3]);
+    assert_eq!(fake.seen.lock().expect("seen").len(), 1);
+
+    providers.complete(ask("llama3", Some(on_compatible)), in_secs(10)).await.expect("again");
+    let missing = Endpoint::OpenAi {
+        base_url: compatible.uri().parse().expect("url"),
+        api_key_secret: Some("NOT_SET".into()),
+    };
+    let missing: &'static Endpoint = Box::leak(Box::new(missing));
+    let err = providers.complete(ask("m", Some(missing)), in_secs(10)).await.expect_err("no secret");
+    assert_eq!(err.to_string(), "the LLM key secret NOT_SET could not be read");
+}
