@@ -79,7 +79,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let registry = teal_core::config::Registry::new(parsed.agents).map_err(|e| anyhow::anyhow!("{e}"))?;
     let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
-    let llm = bootstrap::build_llm(&settings, secrets.clone(), OfflinePolicy::Allow).await?;
+    let llm = bootstrap::build_llm(&settings, secrets.clone(), OfflinePolicy::Allow, true).await?;
     let llm_desc = llm.describe();
     let offline = settings.llm.is_none();
     // In-memory cache, sessions and catalog unless TA_REDIS_URL points at a Redis.

@@ -234,6 +234,8 @@ fn llm_summary(e: &LlmError) -> String {
         LlmError::InvalidResponse(_) => "the answer is not a valid chat completion".into(),
         LlmError::Encode(_) => "the request could not be encoded".into(),
         LlmError::Deadline => "request deadline reached while waiting for the LLM".into(),
+        LlmError::Unsupported { what } => format!("the provider cannot take {what}"),
+        LlmError::KeyUnavailable { .. } => "the agent's LLM key could not be read".into(),
         LlmError::StreamCut { attempts, .. } => format!("the stream broke off after {attempts} attempt(s)"),
         LlmError::StreamCutMidAnswer { .. } => {
             "the stream broke off after part of the answer was sent (not retried)".into()
