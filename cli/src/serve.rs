@@ -40,6 +40,7 @@ pub fn config_vars(bundled_fs: Option<&str>) -> Env {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     teal_core::telemetry::init_json_logs();
+    teal_core::telemetry::prometheus::install();
     let settings = Settings::read(&Env::process())?;
     let config_path = match (args.config, &settings.agents.location) {
         (Some(path), _) => path,
@@ -113,7 +114,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     bootstrap::prewarm(&state);
 
-    let app = teal_core::api::router(state);
+    // `GET /metrics`: the Prometheus text of every metric (infra/prometheus/ scrapes it).
+    let app = teal_core::api::router(state).merge(teal_core::telemetry::prometheus::router());
     // Read timeouts, idle keep-alive and a connection cap (teal_net::Limits), TCP_NODELAY.
     teal_net::serve(listener, app, teal_net::Limits::default(), async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -50,6 +50,18 @@ pub struct Deadline(pub Instant);
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// On a response: the registered agent the request ran, for its metrics' labels.
+#[derive(Debug, Clone)]
+pub struct AgentTag(pub Arc<crate::config::AgentConfig>);
+
+/// `resp` tagged with the agent `name`/`version` names, when it is a registered one.
+fn tag_agent(state: &AppState, name: &str, version: &str, mut resp: Response) -> Response {
+    if let Ok(agent) = state.find_agent(name, version) {
+        resp.extensions_mut().insert(AgentTag(agent));
+    }
+    resp
+}
+
 pub type SharedState = Arc<AppState>;
 
 /// Every endpoint, for the local server.
@@ -126,7 +138,10 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let agent = resp.extensions().get::<AgentTag>().map(|t| (t.0.name.as_str(), t.0.version.as_str()));
+    crate::telemetry::metrics::request(agent, status, elapsed);
+    let ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, duration_ms = ms, "request finished");
@@ -197,7 +212,7 @@ async fn invoke(
         Ok(body) => service::invoke::invoke(&state, &name, &version, &body, &opts).await,
         Err(e) => Err(e),
     };
-    match result {
+    let resp = match result {
         Ok(Answer::Invoke(invoked)) => {
             let mut r = Json(invoked.response).into_response();
             r.headers_mut().insert("x-cache", HeaderValue::from_static(invoked.cache.as_str()));
@@ -205,7 +220,8 @@ async fn invoke(
         }
         Ok(Answer::State(state)) => Json(state).into_response(),
         Err(e) => error_response(&e, &facts.request_id),
-    }
+    };
+    tag_agent(&state, &name, &version, resp)
 }
 
 async fn health(State(state): State<SharedState>) -> Json<types::Health> {
