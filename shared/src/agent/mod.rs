@@ -269,6 +269,7 @@ impl Run<'_> {
             max_tokens: spec.max_tokens,
             reasoning_effort: spec.reasoning_effort.as_deref(),
             response_format: format,
+            endpoint: spec.provider.as_ref(),
         };
         let on_text = |text: &str| (self.on_event)(RunEvent::Text { text: text.to_owned() });
         let call = async {

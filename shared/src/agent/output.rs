@@ -100,6 +100,8 @@ impl OutputCheck {
         request.response_format = Some(&self.format);
         request.temperature = run.agent.temperature;
         request.max_tokens = run.agent.max_tokens;
+        // The transformer model (`TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL`) is the deployment's.
+        request.endpoint = if self.repair_model.is_some() { None } else { run.agent.provider.as_ref() };
         let answer =
             match super::chat(model, run.deadline, &mut trace, run.llm.complete(request, run.deadline)).await
             {

@@ -6,6 +6,7 @@
 //! caller, `Cache-Control`, and turning results and [`crate::Error`]s into responses. The use
 //! cases themselves are [`crate::service`]'s.
 
+mod body;
 mod error;
 pub mod input;
 mod oauth;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH};
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,12 +25,13 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use tracing::Instrument;
 
+pub use body::BodyError;
+use body::read_body;
 pub use error::{auth_challenge_body, error_body, error_response, route_error};
 pub use oauth::oauth_callback_router;
 pub use sse::{sse_frame, stream_router};
 pub use types::{InvokeResponse, TokenUsage};
 
-use crate::Error;
 pub use crate::service::invoke::CacheStatus;
 use crate::service::invoke::{Answer, InvokeOptions};
 use crate::service::{self};
@@ -187,17 +189,6 @@ impl RequestFacts {
             on_event: None,
         }
     }
-}
-
-/// The whole body, or 413 when it is (or says it is) larger than `limit`.
-async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Error> {
-    let declared =
-        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Error::PayloadTooLarge { limit });
-    }
-    // The only way reading a buffered body fails here is passing the limit.
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| Error::PayloadTooLarge { limit })
 }
 
 /// `Cache-Control: no-cache` or `no-store` on the request.

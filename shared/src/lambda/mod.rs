@@ -132,7 +132,13 @@ async fn boot_inner(
     }
     let llm: Arc<dyn crate::llm::LlmClient> = if endpoint.runs_agents() {
         // `TA_API_KEY`, or the secret `TA_API_KEY_SECRET` names (re-read once on a 401).
-        bootstrap::build_llm(settings, secrets.clone(), OfflinePolicy::Refuse).await?
+        bootstrap::build_llm(
+            settings,
+            secrets.clone(),
+            OfflinePolicy::Refuse,
+            bootstrap::needs_default_llm(&agents.current()),
+        )
+        .await?
     } else {
         // No route of this function reaches the model: it gets none to configure.
         Arc::new(Llm::Offline(OfflineModel))
