@@ -93,6 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
     println!("teal serve: listening on http://{addr}");
+    println!("  metrics (Prometheus text): GET http://{addr}/metrics");
     println!("  sessions, response cache and tool catalog: {store_backend}");
     if let Some(url) = &bundled {
         println!("  bundled filesystem MCP server at {url} (serving {})", args.data.display());
@@ -113,6 +114,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     bootstrap::prewarm(&state);
+    // What the mcp-probe function does in AWS: every minute, `teal_mcp_server_up` per server.
+    let probed = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            teal_core::service::probe::probe(&probed).await;
+        }
+    });
 
     // `GET /metrics`: the Prometheus text of every metric (infra/prometheus/ scrapes it).
     let app = teal_core::api::router(state).merge(teal_core::telemetry::prometheus::router());

@@ -118,6 +118,8 @@ async fn prometheus_scrapes_teal_serve_with_the_shipped_config_and_reads_back_a_
     assert_eq!(llm[0]["value"][1], "2", "one call for the tool, one for the answer");
     let latency = query(&http, &api, r#"teal_request_duration_seconds_count{agent="fs-assistant"}"#).await;
     assert_eq!(latency[0]["value"][1], "1");
+    let up = query(&http, &api, r#"teal_mcp_server_up{server="fs"}"#).await;
+    assert_eq!(up[0]["value"][1], "1", "the probe found the bundled server up");
 
     let rules: Value =
         http.get(format!("{api}/api/v1/rules")).send().await.expect("rules").json().await.expect("json");

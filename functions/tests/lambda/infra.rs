@@ -171,6 +171,13 @@ fn the_guides_alerts_are_alarms_on_one_topic_and_the_dashboard_shows_what_we_rec
     assert_eq!(r["AlarmEmailSubscription"]["Properties"]["Protocol"].as_str(), Some("email"));
     assert_eq!(t["Globals"]["Function"]["Tracing"].as_str(), Some("Active"), "X-Ray active tracing");
 
+    let probe = &r["McpProbeFunction"];
+    assert_eq!(probe["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("teal-mcp-probe"));
+    let schedule = &probe["Properties"]["Events"]["EveryMinute"];
+    assert_eq!(
+        (schedule["Type"].as_str(), schedule["Properties"]["Schedule"].as_str()),
+        (Some("Schedule"), Some("rate(1 minute)"))
+    );
     let down = &r["McpServerDownAlarm"]["Properties"];
     assert_eq!(down["Metrics"][0]["Period"].as_u64(), Some(60));
     assert_eq!(down["EvaluationPeriods"].as_u64(), Some(1), "0 for one minute");

@@ -7,3 +7,4 @@ mod helpers;
 mod infra;
 mod local_invoke;
 mod metrics;
+mod probe;

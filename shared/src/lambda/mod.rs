@@ -16,6 +16,7 @@ pub mod authorizer;
 pub mod context;
 #[cfg(feature = "backup")]
 pub mod job;
+pub mod probe;
 
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ pub enum Endpoint {
     Tools,
     /// `GET /oauth/callback` (an authorization server sends the caller's browser here)
     OAuthCallback,
+    /// The scheduled MCP probe: no HTTP route, its events are EventBridge's ([`probe`]).
+    McpProbe,
 }
 
 impl Endpoint {
@@ -57,6 +60,7 @@ impl Endpoint {
             Endpoint::Ready => api::ready_router(),
             Endpoint::Tools => api::tools_router(),
             Endpoint::OAuthCallback => api::oauth_callback_router(),
+            Endpoint::McpProbe => Router::new(),
         }
     }
 
@@ -64,14 +68,18 @@ impl Endpoint {
     fn runs_agents(self) -> bool {
         match self {
             Endpoint::Invoke | Endpoint::Stream => true,
-            Endpoint::Health | Endpoint::Ready | Endpoint::Tools | Endpoint::OAuthCallback => false,
+            Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::Tools
+            | Endpoint::OAuthCallback
+            | Endpoint::McpProbe => false,
         }
     }
 
     fn uses_tools(self) -> bool {
         match self {
             Endpoint::Invoke | Endpoint::Stream | Endpoint::Tools => true,
-            Endpoint::Health | Endpoint::Ready | Endpoint::OAuthCallback => false,
+            Endpoint::Health | Endpoint::Ready | Endpoint::OAuthCallback | Endpoint::McpProbe => false,
         }
     }
 
@@ -96,17 +104,37 @@ pub fn api_key_authorizer(
 /// Builds `endpoint`'s app from the process environment: call once, before `lambda_http::run`.
 pub async fn boot(endpoint: Endpoint) -> Result<Router, BootError> {
     let env = Env::process();
-    let app = match Settings::read(&env) {
+    let settings = Settings::read(&env);
+    let booted = boot_process(endpoint, &env, settings).await;
+    booted.map(|(state, auth, settings)| app(endpoint, state, &settings.lambda, auth))
+}
+
+/// The state `endpoint` runs on, from the process environment (a function without HTTP
+/// routes, such as [`probe`]).
+pub async fn boot_state(endpoint: Endpoint) -> Result<SharedState, BootError> {
+    let env = Env::process();
+    let settings = Settings::read(&env);
+    boot_process(endpoint, &env, settings).await.map(|(state, ..)| state)
+}
+
+type Booted = (SharedState, Option<Arc<ApiKeyAuthorizer>>, Settings);
+
+async fn boot_process(
+    endpoint: Endpoint,
+    env: &Env,
+    settings: Result<Settings, SettingsError>,
+) -> Result<Booted, BootError> {
+    let booted = match settings {
         Ok(settings) => {
             let (secrets, sdk) = bootstrap::build_secrets(&settings).await;
-            boot_inner(endpoint, &env, &settings, secrets, sdk).await
+            boot_inner(endpoint, env, &settings, secrets, sdk).await.map(|(s, a)| (s, a, settings))
         }
         Err(e) => Err(e.into()),
     };
-    if let Err(e) = &app {
+    if let Err(e) = &booted {
         tracing::error!(error = %error_chain(e), endpoint = ?endpoint, "cold start failed");
     }
-    app
+    booted
 }
 
 /// [`boot`] with the environment and secret store given (tests, other hosts).
@@ -116,7 +144,18 @@ pub async fn boot_with(
     secrets: Arc<dyn SecretStore>,
 ) -> Result<Router, BootError> {
     let settings = Settings::read(env)?;
-    boot_inner(endpoint, env, &settings, secrets, None).await
+    let (state, auth) = boot_inner(endpoint, env, &settings, secrets, None).await?;
+    Ok(app(endpoint, state, &settings.lambda, auth))
+}
+
+/// [`boot_state`] with the environment and secret store given (tests, other hosts).
+pub async fn boot_state_with(
+    endpoint: Endpoint,
+    env: &Env,
+    secrets: Arc<dyn SecretStore>,
+) -> Result<SharedState, BootError> {
+    let settings = Settings::read(env)?;
+    boot_inner(endpoint, env, &settings, secrets, None).await.map(|(state, _)| state)
 }
 
 async fn boot_inner(
@@ -125,7 +164,7 @@ async fn boot_inner(
     settings: &Settings,
     secrets: Arc<dyn SecretStore>,
     sdk: Option<aws_config::SdkConfig>,
-) -> Result<Router, BootError> {
+) -> Result<(SharedState, Option<Arc<ApiKeyAuthorizer>>), BootError> {
     let (agents, warnings) = bootstrap::load_agents(settings, env, sdk).await?;
     for w in &warnings {
         tracing::warn!(warning = %w, "config");
@@ -161,7 +200,7 @@ async fn boot_inner(
         "cold start finished"
     );
     crate::telemetry::init_finished();
-    Ok(app(endpoint, state, &settings.lambda, auth))
+    Ok((state, auth))
 }
 
 /// Serves `app`'s invocations until the runtime stops; with the EMF exporter installed

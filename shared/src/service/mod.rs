@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod invoke;
 pub mod openapi;
+pub mod probe;
 pub mod ready;
 pub mod task;
 
