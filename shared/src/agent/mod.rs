@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use futures::future::join_all;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::config::AgentSpec;
 use crate::llm::{
@@ -289,7 +290,22 @@ impl Run<'_> {
         Ok(reply)
     }
 
+    /// One tool call, in an OpenTelemetry GenAI `execute_tool` span (its arguments are never
+    /// recorded: they may be sensitive).
     async fn call_tool(
+        &self,
+        call: &ToolCall,
+    ) -> Result<(String, ToolCallRecord), (ToolError, ToolCallRecord)> {
+        let span = tracing::info_span!(
+            "execute_tool",
+            "gen_ai.operation.name" = "execute_tool",
+            "gen_ai.tool.name" = %call.name,
+            "gen_ai.tool.call.id" = %call.id,
+        );
+        self.call_tool_in_span(call).instrument(span).await
+    }
+
+    async fn call_tool_in_span(
         &self,
         call: &ToolCall,
     ) -> Result<(String, ToolCallRecord), (ToolError, ToolCallRecord)> {
@@ -339,7 +355,21 @@ pub(crate) async fn chat(
     call: impl Future<Output = Result<ChatResponse, LlmError>>,
 ) -> Result<ChatResponse, LlmError> {
     let started = Instant::now();
-    let answer = tokio::time::timeout_at(deadline.into(), call).await.unwrap_or(Err(LlmError::Deadline));
+    let span = tracing::info_span!(
+        "chat",
+        "gen_ai.operation.name" = "chat",
+        "gen_ai.request.model" = model,
+        "gen_ai.usage.input_tokens" = tracing::field::Empty,
+        "gen_ai.usage.output_tokens" = tracing::field::Empty,
+    );
+    let answer = tokio::time::timeout_at(deadline.into(), call)
+        .instrument(span.clone())
+        .await
+        .unwrap_or(Err(LlmError::Deadline));
+    if let Ok(a) = &answer {
+        span.record("gen_ai.usage.input_tokens", a.usage.prompt_tokens);
+        span.record("gen_ai.usage.output_tokens", a.usage.completion_tokens);
+    }
     let elapsed = started.elapsed();
     trace.llm_time += elapsed;
     metrics::llm_call(model, answer.as_ref().ok().map(|a| a.usage), elapsed);

@@ -135,12 +135,25 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    // Every log line of the request carries these (JSON logs list the spans a line is in).
+    let caller = req.extensions().get::<Caller>().map_or("anonymous", |Caller(c)| c.as_str());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        %path,
+        caller = %caller,
+        agent = tracing::field::Empty,
+        version = tracing::field::Empty,
+    );
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     let agent = resp.extensions().get::<AgentTag>().map(|t| (t.0.name.as_str(), t.0.version.as_str()));
     crate::telemetry::metrics::request(agent, status, elapsed);
+    if let Some((name, version)) = agent {
+        span.record("agent", name).record("version", version);
+    }
     let ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {

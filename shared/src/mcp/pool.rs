@@ -30,6 +30,7 @@ use crate::config::McpServerConfig;
 use crate::secrets::SecretStore;
 use crate::store::{CatalogCache, CatalogSettings};
 use crate::telemetry::metrics;
+use tracing::Instrument;
 
 pub(super) type Client = RunningService<RoleClient, TealClient>;
 
@@ -380,7 +381,10 @@ impl McpPool {
         {
             return Ok(c.clone());
         }
-        let live = match self.connect(conn, headers, refused).await {
+        // A root span: the client's background tasks outlive this request, and would otherwise
+        // keep its spans (and their traces) open for as long as the connection lives.
+        let span = tracing::info_span!(parent: None, "mcp_connect", server = %conn.cfg.name);
+        let live = match self.connect(conn, headers, refused).instrument(span).await {
             Ok(live) => Arc::new(live),
             Err(e) => {
                 metrics::mcp_connection_failure(&conn.cfg.name);

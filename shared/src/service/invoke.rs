@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
+use tracing::Instrument;
 
 use crate::Error;
 use crate::agent::{OutputCheck, Run, RunEvent, RunReport, Sequential, TaskInputs};
@@ -176,8 +177,18 @@ pub async fn run(
     let context = input.context;
     let conversation = context.into_iter().chain(conversation).collect();
     // A streaming caller (one that takes events) gets the answer's text as it is written.
+    // The OpenTelemetry GenAI `invoke_agent` span; the run's chat and execute_tool spans nest in it.
+    let span = tracing::info_span!(
+        "invoke_agent",
+        "gen_ai.operation.name" = "invoke_agent",
+        "gen_ai.agent.name" = %agent.name,
+        "gen_ai.agent.version" = %agent.version,
+        "gen_ai.conversation.id" = %session.as_str(),
+        "enduser.id" = %opts.caller,
+    );
     let RunReport { output, trace, structured, .. } =
         execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event, opts.on_event.is_some())
+            .instrument(span)
             .await?;
 
     let mut turn = input.messages;

@@ -40,7 +40,7 @@ pub fn init_json_logs() {
         .json()
         .with_env_filter(filter)
         .with_current_span(true)
-        .with_span_list(false)
+        .with_span_list(true)
         .with_target(false)
         .try_init();
 }
