@@ -5,6 +5,7 @@ mod helpers;
 mod concurrency;
 mod errors;
 mod faults;
+mod governance;
 mod invoke;
 mod observability;
 mod stores;
