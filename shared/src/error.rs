@@ -154,11 +154,13 @@ impl Error {
             Error::Output { .. } => Some("llm".into()),
             Error::SessionStore(_) => Some("session_store".into()),
             Error::TaskStore(_) => Some("task_store".into()),
+            // The model kept asking for tools.
+            Error::IterationLimit { .. } => Some("llm".into()),
+            // What the run was waiting for when time ran out.
+            Error::Deadline(t) => Some(t.waiting_on.clone().unwrap_or_else(|| "llm".into())),
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
-            | Error::IterationLimit { .. }
-            | Error::Deadline(_)
             | Error::RateLimited { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
@@ -208,6 +210,10 @@ fn llm_summary(e: &LlmError) -> String {
         LlmError::InvalidResponse(_) => "the answer is not a valid chat completion".into(),
         LlmError::Encode(_) => "the request could not be encoded".into(),
         LlmError::Deadline => "request deadline reached while waiting for the LLM".into(),
+        LlmError::StreamCut { attempts, .. } => format!("the stream broke off after {attempts} attempt(s)"),
+        LlmError::StreamCutMidAnswer { .. } => {
+            "the stream broke off after part of the answer was sent (not retried)".into()
+        }
     }
 }
 
@@ -269,6 +275,8 @@ mod tests {
         }
         assert_eq!(all()[3].public_message(), "LLM upstream failed: HTTP 500 after 3 attempt(s)");
         assert_eq!(all()[4].upstream().as_deref(), Some("mcp:fs"));
+        assert_eq!(all()[5].upstream().as_deref(), Some("llm"), "iteration_limit");
+        assert_eq!(all()[6].upstream().as_deref(), Some("llm"), "a deadline names what it waited for");
         assert_eq!(all()[0].public_message(), "items[0].content: missing");
     }
 

@@ -97,6 +97,7 @@ async fn a_run_past_its_deadline_gets_504_with_what_happened() {
     let took = started.elapsed();
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "deadline_exceeded");
+    assert_eq!(body["error"]["upstream"], "llm", "what the run was waiting for");
     assert_eq!(body["error"]["progress"]["iterations"], 1);
     assert!(took < Duration::from_secs(3), "stopped at the deadline, not the LLM's pace: {took:?}");
 }
@@ -108,6 +109,7 @@ async fn a_model_that_never_stops_calling_tools_hits_max_iterations() {
     let (status, _, body) = app.say("fs-agent/1", "loop: forever").await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "iteration_limit");
+    assert_eq!(body["error"]["upstream"], "llm");
     assert_eq!(body["error"]["progress"]["iterations"], 3);
     assert_eq!(body["error"]["progress"]["tool_calls"].as_array().expect("calls").len(), 3);
 }

@@ -186,6 +186,8 @@ pub struct StackOptions {
     pub env: Vec<(&'static str, String)>,
     /// Secrets the process can read (by name), besides its environment's.
     pub secrets: Vec<(&'static str, &'static str)>,
+    /// Another fake LLM (e.g. one that streams) instead of the wiremock one.
+    pub llm_uri: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -199,6 +201,7 @@ impl Default for StackOptions {
             kill_switch: false,
             env: Vec::new(),
             secrets: Vec::new(),
+            llm_uri: None,
         }
     }
 }
@@ -286,7 +289,8 @@ pub async fn spawn_stack_with(opts: StackOptions) -> TestApp {
 
     let llm = MockServer::start().await;
     let kill_switch: KillSwitch = Arc::new(Mutex::new(None));
-    let (base, _state) = start_api(configs.path(), &llm.uri(), &opts).await;
+    let llm_uri = opts.llm_uri.clone().unwrap_or_else(|| llm.uri());
+    let (base, _state) = start_api(configs.path(), &llm_uri, &opts).await;
 
     let mcp = if opts.kill_switch {
         *kill_switch.lock().expect("kill switch") = Some(mcp);

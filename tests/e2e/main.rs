@@ -9,5 +9,6 @@ mod governance;
 mod invoke;
 mod observability;
 mod stores;
+mod streaming;
 mod teal;
 mod teal_fixtures;

@@ -38,6 +38,10 @@ pub struct RunTrace {
     pub iterations: u32,
     pub usage: Usage,
     pub tool_calls: Vec<ToolCallRecord>,
+    /// What the run was waiting for last (`llm`, `mcp:NAME`, `plugin:NAME`): the upstream a
+    /// deadline names.
+    #[serde(skip)]
+    pub waiting_on: Option<String>,
 }
 
 /// A finished run.
@@ -65,6 +69,10 @@ pub enum RunEvent {
         call_id: String,
         is_error: bool,
         ms: u64,
+    },
+    /// A piece of the answer's text, as the LLM streamed it (Teal's `partial-response`).
+    Text {
+        text: String,
     },
     /// A Sequential task other than the last finished (Teal's `intermediate-task-response`).
     TaskFinished {
@@ -135,6 +143,10 @@ pub struct Run<'a> {
     pub on_event: &'a (dyn Fn(RunEvent) + Send + Sync),
     /// Structured output: every call asks for this schema, and the answer is checked.
     pub output: Option<&'a OutputCheck>,
+    /// Stream the LLM's answers: each piece of text goes to `on_event` as [`RunEvent::Text`] as
+    /// it arrives. Not with structured output, whose answer is checked (and maybe repaired)
+    /// before anyone may see it.
+    pub stream: bool,
 }
 
 impl Run<'_> {
@@ -197,6 +209,11 @@ impl Run<'_> {
             }
             messages.push(reply);
             let turn = messages.len() - 1;
+            trace.waiting_on = messages[turn]
+                .tool_calls
+                .iter()
+                .find_map(|c| self.tools.route(&c.name))
+                .map(|r| r.upstream());
             let round = join_all(messages[turn].tool_calls.iter().map(|call| self.call_tool(call)));
             let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
                 Ok(results) => results,
@@ -236,6 +253,7 @@ impl Run<'_> {
             return Err(Failure::Deadline);
         }
         trace.iterations += 1;
+        trace.waiting_on = Some("llm".to_owned());
         let spec = self.agent;
         let request = ChatRequest {
             model: &spec.model,
@@ -246,14 +264,19 @@ impl Run<'_> {
             reasoning_effort: spec.reasoning_effort.as_deref(),
             response_format: format,
         };
-        let answer =
-            match tokio::time::timeout_at(self.deadline.into(), self.llm.complete(request, self.deadline))
-                .await
-            {
-                Err(_) | Ok(Err(LlmError::Deadline)) => return Err(Failure::Deadline),
-                Ok(Err(source)) => return Err(Failure::Llm(source)),
-                Ok(Ok(answer)) => answer,
-            };
+        let on_text = |text: &str| (self.on_event)(RunEvent::Text { text: text.to_owned() });
+        let call = async {
+            if self.stream && self.output.is_none() {
+                self.llm.stream(request, self.deadline, &on_text).await
+            } else {
+                self.llm.complete(request, self.deadline).await
+            }
+        };
+        let answer = match tokio::time::timeout_at(self.deadline.into(), call).await {
+            Err(_) | Ok(Err(LlmError::Deadline)) => return Err(Failure::Deadline),
+            Ok(Err(source)) => return Err(Failure::Llm(source)),
+            Ok(Ok(answer)) => answer,
+        };
         trace.usage += answer.usage;
         let mut reply = answer.message;
         reply.role = Role::Assistant;

@@ -94,6 +94,7 @@ impl OutputCheck {
             return Err(AgentError::Deadline { trace });
         }
         trace.iterations += 1;
+        trace.waiting_on = Some("llm".to_owned());
         let model = self.repair_model.as_deref().unwrap_or(&run.agent.model);
         let mut request = ChatRequest::new(model, messages, &[]);
         request.response_format = Some(&self.format);

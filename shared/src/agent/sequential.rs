@@ -45,6 +45,8 @@ pub struct Sequential<'a> {
     pub toolboxes: &'a [Toolbox],
     pub deadline: std::time::Instant,
     pub on_event: &'a (dyn Fn(RunEvent) + Send + Sync),
+    /// Stream the last task's answer (as Teal does); earlier tasks are reported whole.
+    pub stream: bool,
     /// The output type of the last task.
     pub output: Option<&'a OutputCheck>,
 }
@@ -73,6 +75,7 @@ impl Sequential<'_> {
                 deadline: self.deadline,
                 on_event: self.on_event,
                 output: if last { self.output } else { None },
+                stream: self.stream && last,
             };
             let before = trace.usage;
             let report = run.execute_with(history, trace).await?;

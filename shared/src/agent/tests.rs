@@ -69,6 +69,7 @@ impl Harness {
             deadline,
             on_event: &on_event,
             output: None,
+            stream: false,
         };
         run.execute(vec![Message::user("hi")]).await
     }

@@ -2,14 +2,16 @@
 //!
 //! The body is an axum streaming body, so the same route serves `teal serve` and the Lambda
 //! function that runs under `lambda_http::run_with_streaming_response`. Events, in order:
-//! `tool-call-started` / `tool-call-finished` per tool call as they happen, then either
-//! `partial-response` (the whole answer, in Teal's `PartialResponse` shape) and
-//! `final-response` (Teal's `InvokeResponse`), or one `error` event carrying the same JSON
-//! body a buffered request would have had. Mistakes the client can fix before anything runs
+//! `tool-call-started` / `tool-call-finished` per tool call as they happen, one
+//! `partial-response` (Teal's `PartialResponse`) per piece of answer text as the LLM streams it,
+//! then `final-response` (Teal's `InvokeResponse`); or one `error` event carrying the same JSON
+//! body a buffered request would have had. An answer that was not streamed (a cache hit,
+//! structured output, a task turn) comes as one `partial-response` holding all of it. Mistakes the client can fix before anything runs
 //! (unknown agent, invalid body, body too large) are plain 4xx JSON responses, not streams.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -23,6 +25,7 @@ use tokio::sync::mpsc;
 use super::{Caller, Deadline, RequestFacts, RequestId, SharedState, error_body, error_response, read_body};
 use crate::agent::RunEvent;
 use crate::service::invoke::{self, Answer, Invoked};
+use crate::store::SessionId;
 
 /// `POST /{name}/{version}/sse`
 pub fn stream_router() -> Router<SharedState> {
@@ -84,10 +87,12 @@ async fn stream(
         Err(e) => return error_response(&e, &facts.request_id),
     };
     // What the client can fix is a plain 4xx, before any stream starts.
-    let prepared = match invoke::prepare(&state, &name, &version, &facts.caller, &body).await {
+    let mut prepared = match invoke::prepare(&state, &name, &version, &facts.caller, &body).await {
         Ok(p) => p,
         Err(e) => return error_response(&e, &facts.request_id),
     };
+    // Chosen now, so the partial responses streamed during the run can name it.
+    let session_id = prepared.input.session_id.get_or_insert_with(SessionId::generate).as_str().to_owned();
 
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let run_facts = facts.clone();
@@ -96,8 +101,21 @@ async fn stream(
         let events = tx.clone();
         let source = format!("{name}:{version}");
         let event_rid = run_facts.request_id.clone();
-        let on_event = move |ev: RunEvent| {
+        let streamed = AtomicBool::new(false);
+        let on_event = |ev: RunEvent| {
             let frame = match &ev {
+                RunEvent::Text { text } => {
+                    streamed.store(true, Ordering::Relaxed);
+                    sse_frame(
+                        "partial-response",
+                        &PartialResponse {
+                            session_id: &session_id,
+                            request_id: &event_rid,
+                            source: &source,
+                            output_partial: text,
+                        },
+                    )
+                }
                 RunEvent::ToolStarted { .. } => sse_frame("tool-call-started", &ev),
                 RunEvent::ToolFinished { .. } => sse_frame("tool-call-finished", &ev),
                 RunEvent::TaskFinished { task_no, task_name, output, usage } => sse_frame(
@@ -128,13 +146,15 @@ async fn stream(
                 let _ = tx.send(sse_frame("final-response", &response));
             }
             Ok(Answer::Invoke(Invoked { response, .. })) => {
-                let partial = PartialResponse {
-                    session_id: &response.session_id,
-                    request_id: &response.request_id,
-                    source: &response.source,
-                    output_partial: &response.output_raw,
-                };
-                let _ = tx.send(sse_frame("partial-response", &partial));
+                if !streamed.load(Ordering::Relaxed) {
+                    let partial = PartialResponse {
+                        session_id: &response.session_id,
+                        request_id: &response.request_id,
+                        source: &response.source,
+                        output_partial: &response.output_raw,
+                    };
+                    let _ = tx.send(sse_frame("partial-response", &partial));
+                }
                 let _ = tx.send(sse_frame("final-response", &response));
             }
             Err(crate::Error::AuthChallenge(needed)) => {

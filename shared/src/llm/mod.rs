@@ -202,7 +202,29 @@ pub enum LlmError {
     Encode(#[source] serde_json::Error),
     #[error("request deadline reached while waiting for the LLM")]
     Deadline,
+    /// A streamed answer broke off before any of its text had been handed on; retried like a
+    /// connection error. `source` is the transport or parse error, if there was one (a stream
+    /// may also just end early).
+    #[error("LLM stream broke off after {attempts} attempt(s)")]
+    StreamCut {
+        attempts: u32,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A streamed answer broke off after part of its text had been handed on. Never retried:
+    /// a second answer would repeat or contradict what the client already has.
+    #[error("LLM stream broke off after part of the answer was sent")]
+    StreamCutMidAnswer {
+        #[source]
+        source: Option<BoxError>,
+    },
 }
+
+/// The cause of a broken stream: a transport error, an SSE framing error or the SDK's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where a streaming call hands each piece of answer text as it arrives.
+pub type TextSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
 impl LlmError {
     /// The upstream's error body, already scrubbed, for a log field of its own. Never shown to
@@ -220,6 +242,24 @@ impl LlmError {
 #[async_trait::async_trait]
 pub trait LlmClient: Send + Sync {
     async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError>;
+    /// The same call, streamed: each piece of answer text goes to `on_text` as it arrives, and
+    /// the whole answer (text, tool calls assembled, usage) is returned at the end. Failures
+    /// before the first piece of text are retried as in [`LlmClient::complete`]; once text has
+    /// been handed on, a failure is [`LlmError::StreamCutMidAnswer`], never a retry.
+    ///
+    /// The default calls [`LlmClient::complete`] and hands on its text in one piece.
+    async fn stream(
+        &self,
+        request: ChatRequest<'_>,
+        deadline: Instant,
+        on_text: TextSink<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let answer = self.complete(request, deadline).await?;
+        if let Some(text) = answer.message.content.as_deref().filter(|t| !t.is_empty()) {
+            on_text(text);
+        }
+        Ok(answer)
+    }
     /// A short human description, e.g. `openai-compatible at https://api.openai.com/v1` or `offline`.
     fn describe(&self) -> String;
 }
@@ -237,6 +277,17 @@ impl LlmClient for Llm {
         match self {
             Llm::OpenAi(c) => c.complete(request, deadline).await,
             Llm::Offline(m) => m.complete(request, deadline).await,
+        }
+    }
+    async fn stream(
+        &self,
+        request: ChatRequest<'_>,
+        deadline: Instant,
+        on_text: TextSink<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        match self {
+            Llm::OpenAi(c) => c.stream(request, deadline, on_text).await,
+            Llm::Offline(m) => m.stream(request, deadline, on_text).await,
         }
     }
     fn describe(&self) -> String {

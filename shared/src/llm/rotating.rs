@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use secrecy::ExposeSecret;
 
-use super::{ChatRequest, ChatResponse, ClientError, LlmClient, LlmError, OpenAiClient, OpenAiSettings};
+use super::{
+    ChatRequest, ChatResponse, ClientError, LlmClient, LlmError, OpenAiClient, OpenAiSettings, TextSink,
+};
 use crate::secrets::{SecretError, SecretStore};
 
 /// Why a client could not be built from the secret's key.
@@ -67,11 +69,15 @@ impl RotatingKeyLlm {
     }
 }
 
-#[async_trait::async_trait]
-impl LlmClient for RotatingKeyLlm {
-    async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
-        let client = self.current();
-        match client.complete(request, deadline).await {
+impl RotatingKeyLlm {
+    /// `call` with the current client; on a 401/403, once with a client on the key read again.
+    /// A refusal comes before any answer text, so a streamed call is safe to repeat too.
+    async fn with_key<F, Fut>(&self, call: F) -> Result<ChatResponse, LlmError>
+    where
+        F: Fn(Arc<OpenAiClient>) -> Fut,
+        Fut: Future<Output = Result<ChatResponse, LlmError>>,
+    {
+        match call(self.current()).await {
             Err(LlmError::Unauthorized { status }) => {
                 tracing::warn!(status, secret = %self.secret, "LLM refused the key; reading the secret again once");
                 self.secrets.invalidate(&self.secret);
@@ -83,10 +89,26 @@ impl LlmClient for RotatingKeyLlm {
                     }
                 };
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-                fresh.complete(request, deadline).await
+                call(fresh).await
             }
             other => other,
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl LlmClient for RotatingKeyLlm {
+    async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
+        self.with_key(|c| async move { c.complete(request, deadline).await }).await
+    }
+
+    async fn stream(
+        &self,
+        request: ChatRequest<'_>,
+        deadline: Instant,
+        on_text: TextSink<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        self.with_key(|c| async move { c.stream(request, deadline, on_text).await }).await
     }
 
     fn describe(&self) -> String {

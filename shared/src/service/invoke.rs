@@ -146,7 +146,8 @@ pub async fn run(
 ) -> Result<Invoked, Error> {
     let Prepared { agent, input } = prepared;
     let session = input.session_id.clone().unwrap_or_else(SessionId::generate);
-    let mut conversation = if input.continues_session && input.session_id.is_some() {
+    let continues = input.continues_session && input.session_id.is_some();
+    let mut conversation = if continues {
         state.sessions.load(&session).await.map_err(Error::SessionStore)?
     } else {
         Vec::new()
@@ -163,7 +164,7 @@ pub async fn run(
         hit.set_extra("cached", "true");
         let mut turn = input.messages;
         turn.push(Message::assistant(hit.output_raw.clone()));
-        state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
+        keep_turn(state, &session, &turn, continues, &mut hit).await?;
         tracing::info!(agent = %agent.name, version = %agent.version, "served from the response cache");
         return Ok(Invoked { response: hit, cache: CacheStatus::Hit });
     }
@@ -171,12 +172,22 @@ pub async fn run(
     let inputs = TaskInputs { fields: input.fields, image: input.image };
     let context = input.context;
     let conversation = context.into_iter().chain(conversation).collect();
-    let RunReport { output, trace, structured, .. } =
-        execute(state, &agent, conversation, inputs, opts.caller, opts.deadline, opts.on_event).await?;
+    // A streaming caller (one that takes events) gets the answer's text as it is written.
+    let RunReport { output, trace, structured, .. } = execute(
+        state,
+        &agent,
+        conversation,
+        inputs,
+        opts.caller,
+        opts.deadline,
+        opts.on_event,
+        opts.on_event.is_some(),
+    )
+    .await?;
 
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
-    state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
+    let kept = state.sessions.append(&session, &turn).await;
     tracing::info!(
         agent = %agent.name,
         version = %agent.version,
@@ -185,7 +196,7 @@ pub async fn run(
         total_tokens = trace.usage.total_tokens,
         "agent run finished"
     );
-    let response = InvokeResponse {
+    let mut response = InvokeResponse {
         session_id: session.as_str().to_owned(),
         request_id: opts.request_id.to_owned(),
         source: format!("{}:{}", agent.name, agent.version),
@@ -200,6 +211,7 @@ pub async fn run(
             ],
         },
     };
+    history_kept(kept, continues, &mut response)?;
     let cache = match &cache_key {
         Some(key) => {
             let ttl = agent.cache_ttl.unwrap_or(state.settings.cache_ttl);
@@ -213,6 +225,42 @@ pub async fn run(
         None => CacheStatus::Bypass,
     };
     Ok(Invoked { response, cache })
+}
+
+/// Keeps a finished turn in the session store; see [`history_kept`] for a store that fails.
+async fn keep_turn(
+    state: &AppState,
+    session: &SessionId,
+    turn: &[Message],
+    continues: bool,
+    response: &mut InvokeResponse,
+) -> Result<(), Error> {
+    let kept = state.sessions.append(session, turn).await;
+    history_kept(kept, continues, response)
+}
+
+/// What a failed session append means. A request that continues a session fails (503): its
+/// caller counts on the history. Any other request is answered anyway, with
+/// `extra_data.session_stored = "false"` and a warning, so a session store outage costs only
+/// the history of conversations that had not started.
+fn history_kept(
+    kept: Result<(), crate::store::StoreError>,
+    continues: bool,
+    response: &mut InvokeResponse,
+) -> Result<(), Error> {
+    match kept {
+        Ok(()) => Ok(()),
+        Err(e) if continues => Err(Error::SessionStore(e)),
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::telemetry::error_chain(&e),
+                session_id = %response.session_id,
+                "session store unavailable: answered without keeping the history"
+            );
+            response.set_extra("session_stored", "false");
+            Ok(())
+        }
+    }
 }
 
 /// The response cache key of a request: the agent and the canonical JSON of the body without
@@ -230,6 +278,7 @@ fn cache_key(agent: &AgentConfig, body: &[u8]) -> Option<CacheKey> {
 /// checked when there is one. The tools of every
 /// agent are gathered before the first LLM call, so a server that is down fails the request
 /// before any token is spent.
+#[allow(clippy::too_many_arguments)] // the request's facts, each used once; a struct would only rename them
 pub(crate) async fn execute(
     state: &AppState,
     agent: &AgentConfig,
@@ -238,6 +287,7 @@ pub(crate) async fn execute(
     caller: &str,
     deadline: Instant,
     on_event: Option<&(dyn Fn(RunEvent) + Send + Sync)>,
+    stream: bool,
 ) -> Result<RunReport, Error> {
     let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(agent, spec, caller))).await?;
     let output =
@@ -254,6 +304,7 @@ pub(crate) async fn execute(
                 deadline,
                 on_event,
                 output: output.as_ref(),
+                stream,
             };
             run.execute(conversation).await?
         }
@@ -265,6 +316,7 @@ pub(crate) async fn execute(
                 toolboxes: &toolboxes,
                 deadline,
                 on_event,
+                stream,
                 output: output.as_ref(),
             };
             seq.execute(conversation, inputs).await?

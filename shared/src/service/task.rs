@@ -75,7 +75,7 @@ pub async fn invoke_task(
     conversation.extend(history(&task));
     let inputs = TaskInputs { fields: input.fields, image: input.image };
     let report =
-        execute(state, agent, conversation, inputs, turn.user_id, turn.deadline, turn.on_event).await;
+        execute(state, agent, conversation, inputs, turn.user_id, turn.deadline, turn.on_event, false).await;
     let RunReport { output, trace, .. } = match report {
         Ok(r) => r,
         Err(e) => {

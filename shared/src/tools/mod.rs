@@ -73,6 +73,14 @@ impl Route<'_> {
             Route::Plugin(_) => namespaced.split_once('-').map_or(namespaced, |(_, f)| f),
         }
     }
+
+    /// `mcp:NAME` or `plugin:NAME`, as [`ToolError::upstream`] names it.
+    pub fn upstream(&self) -> String {
+        match self {
+            Route::Mcp(r) => format!("mcp:{}", r.server_name()),
+            Route::Plugin(p) => format!("plugin:{}", p.name().as_str()),
+        }
+    }
 }
 
 /// One agent's tools for one request.

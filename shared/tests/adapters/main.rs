@@ -425,14 +425,19 @@ async fn s3_tool_policies_load_and_reload_with_the_configs() {
     };
     let reg = source.registry();
     assert_eq!(reg.policies().len(), 2);
-    assert_eq!(reg.policies().decide(&ask("write_file")), Decision::Deny(Denied::Forbidden("no-writes".into())));
+    assert_eq!(
+        reg.policies().decide(&ask("write_file")),
+        Decision::Deny(Denied::Forbidden("no-writes".into()))
+    );
     assert_eq!(reg.policies().decide(&ask("read_file")), Decision::Allow);
 
     // A broken policy is rejected with its key and line; the last good policies stay.
     put(&s3, &b, "agents/policies/no-writes.cedar", "\nforbid(principal action, resource);\n").await;
     match source.refresh().await {
         Refresh::Rejected(errors) => assert!(
-            errors.to_string().starts_with(&format!("s3://{b}/agents/policies/no-writes.cedar:2: unexpected token")),
+            errors
+                .to_string()
+                .starts_with(&format!("s3://{b}/agents/policies/no-writes.cedar:2: unexpected token")),
             "{errors}"
         ),
         other => panic!("rejection expected, got {other:?}"),

@@ -6,9 +6,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
@@ -16,9 +18,10 @@ use url::Url;
 
 use super::redact::error_body;
 use super::retry::{self, Next, parse_retry_after};
+use super::stream::Assembler;
 use super::wire::{encode, parse_response};
 use super::{ClientError, OpenAiSettings};
-use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
+use crate::llm::{BoxError, ChatRequest, ChatResponse, LlmClient, LlmError, TextSink};
 use crate::telemetry::error_chain;
 
 /// How long an idle pooled connection is kept (Lambda environments are frozen between calls;
@@ -117,7 +120,9 @@ impl OpenAiClient {
         url
     }
 
-    async fn attempt(&self, url: &Url, payload: &Bytes, attempts: u32) -> Attempt {
+    /// Sends one attempt and reads the status: the response when it is a success, else what
+    /// the failure comes to (retried or not).
+    async fn send(&self, url: &Url, payload: &Bytes, attempts: u32) -> Result<reqwest::Response, Attempt> {
         let mut request =
             self.inner.http.post(url.clone()).header(CONTENT_TYPE, "application/json").body(payload.clone());
         if let Some((name, value)) = &self.inner.auth {
@@ -125,22 +130,19 @@ impl OpenAiClient {
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return retry_on_transport(e, attempts),
+            Err(e) => return Err(retry_on_transport(e, attempts)),
         };
         let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        if status.is_success() {
-            return match response.bytes().await {
-                Ok(body) => Attempt::Done(parse_response(&body)),
-                Err(e) => retry_on_transport(e, attempts),
-            };
-        }
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            return Attempt::Done(Err(LlmError::Unauthorized { status: status.as_u16() }));
+            return Err(Attempt::Done(Err(LlmError::Unauthorized { status: status.as_u16() })));
         }
         let key = self.inner.settings.api_key.as_ref().map(|k| k.expose_secret());
         let body = match response.bytes().await {
@@ -148,58 +150,109 @@ impl OpenAiClient {
             Err(_) => String::new(),
         };
         let code = status.as_u16();
-        match code {
+        Err(match code {
             429 => Attempt::Retry { error: LlmError::RateLimited { attempts }, retry_after },
             500 | 502 | 503 | 504 => {
                 Attempt::Retry { error: LlmError::Status { status: code, body, attempts }, retry_after }
             }
             _ => Attempt::Done(Err(LlmError::Status { status: code, body, attempts })),
+        })
+    }
+
+    /// One buffered attempt: the whole answer read, then parsed.
+    async fn attempt(&self, url: &Url, payload: &Bytes, attempts: u32) -> Attempt {
+        let response = match self.send(url, payload, attempts).await {
+            Ok(r) => r,
+            Err(failed) => return failed,
+        };
+        match response.bytes().await {
+            Ok(body) => Attempt::Done(parse_response(&body)),
+            Err(e) => retry_on_transport(e, attempts),
         }
     }
-}
 
-fn retry_on_transport(e: reqwest::Error, attempts: u32) -> Attempt {
-    let error = if e.is_timeout() {
-        LlmError::Timeout { attempts }
-    } else {
-        // reqwest moves a user name and password out of the URL (into the Authorization
-        // header) before sending, so the URL this error prints carries none.
-        LlmError::Connect { source: e, attempts }
-    };
-    Attempt::Retry { error, retry_after: None }
-}
-
-/// The HTTP status an error came with, for the log.
-fn http_status(error: &LlmError) -> Option<u16> {
-    match error {
-        LlmError::Status { status, .. } | LlmError::Unauthorized { status } => Some(*status),
-        LlmError::RateLimited { .. } => Some(429),
-        LlmError::Connect { .. }
-        | LlmError::Timeout { .. }
-        | LlmError::InvalidResponse(_)
-        | LlmError::Encode(_)
-        | LlmError::Deadline => None,
+    /// One streamed attempt: server-sent events parsed as they arrive, each text delta handed to
+    /// `on_text` at once. `started` is set before the first delta is handed on; from then on a
+    /// failure is [`LlmError::StreamCutMidAnswer`]. A server that ignores `stream` and answers
+    /// one JSON completion is read whole, and its text handed on in one piece.
+    async fn stream_attempt(
+        &self,
+        url: &Url,
+        payload: &Bytes,
+        attempts: u32,
+        on_text: TextSink<'_>,
+        started: &AtomicBool,
+    ) -> Attempt {
+        let response = match self.send(url, payload, attempts).await {
+            Ok(r) => r,
+            Err(failed) => return failed,
+        };
+        let json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if json {
+            return match response.bytes().await {
+                Ok(body) => Attempt::Done(parse_response(&body).inspect(|answer| {
+                    if let Some(text) = answer.message.content.as_deref().filter(|t| !t.is_empty()) {
+                        on_text(text);
+                    }
+                })),
+                Err(e) => retry_on_transport(e, attempts),
+            };
+        }
+        let cut = |source: Option<BoxError>| {
+            if started.load(Ordering::Acquire) {
+                Attempt::Done(Err(LlmError::StreamCutMidAnswer { source }))
+            } else {
+                Attempt::Retry { error: LlmError::StreamCut { attempts, source }, retry_after: None }
+            }
+        };
+        let mut seen: usize = 0;
+        let bytes = response.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(StreamBodyError::Transport)?;
+            seen = seen.saturating_add(chunk.len());
+            if seen > MAX_STREAM_BYTES { Err(StreamBodyError::TooLarge) } else { Ok(chunk) }
+        });
+        let mut events = std::pin::pin!(sse_stream::SseStream::from_bytes_stream(bytes));
+        let mut answer = Assembler::default();
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => return cut(Some(Box::new(e))),
+            };
+            let Some(data) = event.data else { continue };
+            match answer.push(&data) {
+                Ok(Some(text)) => {
+                    started.store(true, Ordering::Release);
+                    on_text(&text);
+                }
+                Ok(None) => {}
+                Err(e) => return Attempt::Done(Err(e)),
+            }
+            if answer.is_done() {
+                break;
+            }
+        }
+        if !answer.is_complete() {
+            return cut(None);
+        }
+        Attempt::Done(Ok(answer.finish()))
     }
-}
 
-/// One log line for a failed attempt: what comes next, the error's whole cause chain, and the
-/// upstream's (scrubbed) error body as a field of its own.
-fn log_failure(error: &LlmError, attempt: u32, wait: Option<Duration>, next: &str) {
-    tracing::warn!(
-        status = http_status(error),
-        attempt,
-        wait_ms = wait.map(|w| w.as_millis()),
-        error = %error_chain(error),
-        body = error.upstream_body(),
-        "LLM call failed; {next}"
-    );
-}
-
-#[async_trait::async_trait]
-impl LlmClient for OpenAiClient {
-    async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
-        let url = self.endpoint(request.model);
-        let payload = encode(&request).map_err(LlmError::Encode)?;
+    /// Attempts until one answers or fails for good, within the retry settings and `deadline`.
+    /// A per-attempt timeout after `started` was set (text handed on) ends the call.
+    async fn with_retries<'s, F, Fut>(
+        &'s self,
+        deadline: Instant,
+        started: &AtomicBool,
+        mut attempt: F,
+    ) -> Result<ChatResponse, LlmError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Attempt> + 's,
+    {
         let mut attempts: u32 = 0;
         loop {
             let now = Instant::now();
@@ -210,11 +263,12 @@ impl LlmClient for OpenAiClient {
             let per_attempt = self.inner.settings.timeout.min(remaining);
             let cut_by_deadline = per_attempt < self.inner.settings.timeout;
             attempts += 1;
-            let outcome = match tokio::time::timeout(per_attempt, self.attempt(&url, &payload, attempts))
-                .await
-            {
+            let outcome = match tokio::time::timeout(per_attempt, attempt(attempts)).await {
                 Ok(outcome) => outcome,
                 Err(_elapsed) if cut_by_deadline => return Err(LlmError::Deadline),
+                Err(_elapsed) if started.load(Ordering::Acquire) => {
+                    Attempt::Done(Err(LlmError::StreamCutMidAnswer { source: None }))
+                }
                 Err(_elapsed) => Attempt::Retry { error: LlmError::Timeout { attempts }, retry_after: None },
             };
             let (error, retry_after) = match outcome {
@@ -241,6 +295,82 @@ impl LlmClient for OpenAiClient {
             }
         }
     }
+}
+
+/// At most this many bytes of one streamed answer are read (a runaway server is cut off).
+const MAX_STREAM_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why the bytes of a streamed answer stopped coming.
+#[derive(Debug, thiserror::Error)]
+enum StreamBodyError {
+    #[error("reading the stream failed")]
+    Transport(#[source] reqwest::Error),
+    #[error("the stream exceeds {MAX_STREAM_BYTES} bytes")]
+    TooLarge,
+}
+
+fn retry_on_transport(e: reqwest::Error, attempts: u32) -> Attempt {
+    let error = if e.is_timeout() {
+        LlmError::Timeout { attempts }
+    } else {
+        // reqwest moves a user name and password out of the URL (into the Authorization
+        // header) before sending, so the URL this error prints carries none.
+        LlmError::Connect { source: e, attempts }
+    };
+    Attempt::Retry { error, retry_after: None }
+}
+
+/// The HTTP status an error came with, for the log.
+fn http_status(error: &LlmError) -> Option<u16> {
+    match error {
+        LlmError::Status { status, .. } | LlmError::Unauthorized { status } => Some(*status),
+        LlmError::RateLimited { .. } => Some(429),
+        LlmError::Connect { .. }
+        | LlmError::Timeout { .. }
+        | LlmError::InvalidResponse(_)
+        | LlmError::Encode(_)
+        | LlmError::Deadline
+        | LlmError::StreamCut { .. }
+        | LlmError::StreamCutMidAnswer { .. } => None,
+    }
+}
+
+/// One log line for a failed attempt: what comes next, the error's whole cause chain, and the
+/// upstream's (scrubbed) error body as a field of its own.
+fn log_failure(error: &LlmError, attempt: u32, wait: Option<Duration>, next: &str) {
+    tracing::warn!(
+        status = http_status(error),
+        attempt,
+        wait_ms = wait.map(|w| w.as_millis()),
+        error = %error_chain(error),
+        body = error.upstream_body(),
+        "LLM call failed; {next}"
+    );
+}
+
+#[async_trait::async_trait]
+impl LlmClient for OpenAiClient {
+    async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
+        let url = self.endpoint(request.model);
+        let payload = encode(&request, false).map_err(LlmError::Encode)?;
+        let never = AtomicBool::new(false);
+        self.with_retries(deadline, &never, |attempts| self.attempt(&url, &payload, attempts)).await
+    }
+
+    async fn stream(
+        &self,
+        request: ChatRequest<'_>,
+        deadline: Instant,
+        on_text: TextSink<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let url = self.endpoint(request.model);
+        let payload = encode(&request, true).map_err(LlmError::Encode)?;
+        let started = AtomicBool::new(false);
+        self.with_retries(deadline, &started, |attempts| {
+            self.stream_attempt(&url, &payload, attempts, on_text, &started)
+        })
+        .await
+    }
 
     fn describe(&self) -> String {
         let mode = if self.inner.settings.azure_api_version.is_some() {
@@ -252,5 +382,7 @@ impl LlmClient for OpenAiClient {
     }
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ mod client;
 mod redact;
 mod retry;
 mod settings;
+mod stream;
 mod wire;
 
 #[cfg(test)]

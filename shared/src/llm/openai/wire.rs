@@ -29,6 +29,17 @@ pub struct WireRequest<'a> {
     reasoning_effort: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<WireResponseFormat<'a>>,
+    /// `true` for a streamed call (server-sent events), left out otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    /// `{"include_usage": true}` with `stream`: the last chunk carries the usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 /// `{"type": "json_schema", "json_schema": {"name", "schema", "strict": false}}`. Not strict:
@@ -143,13 +154,21 @@ pub fn request_body<'a>(req: &ChatRequest<'a>) -> WireRequest<'a> {
             kind: "json_schema",
             json_schema: WireJsonSchema { name: &f.name, schema: &f.schema, strict: false },
         }),
+        stream: false,
+        stream_options: None,
     }
 }
 
 /// The body of one call, serialised once: every attempt sends these same [`Bytes`] (a clone is
-/// a reference count, not a copy).
-pub(super) fn encode(req: &ChatRequest<'_>) -> Result<Bytes, serde_json::Error> {
-    serde_json::to_vec(&request_body(req)).map(Bytes::from)
+/// a reference count, not a copy). A streamed call adds `stream: true` and
+/// `stream_options: {"include_usage": true}`.
+pub(super) fn encode(req: &ChatRequest<'_>, stream: bool) -> Result<Bytes, serde_json::Error> {
+    let mut body = request_body(req);
+    if stream {
+        body.stream = true;
+        body.stream_options = Some(StreamOptions { include_usage: true });
+    }
+    serde_json::to_vec(&body).map(Bytes::from)
 }
 
 fn wire_message(m: &Message) -> WireMessage<'_> {
@@ -224,13 +243,24 @@ struct WireReplyFunction {
 }
 
 #[derive(Deserialize)]
-struct WireUsage {
+pub(super) struct WireUsage {
     #[serde(default)]
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
     #[serde(default)]
     total_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    /// A missing total is the sum of the two counts.
+    fn from(u: WireUsage) -> Self {
+        Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total_tokens.unwrap_or(u.prompt_tokens + u.completion_tokens),
+        }
+    }
 }
 
 /// Parses a chat-completions answer: the first choice's message (content may be null; a
@@ -264,14 +294,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, LlmError> {
             },
         })
         .collect();
-    let usage = wire
-        .usage
-        .map(|u| Usage {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            total_tokens: u.total_tokens.unwrap_or(u.prompt_tokens + u.completion_tokens),
-        })
-        .unwrap_or_default();
+    let usage = wire.usage.map(Usage::from).unwrap_or_default();
     Ok(ChatResponse {
         message: Message {
             role: Role::Assistant,
@@ -302,7 +325,7 @@ mod tests {
 
     /// What goes on the wire, read back: the snapshots show the bytes sent, not the structs.
     fn sent(req: &ChatRequest<'_>) -> Value {
-        serde_json::from_slice(&encode(req).expect("encodes")).expect("valid JSON")
+        serde_json::from_slice(&encode(req, false).expect("encodes")).expect("valid JSON")
     }
 
     #[test]
@@ -330,7 +353,7 @@ mod tests {
         req.temperature = Some(0.2);
         req.max_tokens = Some(512);
         assert_eq!(
-            encode(&req).expect("encodes"),
+            encode(&req, false).expect("encodes"),
             r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"temperature":0.2,"max_tokens":512}"#
         );
     }

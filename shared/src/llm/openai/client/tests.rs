@@ -85,7 +85,7 @@ async fn a_tool_call_answer_is_fetched_and_parsed() {
     assert_eq!(r.finish_reason.as_deref(), Some("tool_calls"));
 
     let received = server.received_requests().await.expect("recording");
-    let sent = encode(&request(&messages, &tools)).expect("encodes");
+    let sent = encode(&request(&messages, &tools), false).expect("encodes");
     assert_eq!(received[0].body, sent);
 }
 
