@@ -73,6 +73,25 @@ async fn serve_answers_the_readme_request_with_the_offline_model_through_mcp() {
 }
 
 #[test]
+fn validate_checks_tool_policies_and_names_a_bad_one_by_file_and_line() {
+    let ok = teal().args(["validate", "examples/governance"]).output().expect("run");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("ok: 5 tool policies in examples/governance"), "{out}");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+    std::fs::copy("../examples/governance/fs-writer.yaml", dir.path().join("fs-writer.yaml")).expect("copy");
+    let bad = dir.path().join("policies/bad.cedar");
+    std::fs::write(&bad, "permit(principal, action, resource);\n\nforbid(principal action, resource);\n")
+        .expect("write");
+    let failed = teal().arg("validate").arg(dir.path()).output().expect("run");
+    assert_eq!(failed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains(&format!("error: {}:3: unexpected token `action`", bad.display())), "{err}");
+}
+
+#[test]
 fn validate_accepts_the_examples_and_rejects_a_bad_file_with_its_line() {
     let ok = teal().args(["validate", "examples/agents"]).output().expect("run");
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));

@@ -329,6 +329,14 @@ impl Run<'_> {
                 ToolCallRecord { tool: call.name.clone(), server: None, is_error: true, ms: 0 },
             ));
         };
+        if let Err(denied) = self.tools.authorize(&call.name, &route, &call.arguments) {
+            finished(true, 0);
+            let server = Some(route.source_name().to_owned());
+            return Ok((
+                denied.to_string(),
+                ToolCallRecord { tool: call.name.clone(), server, is_error: true, ms: 0 },
+            ));
+        }
         let outcome = self.tools.call(self.pool, &call.name, &route, &call.arguments, self.deadline).await;
         let elapsed = started.elapsed();
         let ms = elapsed.as_millis() as u64;

@@ -281,7 +281,7 @@ async fn tools(
     caller: Option<Extension<Caller>>,
 ) -> Response {
     let facts = RequestFacts::new(&state, rid, deadline, caller);
-    match service::catalog::tool_catalog(&state, &name, &version).await {
+    match service::catalog::tool_catalog(&state, &name, &version, &facts.caller).await {
         Ok(catalog) => Json(catalog).into_response(),
         Err(e) => error_response(&e, &facts.request_id),
     }

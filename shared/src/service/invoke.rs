@@ -186,10 +186,18 @@ pub async fn run(
         "gen_ai.conversation.id" = %session.as_str(),
         "enduser.id" = %opts.caller,
     );
-    let RunReport { output, trace, structured, .. } =
-        execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event, opts.on_event.is_some())
-            .instrument(span)
-            .await?;
+    let RunReport { output, trace, structured, .. } = execute(
+        state,
+        &agent,
+        conversation,
+        inputs,
+        opts.caller,
+        opts.deadline,
+        opts.on_event,
+        opts.on_event.is_some(),
+    )
+    .instrument(span)
+    .await?;
 
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
@@ -288,19 +296,22 @@ fn cache_key(agent: &AgentConfig, body: &[u8]) -> Option<CacheKey> {
 }
 
 /// Runs `agent` over `conversation`: its one agent (Chat), or its tasks in order (Sequential),
-/// with every agent's tools and the output type checked when there is one. The tools of every
+/// with every agent's tools (as the tool policies let `caller` have them) and the output type
+/// checked when there is one. The tools of every
 /// agent are gathered before the first LLM call, so a server that is down fails the request
 /// before any token is spent.
+#[allow(clippy::too_many_arguments)] // the request's facts, each used once; a struct would only rename them
 pub(crate) async fn execute(
     state: &AppState,
     agent: &AgentConfig,
     conversation: Vec<Message>,
     inputs: TaskInputs,
+    caller: &str,
     deadline: Instant,
     on_event: Option<&(dyn Fn(RunEvent) + Send + Sync)>,
     stream: bool,
 ) -> Result<RunReport, Error> {
-    let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(spec))).await?;
+    let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(agent, spec, caller))).await?;
     let output =
         agent.output.as_ref().map(|t| OutputCheck::new(t, state.settings.structured_output_model.clone()));
     let no_events = |_: RunEvent| {};

@@ -29,6 +29,7 @@ pub const LLM_OUTPUT_TOKENS: &str = "teal_llm_output_tokens";
 pub const LLM_DURATION: &str = "teal_llm_duration";
 pub const TOOL_CALLS: &str = "teal_tool_calls";
 pub const TOOL_DURATION: &str = "teal_tool_duration";
+pub const TOOL_CALLS_DENIED: &str = "teal_tool_calls_denied";
 pub const MCP_CONNECTION_FAILURES: &str = "teal_mcp_connection_failures";
 pub const MCP_RECONNECTS: &str = "teal_mcp_reconnects";
 pub const MCP_CATALOG_LOOKUPS: &str = "teal_mcp_catalog_lookups";
@@ -53,13 +54,14 @@ pub const NONE: &str = "-";
 
 /// Units and descriptions, given to the recorder once when it is installed.
 pub fn describe() {
-    let counters: [(&str, Unit, &str); 17] = [
+    let counters: [(&str, Unit, &str); 18] = [
         (REQUESTS, Unit::Count, "HTTP requests by agent, version and status class (2xx, 4xx, 5xx)"),
         (LLM_CALLS, Unit::Count, "LLM calls by model and outcome (ok, error)"),
         (LLM_RETRIES, Unit::Count, "LLM attempts retried (429, 5xx, connection errors, timeouts)"),
         (LLM_INPUT_TOKENS, Unit::Count, "prompt tokens by model"),
         (LLM_OUTPUT_TOKENS, Unit::Count, "completion tokens by model"),
         (TOOL_CALLS, Unit::Count, "tool calls by server, tool and outcome (ok, error)"),
+        (TOOL_CALLS_DENIED, Unit::Count, "tool calls a policy denied, by agent, tool and policy id"),
         (MCP_CONNECTION_FAILURES, Unit::Count, "MCP connections that could not be set up"),
         (MCP_RECONNECTS, Unit::Count, "MCP clients set up again after the first one"),
         (MCP_CATALOG_LOOKUPS, Unit::Count, "shared tool-catalog lookups by result (hit, stale, miss)"),
@@ -155,6 +157,12 @@ pub fn tool_call(server: Option<&str>, tool: &str, is_error: bool, elapsed: Dura
     counter!(TOOL_CALLS, "server" => server.clone(), "tool" => tool.clone(), "status" => ok_or_error(!is_error))
         .increment(1);
     histogram!(TOOL_DURATION, "server" => server, "tool" => tool).record(elapsed.as_secs_f64());
+}
+
+/// A policy denied a tool call. Policy ids come from the loaded policy files (bounded).
+pub fn tool_call_denied(agent: &str, tool: &str, policy: &str) {
+    counter!(TOOL_CALLS_DENIED, "agent" => agent.to_owned(), "tool" => tool.to_owned(), "policy" => policy.to_owned())
+        .increment(1);
 }
 
 pub fn mcp_connection_failure(server: &str) {
