@@ -152,7 +152,8 @@ pub fn load_registry(
     vars: &std::collections::HashMap<String, String>,
 ) -> Result<(Registry, Vec<config::ConfigWarning>), BootError> {
     let parsed = config::load_path_with_vars(path, vars).map_err(BootError::Config)?;
-    let registry = Registry::new(parsed.agents).map_err(BootError::Config)?;
+    let policies = crate::governance::Policies::compile(&parsed.policy_files).map_err(BootError::Config)?;
+    let registry = Registry::new(parsed.agents).map_err(BootError::Config)?.with_policies(policies);
     Ok((registry, parsed.warnings))
 }
 

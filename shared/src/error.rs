@@ -12,6 +12,7 @@
 use axum::http::StatusCode;
 
 use crate::agent::{AgentError, OutputError, RunTrace};
+use crate::api::BodyError;
 use crate::api::types::InputError;
 use crate::llm::LlmError;
 use crate::store::{StoreError, TaskStoreError};
@@ -25,11 +26,17 @@ pub enum Error {
     AgentNotFound { name: String, version: String, known: Vec<String> },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body is not JSON by its `Content-Type`.
+    #[error("the request body must be JSON: send `Content-Type: application/json` (got {})", given.as_deref().map_or_else(|| "none".to_owned(), |g| format!("`{g}`")))]
+    UnsupportedMediaType { given: Option<String> },
+    /// The body could not be read: malformed, too slow, or the client left.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     #[error("LLM upstream failed")]
     Llm(#[source] LlmError, Box<RunTrace>),
     /// An MCP server or remote plugin could not be called.
     #[error("tool upstream failed")]
-    Tool(#[source] ToolError, Box<RunTrace>),
+    Tool(#[source] Box<ToolError>, Box<RunTrace>),
     /// The answer did not match the agent's output type, even after one repair.
     #[error("the answer does not match the output type {type_name}: {source}")]
     Output {
@@ -69,6 +76,11 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::AgentNotFound { .. } => StatusCode::NOT_FOUND,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Body(e) => match e {
+                BodyError::Malformed(_) | BodyError::Aborted => StatusCode::BAD_REQUEST,
+                BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            },
             Error::Llm(..) | Error::Tool(..) | Error::IterationLimit { .. } | Error::Output { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -95,10 +107,16 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::AgentNotFound { .. } => "agent_not_found",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Error::Body(BodyError::Malformed(_)) => "malformed_body",
+            Error::Body(BodyError::TimedOut) => "body_timeout",
+            Error::Body(BodyError::Aborted) => "client_aborted",
             Error::Llm(..) => "llm_upstream_failed",
             // `mcp_upstream_failed`, or what kind: `mcp_auth_failed`, `mcp_input_required`.
-            Error::Tool(ToolError::Mcp(e), _) => e.code(),
-            Error::Tool(ToolError::Plugin(_) | ToolError::PluginHeader { .. }, _) => "plugin_upstream_failed",
+            Error::Tool(e, _) => match &**e {
+                ToolError::Mcp(e) => e.code(),
+                ToolError::Plugin(_) | ToolError::PluginHeader { .. } => "plugin_upstream_failed",
+            },
             Error::Output { .. } => "output_schema_mismatch",
             Error::Misconfigured(_) => "misconfigured",
             Error::IterationLimit { .. } => "iteration_limit",
@@ -119,9 +137,15 @@ impl Error {
             Error::Llm(e, _) => format!("LLM upstream failed: {}", llm_summary(e)),
             // Its message names the server or plugin and the kind of failure only.
             Error::Tool(e, _) => e.to_string(),
+            // The framing problem is named; what the client sent is not echoed.
+            Error::Body(BodyError::Malformed(_)) => {
+                "the request body is malformed (invalid framing)".to_owned()
+            }
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
+            | Error::UnsupportedMediaType { .. }
+            | Error::Body(BodyError::TimedOut | BodyError::Aborted)
             | Error::IterationLimit { .. }
             | Error::Deadline(_)
             | Error::SessionStore(_)
@@ -152,11 +176,15 @@ impl Error {
             Error::Output { .. } => Some("llm".into()),
             Error::SessionStore(_) => Some("session_store".into()),
             Error::TaskStore(_) => Some("task_store".into()),
+            // The model kept asking for tools.
+            Error::IterationLimit { .. } => Some("llm".into()),
+            // What the run was waiting for when time ran out.
+            Error::Deadline(t) => Some(t.waiting_on.clone().unwrap_or_else(|| "llm".into())),
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
-            | Error::IterationLimit { .. }
-            | Error::Deadline(_)
+            | Error::UnsupportedMediaType { .. }
+            | Error::Body(_)
             | Error::RateLimited { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
@@ -173,6 +201,8 @@ impl Error {
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
+            | Error::UnsupportedMediaType { .. }
+            | Error::Body(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
             | Error::Forbidden(_)
@@ -190,7 +220,7 @@ impl From<crate::mcp::McpError> for Error {
     fn from(e: crate::mcp::McpError) -> Self {
         match e {
             crate::mcp::McpError::AuthorizationRequired(needed) => Error::AuthChallenge(needed),
-            other => Error::Tool(other.into(), Box::default()),
+            other => Error::Tool(Box::new(other.into()), Box::default()),
         }
     }
 }
@@ -222,7 +252,7 @@ impl From<AgentError> for Error {
                 Error::Deadline(Box::new(trace))
             }
             AgentError::Llm { source, trace } => Error::Llm(source, Box::new(trace)),
-            AgentError::Tool { source, trace } => Error::Tool(source, Box::new(trace)),
+            AgentError::Tool { source, trace } => Error::Tool(Box::new(source), Box::new(trace)),
             AgentError::IterationLimit { max, trace } => {
                 Error::IterationLimit { max, trace: Box::new(trace) }
             }
@@ -248,10 +278,10 @@ mod tests {
             Error::PayloadTooLarge { limit: 10 },
             Error::Llm(LlmError::Status { status: 500, body: "Bearer sk-leak".into(), attempts: 3 }, t()),
             Error::Tool(
-                ToolError::Mcp(crate::mcp::McpError::Protocol {
+                Box::new(ToolError::Mcp(crate::mcp::McpError::Protocol {
                     server: "fs".into(),
                     source: rmcp::service::ServiceError::UnexpectedResponse,
-                }),
+                })),
                 t(),
             ),
             Error::IterationLimit { max: 3, trace: t() },
@@ -273,6 +303,8 @@ mod tests {
         }
         assert_eq!(all()[3].public_message(), "LLM upstream failed: HTTP 500 after 3 attempt(s)");
         assert_eq!(all()[4].upstream().as_deref(), Some("mcp:fs"));
+        assert_eq!(all()[5].upstream().as_deref(), Some("llm"), "iteration_limit");
+        assert_eq!(all()[6].upstream().as_deref(), Some("llm"), "a deadline names what it waited for");
         assert_eq!(all()[0].public_message(), "items[0].content: missing");
     }
 

@@ -58,7 +58,7 @@ async fn a_body_over_the_limit_gets_413() {
     let addr = app.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut raw =
-        b"POST /plain/1 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n640\r\n".to_vec();
+        b"POST /plain/1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n640\r\n".to_vec();
     raw.extend(vec![b' '; 0x640]);
     raw.extend(b"\r\n0\r\n\r\n");
     stream.write_all(&raw).await.expect("write");
@@ -97,6 +97,7 @@ async fn a_run_past_its_deadline_gets_504_with_what_happened() {
     let took = started.elapsed();
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "deadline_exceeded");
+    assert_eq!(body["error"]["upstream"], "llm", "what the run was waiting for");
     assert_eq!(body["error"]["progress"]["iterations"], 1);
     assert!(took < Duration::from_secs(3), "stopped at the deadline, not the LLM's pace: {took:?}");
 }
@@ -108,6 +109,7 @@ async fn a_model_that_never_stops_calling_tools_hits_max_iterations() {
     let (status, _, body) = app.say("fs-agent/1", "loop: forever").await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "iteration_limit");
+    assert_eq!(body["error"]["upstream"], "llm");
     assert_eq!(body["error"]["progress"]["iterations"], 3);
     assert_eq!(body["error"]["progress"]["tool_calls"].as_array().expect("calls").len(), 3);
 }

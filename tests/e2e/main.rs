@@ -5,6 +5,8 @@ mod helpers;
 mod concurrency;
 mod errors;
 mod faults;
+mod governance;
+mod hardening;
 mod invoke;
 mod observability;
 mod stores;

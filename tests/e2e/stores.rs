@@ -137,7 +137,7 @@ async fn a_caller_over_its_rate_limit_gets_429_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_redis_unreachable_the_cache_is_bypassed_and_sessions_fail_clearly() {
+async fn with_redis_unreachable_new_conversations_succeed_and_sessions_fail_clearly() {
     // A port nothing listens on: Redis "down" from the start.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let env = vec![("TA_REDIS_URL", format!("redis://127.0.0.1:{port}"))];
@@ -146,9 +146,26 @@ async fn with_redis_unreachable_the_cache_is_bypassed_and_sessions_fail_clearly(
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "a down Redis must not block start-up");
     mount_script(&app).await;
 
+    // A request that continues no session is answered, and says its history was not kept.
     let (status, _, body) = app.say("plain/1", "hello?").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output_raw"], "ECHO: hello?");
+    let items = body["extra_data"]["items"].as_array().expect("items");
+    assert!(items.contains(&json!({"key": "session_stored", "value": "false"})), "{body}");
+    let (status, _, body) =
+        app.post_json("plain/1", &json!({"chat_history": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Continuing a session needs its history: 503, not an answer without it.
+    let (status, _, body) = app
+        .post_json(
+            "plain/1",
+            &json!({"session_id": "s-1", "items": [{"content_type": "text", "content": "and then?"}]}),
+        )
+        .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "session_store_unavailable");
+    assert_eq!(body["error"]["upstream"], "session_store");
     let (status, ready) = app.get("/ready").await;
     assert_eq!(status, 503);
     assert!(ready["failed"].as_array().expect("failed").contains(&json!("redis")), "{ready}");

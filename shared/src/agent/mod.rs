@@ -18,8 +18,11 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::config::AgentSpec;
-use crate::llm::{ChatRequest, LlmClient, LlmError, Message, ResponseFormat, Role, ToolCall, Usage};
+use crate::llm::{
+    ChatRequest, ChatResponse, LlmClient, LlmError, Message, ResponseFormat, Role, ToolCall, Usage,
+};
 use crate::mcp::McpPool;
+use crate::telemetry::metrics;
 use crate::tools::{ToolError, Toolbox};
 
 /// One tool call made during a run.
@@ -38,6 +41,13 @@ pub struct RunTrace {
     pub iterations: u32,
     pub usage: Usage,
     pub tool_calls: Vec<ToolCallRecord>,
+    /// What the run was waiting for last (`llm`, `mcp:NAME`, `plugin:NAME`): the upstream a
+    /// deadline names.
+    #[serde(skip)]
+    pub waiting_on: Option<String>,
+    /// Time spent waiting for the LLM (metrics only; not in error bodies).
+    #[serde(skip)]
+    pub llm_time: std::time::Duration,
 }
 
 /// A finished run.
@@ -205,6 +215,11 @@ impl Run<'_> {
             }
             messages.push(reply);
             let turn = messages.len() - 1;
+            trace.waiting_on = messages[turn]
+                .tool_calls
+                .iter()
+                .find_map(|c| self.tools.route(&c.name))
+                .map(|r| r.upstream());
             let round = join_all(messages[turn].tool_calls.iter().map(|call| self.call_tool(call)));
             let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
                 Ok(results) => results,
@@ -244,6 +259,7 @@ impl Run<'_> {
             return Err(Failure::Deadline);
         }
         trace.iterations += 1;
+        trace.waiting_on = Some("llm".to_owned());
         let spec = self.agent;
         let request = ChatRequest {
             model: &spec.model,
@@ -263,12 +279,11 @@ impl Run<'_> {
                 self.llm.complete(request, self.deadline).await
             }
         };
-        let answer = match tokio::time::timeout_at(self.deadline.into(), call).await {
-            Err(_) | Ok(Err(LlmError::Deadline)) => return Err(Failure::Deadline),
-            Ok(Err(source)) => return Err(Failure::Llm(source)),
-            Ok(Ok(answer)) => answer,
+        let answer = match chat(&spec.model, self.deadline, trace, call).await {
+            Err(LlmError::Deadline) => return Err(Failure::Deadline),
+            Err(source) => return Err(Failure::Llm(source)),
+            Ok(answer) => answer,
         };
-        trace.usage += answer.usage;
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         Ok(reply)
@@ -291,16 +306,27 @@ impl Run<'_> {
         let Some(route) = self.tools.route(&call.name) else {
             let known: Vec<&str> = self.tools.specs().iter().map(|s| s.name.as_str()).collect();
             let text = format!("unknown tool {}; available tools: {}", call.name, known.join(", "));
+            metrics::tool_call(None, &call.name, true, started.elapsed());
             finished(true, 0);
             return Ok((
                 text,
                 ToolCallRecord { tool: call.name.clone(), server: None, is_error: true, ms: 0 },
             ));
         };
+        if let Err(denied) = self.tools.authorize(&call.name, &route, &call.arguments) {
+            finished(true, 0);
+            let server = Some(route.source_name().to_owned());
+            return Ok((
+                denied.to_string(),
+                ToolCallRecord { tool: call.name.clone(), server, is_error: true, ms: 0 },
+            ));
+        }
         let outcome = self.tools.call(self.pool, &call.name, &route, &call.arguments, self.deadline).await;
-        let ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let ms = elapsed.as_millis() as u64;
         let is_error = outcome.as_ref().map_or(true, |o| o.is_error);
         let server = route.source_name().to_owned();
+        metrics::tool_call(Some(&server), &call.name, is_error, elapsed);
         tracing::info!(tool = %call.name, server = %server, is_error, ms, "tool call");
         finished(is_error, ms);
         let record = ToolCallRecord { tool: call.name.clone(), server: Some(server), is_error, ms };
@@ -310,6 +336,25 @@ impl Run<'_> {
             Err(e) => Err((e, record)),
         }
     }
+}
+
+/// One LLM call (`call`, to `model`) within `deadline` (`LlmError::Deadline` when it passes):
+/// its usage and time go to `trace`, and it is recorded once in the metrics, whoever calls.
+pub(crate) async fn chat(
+    model: &str,
+    deadline: Instant,
+    trace: &mut RunTrace,
+    call: impl Future<Output = Result<ChatResponse, LlmError>>,
+) -> Result<ChatResponse, LlmError> {
+    let started = Instant::now();
+    let answer = tokio::time::timeout_at(deadline.into(), call).await.unwrap_or(Err(LlmError::Deadline));
+    let elapsed = started.elapsed();
+    trace.llm_time += elapsed;
+    metrics::llm_call(model, answer.as_ref().ok().map(|a| a.usage), elapsed);
+    if let Ok(a) = &answer {
+        trace.usage += a.usage;
+    }
+    answer
 }
 
 /// Why one LLM call did not give an answer, before the trace is attached.

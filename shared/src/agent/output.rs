@@ -94,6 +94,7 @@ impl OutputCheck {
             return Err(AgentError::Deadline { trace });
         }
         trace.iterations += 1;
+        trace.waiting_on = Some("llm".to_owned());
         let model = self.repair_model.as_deref().unwrap_or(&run.agent.model);
         let mut request = ChatRequest::new(model, messages, &[]);
         request.response_format = Some(&self.format);
@@ -102,13 +103,12 @@ impl OutputCheck {
         // The transformer model (`TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL`) is the deployment's.
         request.endpoint = if self.repair_model.is_some() { None } else { run.agent.provider.as_ref() };
         let answer =
-            match tokio::time::timeout_at(run.deadline.into(), run.llm.complete(request, run.deadline)).await
+            match super::chat(model, run.deadline, &mut trace, run.llm.complete(request, run.deadline)).await
             {
-                Err(_) | Ok(Err(LlmError::Deadline)) => return Err(AgentError::Deadline { trace }),
-                Ok(Err(source)) => return Err(AgentError::Llm { source, trace }),
-                Ok(Ok(answer)) => answer,
+                Err(LlmError::Deadline) => return Err(AgentError::Deadline { trace }),
+                Err(source) => return Err(AgentError::Llm { source, trace }),
+                Ok(answer) => answer,
             };
-        trace.usage += answer.usage;
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         let text = reply.content.clone().unwrap_or_default();

@@ -1,7 +1,9 @@
 //! A small positioned YAML tree built from saphyr-parser events.
 //!
-//! Owns the only contact with the YAML parser: documents, anchors/aliases (shared with `Rc`, so an
-//! alias bomb costs nothing), a nesting limit, and the YAML 1.2 core-schema resolution of plain
+//! Owns the only contact with the YAML parser: documents, anchors/aliases (shared with `Rc`, so
+//! building costs nothing, but everything that reads the tree walks each alias again: the nodes
+//! aliases add are counted and bounded by [`MAX_ALIAS_NODES`], and an alias may not nest deeper
+//! than [`MAX_DEPTH`] either), a nesting limit, and the YAML 1.2 core-schema resolution of plain
 //! scalars. Every node keeps its 1-based line; scalars keep their text exactly as the
 //! parser gave it and whether they were plain. It must not know anything about agent configs.
 
@@ -13,12 +15,21 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 /// Deeper nesting than this is refused (it also keeps recursive drops far from the stack limit).
 pub(crate) const MAX_DEPTH: usize = 128;
 
+/// How many nodes the aliases of one document may add, counted expanded (an alias of a
+/// sequence of ten scalars adds eleven). Generous for sharing blocks of a config; an alias bomb
+/// (each level repeating the one before) crosses it within a few lines and fails there.
+pub(crate) const MAX_ALIAS_NODES: u64 = 10_000;
+
 /// One YAML node with its position.
 #[derive(Debug)]
 pub(crate) struct Node {
     /// 1-based line of the node's first character.
     pub line: usize,
     pub value: Value,
+    /// Nodes in this one with every alias expanded, itself included.
+    size: u64,
+    /// Levels of collections below it with aliases expanded (0 for a scalar).
+    height: usize,
 }
 
 #[derive(Debug)]
@@ -242,6 +253,8 @@ struct Builder {
     /// Completed anchored nodes of the current document.
     anchors: HashMap<usize, Rc<Node>>,
     docs: Vec<Rc<Node>>,
+    /// Nodes the current document's aliases added, expanded ([`MAX_ALIAS_NODES`]).
+    alias_nodes: u64,
 }
 
 impl Builder {
@@ -250,7 +263,10 @@ impl Builder {
         match ev {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
             // Anchors belong to one document.
-            Event::DocumentStart(_) => self.anchors.clear(),
+            Event::DocumentStart(_) => {
+                self.anchors.clear();
+                self.alias_nodes = 0;
+            }
             Event::Scalar(text, style, anchor, tag) => {
                 let str_tag = tag.as_deref().is_some_and(|t| {
                     (t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
@@ -258,7 +274,7 @@ impl Builder {
                 });
                 let scalar =
                     Scalar { text: text.into_owned(), quoted: !matches!(style, ScalarStyle::Plain), str_tag };
-                let node = Rc::new(Node { line, value: Value::Scalar(scalar) });
+                let node = Rc::new(Node { line, value: Value::Scalar(scalar), size: 1, height: 0 });
                 if anchor > 0 {
                     self.anchors.insert(anchor, Rc::clone(&node));
                 }
@@ -267,6 +283,18 @@ impl Builder {
             Event::Alias(id) => match self.anchors.get(&id) {
                 Some(node) => {
                     let node = Rc::clone(node);
+                    self.alias_nodes = self.alias_nodes.saturating_add(node.size);
+                    if self.alias_nodes > MAX_ALIAS_NODES {
+                        let message = format!(
+                            "aliases expand to more than {MAX_ALIAS_NODES} nodes in this document \
+                             (an alias bomb?): write the repeated parts out or share less"
+                        );
+                        return Err(TreeError { line, message });
+                    }
+                    if self.stack.len() + node.height > MAX_DEPTH {
+                        let message = format!("nesting deeper than {MAX_DEPTH} levels (through an alias)");
+                        return Err(TreeError { line, message });
+                    }
                     self.push(node);
                 }
                 None => {
@@ -296,7 +324,14 @@ impl Builder {
                     Some(Frame::Map { line, anchor, entries, .. }) => (line, anchor, Value::Map(entries)),
                     None => return Ok(()),
                 };
-                let node = Rc::new(Node { line, value });
+                let children: Box<dyn Iterator<Item = &Rc<Node>>> = match &value {
+                    Value::Seq(items) => Box::new(items.iter()),
+                    Value::Map(entries) => Box::new(entries.iter().flat_map(|(k, v)| [k, v])),
+                    Value::Scalar(_) => Box::new(std::iter::empty()),
+                };
+                let (size, height) = children
+                    .fold((1u64, 0usize), |(s, h), c| (s.saturating_add(c.size), h.max(c.height + 1)));
+                let node = Rc::new(Node { line, value, size, height });
                 if anchor > 0 {
                     self.anchors.insert(anchor, Rc::clone(&node));
                 }
@@ -437,7 +472,8 @@ mod tests {
     }
 
     #[test]
-    fn alias_bombs_stay_small() {
+    fn alias_bombs_fail_fast_at_the_line_that_crosses_the_bound() {
+        // Each level repeats the one before ten times: 10^40 nodes expanded.
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..40 {
             let p = i - 1;
@@ -445,9 +481,28 @@ mod tests {
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
-        let (docs, err) = parse(&text);
-        assert_eq!(err, None);
-        assert_eq!(docs.len(), 1);
+        let started = std::time::Instant::now();
+        let (_, err) = parse(&text);
+        assert!(started.elapsed() < std::time::Duration::from_millis(100), "{:?}", started.elapsed());
+        let err = err.unwrap();
+        // Level 3 holds 10 * 111 + 1 nodes; levels 1-3 add 110 + 1,110 + 11,110 > 10,000.
+        assert_eq!(err.line, 4, "{err:?}");
+        assert!(err.message.starts_with("aliases expand to more than 10000 nodes"), "{err:?}");
+
+        // Sharing a block a few times is fine, and so is a second document with its own budget.
+        let ok = "base: &b {model: m, temperature: 0.1}\nx: [*b, *b, *b]\n---\ny: 1\n";
+        assert_eq!(parse(ok).1, None);
+    }
+
+    #[test]
+    fn an_alias_cannot_nest_past_the_depth_limit() {
+        let deep = format!("a: &d {}x{}\n", "[".repeat(100), "]".repeat(100));
+        assert_eq!(parse(&deep).1, None);
+        let err = parse(&format!("{deep}b: {}*d{}\n", "[".repeat(40), "]".repeat(40))).1.unwrap();
+        assert_eq!(
+            err,
+            TreeError { line: 2, message: "nesting deeper than 128 levels (through an alias)".into() }
+        );
     }
 
     #[test]

@@ -29,9 +29,10 @@ pub(crate) enum Attempt {
 
 /// Attempts until one answers or fails for good, within `policy` and `deadline`. A per-attempt
 /// timeout after `started` was set (a streamed answer's text was handed on) ends the call with
-/// [`LlmError::StreamCutMidAnswer`].
+/// [`LlmError::StreamCutMidAnswer`]. `model` labels the retry metric.
 pub(crate) async fn with_retries<F, Fut>(
     policy: &RetryPolicy,
+    model: &str,
     deadline: Instant,
     started: &AtomicBool,
     mut attempt: F,
@@ -68,6 +69,7 @@ where
         match next(policy, attempts, retry_after, Instant::now(), deadline) {
             Next::Wait(wait) => {
                 log_failure(&error, attempts, Some(wait), "retrying");
+                crate::telemetry::metrics::llm_retry(model);
                 tokio::time::sleep(wait).await;
             }
             Next::NoRetriesLeft => {

@@ -10,7 +10,7 @@
 //! see.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 
@@ -23,6 +23,7 @@ use crate::llm::Message;
 use crate::service::AppState;
 use crate::service::task::{TaskTurn, invoke_task};
 use crate::store::{CacheKey, SessionId};
+use crate::telemetry::metrics;
 
 /// How the response cache treated one request (`x-cache` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,7 @@ pub async fn prepare(
     if let Some(limiter) = &state.rate_limiter {
         let decision = limiter.check(caller).await;
         if !decision.allowed {
+            metrics::rate_limited(&agent.name, &agent.version);
             return Err(Error::RateLimited {
                 retry_after_secs: decision.retry_after.as_secs_f64().ceil() as u64,
             });
@@ -146,7 +148,8 @@ pub async fn run(
 ) -> Result<Invoked, Error> {
     let Prepared { agent, input } = prepared;
     let session = input.session_id.clone().unwrap_or_else(SessionId::generate);
-    let mut conversation = if input.continues_session && input.session_id.is_some() {
+    let continues = input.continues_session && input.session_id.is_some();
+    let mut conversation = if continues {
         state.sessions.load(&session).await.map_err(Error::SessionStore)?
     } else {
         Vec::new()
@@ -163,7 +166,8 @@ pub async fn run(
         hit.set_extra("cached", "true");
         let mut turn = input.messages;
         turn.push(Message::assistant(hit.output_raw.clone()));
-        state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
+        keep_turn(state, &agent, &session, &turn, continues, &mut hit).await?;
+        metrics::cache(&agent.name, &agent.version, CacheStatus::Hit.as_str());
         tracing::info!(agent = %agent.name, version = %agent.version, "served from the response cache");
         return Ok(Invoked { response: hit, cache: CacheStatus::Hit });
     }
@@ -172,13 +176,24 @@ pub async fn run(
     let context = input.context;
     let conversation = context.into_iter().chain(conversation).collect();
     // A streaming caller (one that takes events) gets the answer's text as it is written.
-    let RunReport { output, trace, structured, .. } =
-        execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event, opts.on_event.is_some())
-            .await?;
+    let RunReport { output, trace, structured, .. } = execute(
+        state,
+        &agent,
+        conversation,
+        inputs,
+        opts.caller,
+        opts.deadline,
+        opts.on_event,
+        opts.on_event.is_some(),
+    )
+    .await?;
 
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
-    state.sessions.append(&session, &turn).await.map_err(Error::SessionStore)?;
+    let kept = state.sessions.append(&session, &turn).await;
+    if kept.is_ok() {
+        metrics::session_written(&agent.name, &agent.version);
+    }
     tracing::info!(
         agent = %agent.name,
         version = %agent.version,
@@ -187,7 +202,7 @@ pub async fn run(
         total_tokens = trace.usage.total_tokens,
         "agent run finished"
     );
-    let response = InvokeResponse {
+    let mut response = InvokeResponse {
         session_id: session.as_str().to_owned(),
         request_id: opts.request_id.to_owned(),
         source: format!("{}:{}", agent.name, agent.version),
@@ -202,6 +217,7 @@ pub async fn run(
             ],
         },
     };
+    history_kept(kept, continues, &mut response)?;
     let cache = match &cache_key {
         Some(key) => {
             let ttl = agent.cache_ttl.unwrap_or(state.settings.cache_ttl);
@@ -214,7 +230,48 @@ pub async fn run(
         }
         None => CacheStatus::Bypass,
     };
+    metrics::cache(&agent.name, &agent.version, cache.as_str());
     Ok(Invoked { response, cache })
+}
+
+/// Keeps a finished turn in the session store; see [`history_kept`] for a store that fails.
+async fn keep_turn(
+    state: &AppState,
+    agent: &AgentConfig,
+    session: &SessionId,
+    turn: &[Message],
+    continues: bool,
+    response: &mut InvokeResponse,
+) -> Result<(), Error> {
+    let kept = state.sessions.append(session, turn).await;
+    if kept.is_ok() {
+        metrics::session_written(&agent.name, &agent.version);
+    }
+    history_kept(kept, continues, response)
+}
+
+/// What a failed session append means. A request that continues a session fails (503): its
+/// caller counts on the history. Any other request is answered anyway, with
+/// `extra_data.session_stored = "false"` and a warning, so a session store outage costs only
+/// the history of conversations that had not started.
+fn history_kept(
+    kept: Result<(), crate::store::StoreError>,
+    continues: bool,
+    response: &mut InvokeResponse,
+) -> Result<(), Error> {
+    match kept {
+        Ok(()) => Ok(()),
+        Err(e) if continues => Err(Error::SessionStore(e)),
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::telemetry::error_chain(&e),
+                session_id = %response.session_id,
+                "session store unavailable: answered without keeping the history"
+            );
+            response.set_extra("session_stored", "false");
+            Ok(())
+        }
+    }
 }
 
 /// The response cache key of a request: the agent and the canonical JSON of the body without
@@ -228,19 +285,22 @@ fn cache_key(agent: &AgentConfig, body: &[u8]) -> Option<CacheKey> {
 }
 
 /// Runs `agent` over `conversation`: its one agent (Chat), or its tasks in order (Sequential),
-/// with every agent's tools and the output type checked when there is one. The tools of every
+/// with every agent's tools (as the tool policies let `caller` have them) and the output type
+/// checked when there is one. The tools of every
 /// agent are gathered before the first LLM call, so a server that is down fails the request
 /// before any token is spent.
+#[allow(clippy::too_many_arguments)] // the request's facts, each used once; a struct would only rename them
 pub(crate) async fn execute(
     state: &AppState,
     agent: &AgentConfig,
     conversation: Vec<Message>,
     inputs: TaskInputs,
+    caller: &str,
     deadline: Instant,
     on_event: Option<&(dyn Fn(RunEvent) + Send + Sync)>,
     stream: bool,
 ) -> Result<RunReport, Error> {
-    let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(spec))).await?;
+    let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(agent, spec, caller))).await?;
     let output =
         agent.output.as_ref().map(|t| OutputCheck::new(t, state.settings.structured_output_model.clone()));
     let no_events = |_: RunEvent| {};
@@ -257,7 +317,7 @@ pub(crate) async fn execute(
                 output: output.as_ref(),
                 stream,
             };
-            run.execute(conversation).await?
+            run.execute(conversation).await.map_err(Error::from)
         }
         AgentKind::Sequential => {
             let seq = Sequential {
@@ -270,8 +330,16 @@ pub(crate) async fn execute(
                 stream,
                 output: output.as_ref(),
             };
-            seq.execute(conversation, inputs).await?
+            seq.execute(conversation, inputs).await.map_err(Error::from)
         }
     };
-    Ok(report)
+    let trace = match &report {
+        Ok(r) => Some(&r.trace),
+        Err(e) => e.trace(),
+    };
+    if let Some(t) = trace {
+        let tools: u64 = t.tool_calls.iter().map(|c| c.ms).sum();
+        metrics::run_times(&agent.name, &agent.version, t.llm_time, Duration::from_millis(tools));
+    }
+    report
 }

@@ -555,9 +555,18 @@ fn merge_chains_are_expanded_once() {
         text.push_str(&format!("x{i}: &x{i} {{<<: [*x{p}, *x{p}, *x{p}]}}\n", p = i - 1));
     }
     text.push_str("spec:\n  <<: *x59\n");
-    // Finishes quickly; the only errors are the missing fields.
+    // Each level merges the one before three times: refused at the line where the aliases
+    // cross the bound, before anything reads the tree.
+    let started = std::time::Instant::now();
     let e = errs(&text);
-    assert!(e.iter().any(|e| e == "a.yaml:61 spec.agent: missing required field"), "{e:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("a.yaml:8: aliases expand to more than 10000 nodes"), "{e:?}");
+    // A short chain is read with each mapping merged once.
+    let text =
+        "x0: &x0 {model: m}\nx1: &x1 {<<: [*x0, *x0]}\nspec:\n  agent:\n    <<: *x1\n    system_prompt: p\n";
+    let e = errs(text);
+    assert!(!e.iter().any(|e| e.contains("spec.agent.model")), "{e:?}");
 }
 
 #[test]

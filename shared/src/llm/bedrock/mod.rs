@@ -169,8 +169,10 @@ impl LlmClient for BedrockClient {
     async fn complete(&self, request: ChatRequest<'_>, deadline: Instant) -> Result<ChatResponse, LlmError> {
         let input = convert::converse_input(&request)?;
         let never = AtomicBool::new(false);
-        with_retries(&self.retry, deadline, &never, |attempts| self.converse(request.model, &input, attempts))
-            .await
+        with_retries(&self.retry, request.model, deadline, &never, |attempts| {
+            self.converse(request.model, &input, attempts)
+        })
+        .await
     }
 
     async fn stream(
@@ -181,7 +183,7 @@ impl LlmClient for BedrockClient {
     ) -> Result<ChatResponse, LlmError> {
         let input = convert::converse_input(&request)?;
         let started = AtomicBool::new(false);
-        with_retries(&self.retry, deadline, &started, |attempts| {
+        with_retries(&self.retry, request.model, deadline, &started, |attempts| {
             self.converse_stream(request.model, &input, attempts, on_text, &started)
         })
         .await

@@ -264,7 +264,7 @@ impl LlmClient for OpenAiClient {
         let url = self.endpoint(request.model);
         let payload = encode(&request, false).map_err(LlmError::Encode)?;
         let never = AtomicBool::new(false);
-        with_retries(&self.inner.settings.retry_policy(), deadline, &never, |attempts| {
+        with_retries(&self.inner.settings.retry_policy(), request.model, deadline, &never, |attempts| {
             self.attempt(&url, &payload, attempts)
         })
         .await
@@ -279,7 +279,7 @@ impl LlmClient for OpenAiClient {
         let url = self.endpoint(request.model);
         let payload = encode(&request, true).map_err(LlmError::Encode)?;
         let started = AtomicBool::new(false);
-        with_retries(&self.inner.settings.retry_policy(), deadline, &started, |attempts| {
+        with_retries(&self.inner.settings.retry_policy(), request.model, deadline, &started, |attempts| {
             self.stream_attempt(&url, &payload, attempts, on_text, &started)
         })
         .await
