@@ -120,6 +120,7 @@ fn recorded_metrics() -> Vec<&'static str> {
         m::LLM_DURATION,
         m::TOOL_CALLS,
         m::TOOL_DURATION,
+        m::TOOL_CALLS_DENIED,
         m::MCP_CONNECTION_FAILURES,
         m::MCP_RECONNECTS,
         m::MCP_CATALOG_LOOKUPS,
@@ -210,4 +211,42 @@ fn the_guides_alerts_are_alarms_on_one_topic_and_the_dashboard_shows_what_we_rec
         assert!(known.contains(&name.as_str()), "the template names {name}, which nothing records");
     }
     assert!(metric_names(&text).len() > 20);
+}
+
+#[test]
+fn the_streaming_route_is_behind_the_rest_api_authorizer_and_bedrock_is_limited_to_the_model_arns() {
+    let t = template();
+    let r = &t["Resources"];
+    let stream = &r["StreamFunction"]["Properties"];
+    assert!(stream["FunctionUrlConfig"].is_null(), "no function URL outside the authorizer");
+    let event = &stream["Events"]["Stream"];
+    assert_eq!(event["Type"].as_str(), Some("Api"));
+    assert_eq!(tagged(&event["Properties"]["RestApiId"]).1, "StreamApi");
+    assert_eq!(event["Properties"]["ResponseTransferMode"].as_str(), Some("RESPONSE_STREAM"));
+    let api = &r["StreamApi"]["Properties"];
+    let auth = &api["Auth"];
+    assert_eq!(auth["DefaultAuthorizer"].as_str(), Some("ApiKeyAuthorizer"));
+    let authorizer = &auth["Authorizers"]["ApiKeyAuthorizer"];
+    assert_eq!(tagged(&authorizer["FunctionArn"]).1, "AuthorizerFunction.Arn", "the HTTP API's authorizer");
+    assert_eq!(authorizer["FunctionPayloadType"].as_str(), Some("REQUEST"));
+    assert_eq!(authorizer["Identity"]["ReauthorizeEvery"].as_u64(), Some(0));
+    assert_eq!(tagged(&api["MethodSettings"][0]["ThrottlingRateLimit"]).1, "ApiRateLimit");
+    assert_eq!(tagged(&auth["UsagePlan"]["Throttle"]["BurstLimit"]).1, "ApiBurstLimit");
+    for function in ["InvokeFunction", "StreamFunction"] {
+        let policies = r[function]["Properties"]["Policies"].as_sequence().expect("policies");
+        let bedrock = policies
+            .iter()
+            .find_map(|p| match p {
+                Value::Tagged(t) if t.tag == "!If" => Some(t.value[1]["Statement"][0].clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{function}: a Bedrock statement"));
+        assert_eq!(bedrock["Action"][0].as_str(), Some("bedrock:InvokeModel"));
+        assert_eq!(bedrock["Action"][1].as_str(), Some("bedrock:InvokeModelWithResponseStream"));
+        assert_eq!(
+            tagged(&bedrock["Resource"]).1,
+            "BedrockModelArns",
+            "{function}: the configured models only"
+        );
+    }
 }

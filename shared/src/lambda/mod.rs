@@ -243,10 +243,14 @@ pub fn app(
     if let Some(auth) = auth {
         router = router.layer(middleware::from_fn_with_state(auth, context::require_api_key));
     }
-    router
+    let app = router
         .layer(middleware::from_fn(api::request_context))
         .layer(middleware::from_fn_with_state(lambda.deadline_margin, context::lambda_context))
-        .with_state(state)
+        .with_state(state);
+    // A REST API's stage leaves the path before routing (a layer inside the router runs after).
+    #[cfg(feature = "rest")]
+    let app = Router::new().fallback_service(app).layer(middleware::from_fn(context::strip_stage));
+    app
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@ pub struct Providers {
 struct Bedrock {
     settings: BedrockSettings,
     /// `TA_AWS_ENDPOINT_URL`, for the SDK config every AWS client shares.
+    #[cfg_attr(not(feature = "bedrock"), allow(dead_code))]
     aws_endpoint_url: Option<String>,
     #[cfg(feature = "bedrock")]
     client: tokio::sync::OnceCell<Arc<BedrockClient>>,
