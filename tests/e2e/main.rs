@@ -7,6 +7,7 @@ mod errors;
 mod faults;
 mod hardening;
 mod invoke;
+mod load;
 mod observability;
 mod stores;
 mod streaming;
