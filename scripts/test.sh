@@ -59,8 +59,19 @@ if [ -z "${SAM_BIN:-}" ]; then
   fi
 fi
 export SAM_BIN SAM_CLI_TELEMETRY=0
+# checkov, in a venv of its own too (it pins its own cfn-lint and boto3).
+checkov_venv="${TEAL_CHECKOV_VENV:-${HOME:-/root}/.cache/teal-serverless/checkov-venv}"
+if [ -z "${CHECKOV_BIN:-}" ]; then
+  if command -v checkov >/dev/null; then
+    CHECKOV_BIN=$(command -v checkov)
+  else
+    [ -x "$checkov_venv/bin/checkov" ] || { python3 -m venv "$checkov_venv" && "$checkov_venv/bin/pip" install --quiet checkov; }
+    CHECKOV_BIN="$checkov_venv/bin/checkov"
+  fi
+fi
+export CHECKOV_BIN
 
-log "infra lint (cfn-lint, sam validate --lint)"
+log "infra lint (cfn-lint, sam validate --lint, checkov)"
 scripts/lint-infra.sh
 
 log "cargo fmt --check"

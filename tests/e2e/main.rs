@@ -8,6 +8,7 @@ mod faults;
 mod governance;
 mod hardening;
 mod invoke;
+mod load;
 mod observability;
 mod stores;
 mod streaming;

@@ -250,3 +250,90 @@ fn the_streaming_route_is_behind_the_rest_api_authorizer_and_bedrock_is_limited_
         );
     }
 }
+
+#[test]
+fn the_template_holds_what_a_production_account_needs() {
+    let t = template();
+    let r = t["Resources"].as_mapping().expect("resources");
+    let of_type = |ty: &str| -> Vec<(String, &Value)> {
+        r.iter()
+            .filter(|(_, v)| v["Type"].as_str() == Some(ty))
+            .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), v))
+            .collect()
+    };
+    // Every function invoked asynchronously (a schedule) keeps its failures somewhere.
+    for (name, f) in of_type("AWS::Serverless::Function") {
+        let events = f["Properties"]["Events"].as_mapping().cloned().unwrap_or_default();
+        for (_, e) in events.iter().filter(|(_, e)| e["Type"].as_str() == Some("Schedule")) {
+            assert!(!e["Properties"]["DeadLetterConfig"].is_null(), "{name}: schedule without a DLQ");
+            let on_failure = &f["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+            assert!(!on_failure.is_null(), "{name}: async invoke without an on-failure destination");
+        }
+        // Reserved concurrency: the function's own, or the Globals' parameter.
+        let own = &f["Properties"]["ReservedConcurrentExecutions"];
+        assert!(
+            !own.is_null() || !t["Globals"]["Function"]["ReservedConcurrentExecutions"].is_null(),
+            "{name}: no reserved concurrency"
+        );
+    }
+    for p in ["InvokeReservedConcurrency", "StreamReservedConcurrency", "UtilityReservedConcurrency"] {
+        assert_eq!(t["Parameters"][p]["Default"].as_i64(), Some(-1), "{p}: unreserved unless asked");
+    }
+    // Every MCP service scales on CPU (70 %) and memory (80 %) between parameters, circuit breaker on.
+    let services = of_type("AWS::ECS::Service");
+    assert_eq!(services.len(), 2);
+    for (name, s) in &services {
+        let breaker = &s["Properties"]["DeploymentConfiguration"]["DeploymentCircuitBreaker"];
+        assert_eq!(
+            (breaker["Enable"].as_bool(), breaker["Rollback"].as_bool()),
+            (Some(true), Some(true)),
+            "{name}"
+        );
+        let target = of_type("AWS::ApplicationAutoScaling::ScalableTarget")
+            .into_iter()
+            .find(|(_, v)| format!("{:?}", v["Properties"]["ResourceId"]).contains(&format!("{name}.Name")))
+            .unwrap_or_else(|| panic!("{name}: no scalable target"));
+        assert_eq!(tagged(&target.1["Properties"]["MinCapacity"]).1, "McpMinCount");
+        assert_eq!(tagged(&target.1["Properties"]["MaxCapacity"]).1, "McpMaxCount");
+        let mut targets: Vec<(String, u64)> = of_type("AWS::ApplicationAutoScaling::ScalingPolicy")
+            .into_iter()
+            .filter(|(_, v)| tagged(&v["Properties"]["ScalingTargetId"]).1 == target.0)
+            .map(|(_, v)| {
+                let c = &v["Properties"]["TargetTrackingScalingPolicyConfiguration"];
+                let metric =
+                    c["PredefinedMetricSpecification"]["PredefinedMetricType"].as_str().unwrap_or_default();
+                (metric.to_owned(), c["TargetValue"].as_u64().unwrap_or_default())
+            })
+            .collect();
+        targets.sort();
+        assert_eq!(
+            targets,
+            [
+                ("ECSServiceAverageCPUUtilization".into(), 70),
+                ("ECSServiceAverageMemoryUtilization".into(), 80)
+            ],
+            "{name}"
+        );
+    }
+    // Private subnets without NAT: endpoints for Secrets Manager and S3 behind one parameter.
+    let endpoints: Vec<String> = of_type("AWS::EC2::VPCEndpoint")
+        .into_iter()
+        .map(|(_, v)| format!("{:?}", v["Properties"]["ServiceName"]))
+        .collect();
+    for service in ["secretsmanager", "s3", "elasticache", "logs", "ecr.api", "ecr.dkr"] {
+        assert!(endpoints.iter().any(|e| e.contains(&format!("}}.{service}\""))), "{service}: {endpoints:?}");
+    }
+    // Every log group can be encrypted with the KMS key parameter.
+    for (name, g) in of_type("AWS::Logs::LogGroup") {
+        assert!(format!("{:?}", g["Properties"]["KmsKeyId"]).contains("LogsKmsKeyArn"), "{name}");
+    }
+    // Where data lives, a stack deletion or replacement keeps it.
+    for name in ["Cache", "ConfigBucket", "BackupBucket", "McpFileSystem"] {
+        let res = &t["Resources"][name];
+        assert!(
+            matches!(res["DeletionPolicy"].as_str(), Some("Retain" | "Snapshot"))
+                && matches!(res["UpdateReplacePolicy"].as_str(), Some("Retain" | "Snapshot")),
+            "{name}"
+        );
+    }
+}

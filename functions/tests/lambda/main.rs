@@ -8,3 +8,4 @@ mod infra;
 mod local_invoke;
 mod metrics;
 mod probe;
+mod runtime_api;
