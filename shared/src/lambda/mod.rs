@@ -46,6 +46,8 @@ pub enum Endpoint {
     Tools,
     /// `GET /oauth/callback` (an authorization server sends the caller's browser here)
     OAuthCallback,
+    /// `POST /tealagents/v1alpha1/resume/{request_id}` (and `/sse`): a human decides on a paused run
+    Resume,
 }
 
 impl Endpoint {
@@ -57,20 +59,21 @@ impl Endpoint {
             Endpoint::Ready => api::ready_router(),
             Endpoint::Tools => api::tools_router(),
             Endpoint::OAuthCallback => api::oauth_callback_router(),
+            Endpoint::Resume => api::resume_router(),
         }
     }
 
     /// Runs agents, so it needs a real LLM (never the offline model) and warm MCP sessions.
     fn runs_agents(self) -> bool {
         match self {
-            Endpoint::Invoke | Endpoint::Stream => true,
+            Endpoint::Invoke | Endpoint::Stream | Endpoint::Resume => true,
             Endpoint::Health | Endpoint::Ready | Endpoint::Tools | Endpoint::OAuthCallback => false,
         }
     }
 
     fn uses_tools(self) -> bool {
         match self {
-            Endpoint::Invoke | Endpoint::Stream | Endpoint::Tools => true,
+            Endpoint::Invoke | Endpoint::Stream | Endpoint::Tools | Endpoint::Resume => true,
             Endpoint::Health | Endpoint::Ready | Endpoint::OAuthCallback => false,
         }
     }
