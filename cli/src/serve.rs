@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use teal_core::bootstrap::{self, OfflinePolicy};
 use teal_core::secrets::EnvSecretStore;
 use teal_core::settings::{Env, Settings};
@@ -41,6 +40,7 @@ pub fn config_vars(bundled_fs: Option<&str>) -> Env {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     teal_core::telemetry::init_json_logs();
+    teal_core::telemetry::prometheus::install();
     let settings = Settings::read(&Env::process())?;
     let config_path = match (args.config, &settings.agents.location) {
         (Some(path), _) => path,
@@ -80,7 +80,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let registry = teal_core::config::Registry::new(parsed.agents).map_err(|e| anyhow::anyhow!("{e}"))?;
     let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
-    let llm = bootstrap::build_llm(&settings, secrets.clone(), OfflinePolicy::Allow).await?;
+    let llm = bootstrap::build_llm(&settings, secrets.clone(), OfflinePolicy::Allow, true).await?;
     let llm_desc = llm.describe();
     let offline = settings.llm.is_none();
     // In-memory cache, sessions and catalog unless TA_REDIS_URL points at a Redis.
@@ -114,17 +114,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     bootstrap::prewarm(&state);
 
-    let app = teal_core::api::router(state);
-    // Small JSON answers must not wait for a delayed ACK (Nagle): 40 ms per response otherwise.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            let _ = shutdown_tx.send(true);
-        })
-        .await
-        .context("serving")?;
+    // `GET /metrics`: the Prometheus text of every metric (infra/prometheus/ scrapes it).
+    let app = teal_core::api::router(state).merge(teal_core::telemetry::prometheus::router());
+    // Read timeouts, idle keep-alive and a connection cap (teal_net::Limits), TCP_NODELAY.
+    teal_net::serve(listener, app, teal_net::Limits::default(), async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = shutdown_tx.send(true);
+    })
+    .await
+    .context("serving")?;
     Ok(())
 }

@@ -4,6 +4,8 @@
 
 #[path = "cli/backup.rs"]
 mod backup;
+#[path = "cli/metrics.rs"]
+mod metrics;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

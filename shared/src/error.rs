@@ -12,6 +12,7 @@
 use axum::http::StatusCode;
 
 use crate::agent::{AgentError, OutputError, RunTrace};
+use crate::api::BodyError;
 use crate::api::types::InputError;
 use crate::llm::LlmError;
 use crate::store::{StoreError, TaskStoreError};
@@ -25,6 +26,12 @@ pub enum Error {
     AgentNotFound { name: String, version: String, known: Vec<String> },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body is not JSON by its `Content-Type`.
+    #[error("the request body must be JSON: send `Content-Type: application/json` (got {})", given.as_deref().map_or_else(|| "none".to_owned(), |g| format!("`{g}`")))]
+    UnsupportedMediaType { given: Option<String> },
+    /// The body could not be read: malformed, too slow, or the client left.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     #[error("LLM upstream failed")]
     Llm(#[source] LlmError, Box<RunTrace>),
     /// An MCP server or remote plugin could not be called.
@@ -79,6 +86,11 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::AgentNotFound { .. } => StatusCode::NOT_FOUND,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Body(e) => match e {
+                BodyError::Malformed(_) | BodyError::Aborted => StatusCode::BAD_REQUEST,
+                BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            },
             Error::Llm(..) | Error::Tool(..) | Error::IterationLimit { .. } | Error::Output { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -107,6 +119,10 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::AgentNotFound { .. } => "agent_not_found",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Error::Body(BodyError::Malformed(_)) => "malformed_body",
+            Error::Body(BodyError::TimedOut) => "body_timeout",
+            Error::Body(BodyError::Aborted) => "client_aborted",
             Error::Llm(..) => "llm_upstream_failed",
             // `mcp_upstream_failed`, or what kind: `mcp_auth_failed`, `mcp_input_required`.
             Error::Tool(e, _) => match &**e {
@@ -136,9 +152,15 @@ impl Error {
             Error::Llm(e, _) => format!("LLM upstream failed: {}", llm_summary(e)),
             // Its message names the server or plugin and the kind of failure only.
             Error::Tool(e, _) => e.to_string(),
+            // The framing problem is named; what the client sent is not echoed.
+            Error::Body(BodyError::Malformed(_)) => {
+                "the request body is malformed (invalid framing)".to_owned()
+            }
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
+            | Error::UnsupportedMediaType { .. }
+            | Error::Body(BodyError::TimedOut | BodyError::Aborted)
             | Error::IterationLimit { .. }
             | Error::Deadline(_)
             | Error::SessionStore(_)
@@ -179,6 +201,8 @@ impl Error {
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
+            | Error::UnsupportedMediaType { .. }
+            | Error::Body(_)
             | Error::RateLimited { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
@@ -198,6 +222,8 @@ impl Error {
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
+            | Error::UnsupportedMediaType { .. }
+            | Error::Body(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
             | Error::Forbidden(_)
@@ -234,6 +260,8 @@ fn llm_summary(e: &LlmError) -> String {
         LlmError::InvalidResponse(_) => "the answer is not a valid chat completion".into(),
         LlmError::Encode(_) => "the request could not be encoded".into(),
         LlmError::Deadline => "request deadline reached while waiting for the LLM".into(),
+        LlmError::Unsupported { what } => format!("the provider cannot take {what}"),
+        LlmError::KeyUnavailable { .. } => "the agent's LLM key could not be read".into(),
         LlmError::StreamCut { attempts, .. } => format!("the stream broke off after {attempts} attempt(s)"),
         LlmError::StreamCutMidAnswer { .. } => {
             "the stream broke off after part of the answer was sent (not retried)".into()

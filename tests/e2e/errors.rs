@@ -58,7 +58,7 @@ async fn a_body_over_the_limit_gets_413() {
     let addr = app.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut raw =
-        b"POST /plain/1 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n640\r\n".to_vec();
+        b"POST /plain/1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n640\r\n".to_vec();
     raw.extend(vec![b' '; 0x640]);
     raw.extend(b"\r\n0\r\n\r\n");
     stream.write_all(&raw).await.expect("write");

@@ -186,6 +186,8 @@ pub struct StackOptions {
     pub env: Vec<(&'static str, String)>,
     /// Secrets the process can read (by name), besides its environment's.
     pub secrets: Vec<(&'static str, &'static str)>,
+    /// What the API's serve loop tolerates from clients (`teal serve`'s defaults).
+    pub limits: teal_net::Limits,
     /// Another fake LLM (e.g. one that streams) instead of the wiremock one.
     pub llm_uri: Option<String>,
 }
@@ -201,6 +203,7 @@ impl Default for StackOptions {
             kill_switch: false,
             env: Vec::new(),
             secrets: Vec::new(),
+            limits: teal_net::Limits::default(),
             llm_uri: None,
         }
     }
@@ -254,7 +257,8 @@ pub async fn start_api(configs: &Path, llm_uri: &str, opts: &StackOptions) -> (S
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind API");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let app = teal_core::api::router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("API server") });
+    // The serve loop of `teal serve`: read timeouts, idle keep-alive, the connection cap.
+    tokio::spawn(teal_net::serve(listener, app, opts.limits, std::future::pending()));
     (base, state)
 }
 

@@ -6,6 +6,7 @@ mod concurrency;
 mod errors;
 mod faults;
 mod governance;
+mod hardening;
 mod hitl;
 mod invoke;
 mod observability;

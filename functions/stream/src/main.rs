@@ -7,7 +7,7 @@ use teal_core::lambda::{self, Endpoint};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    teal_core::telemetry::init_json_logs();
+    teal_core::telemetry::init_lambda();
     let app = lambda::boot(Endpoint::Stream).await?;
-    lambda_http::run_with_streaming_response(app).await
+    lambda::run_streaming(app).await
 }

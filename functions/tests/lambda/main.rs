@@ -6,3 +6,4 @@ mod endpoints;
 mod helpers;
 mod infra;
 mod local_invoke;
+mod metrics;

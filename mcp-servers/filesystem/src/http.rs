@@ -8,7 +8,6 @@
 
 use std::{future::Future, sync::Arc};
 
-use axum::serve::ListenerExt;
 use axum::{
     Json, Router,
     extract::{Request, State},
@@ -137,18 +136,14 @@ pub async fn serve_with_options(
         auth = options.auth_token.is_some(),
         "filesystem MCP server listening"
     );
-    // MCP answers are SSE frames written in several small pieces: without TCP_NODELAY each
-    // response waits for the client's delayed ACK (~40 ms on Linux).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // SSE streams never end by themselves: cancel them so the drain can finish.
-            streams.cancel();
-        })
-        .await
+    // teal_net: read timeouts, idle keep-alive, a connection cap, and TCP_NODELAY (MCP answers
+    // are SSE frames written in several small pieces: without it each waits for a delayed ACK).
+    teal_net::serve(listener, app, teal_net::Limits::default(), async move {
+        shutdown.await;
+        // SSE streams never end by themselves: cancel them so the drain can finish.
+        streams.cancel();
+    })
+    .await
 }
 
 fn build(cfg: FsConfig, options: &ServerOptions) -> (Router, StreamableHttpServerConfig) {

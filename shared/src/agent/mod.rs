@@ -18,8 +18,11 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::config::AgentSpec;
-use crate::llm::{ChatRequest, LlmClient, LlmError, Message, ResponseFormat, Role, ToolCall, Usage};
+use crate::llm::{
+    ChatRequest, ChatResponse, LlmClient, LlmError, Message, ResponseFormat, Role, ToolCall, Usage,
+};
 use crate::mcp::McpPool;
+use crate::telemetry::metrics;
 use crate::tools::{ToolError, Toolbox};
 
 /// One tool call made during a run.
@@ -42,6 +45,9 @@ pub struct RunTrace {
     /// deadline names.
     #[serde(skip)]
     pub waiting_on: Option<String>,
+    /// Time spent waiting for the LLM (metrics only; not in error bodies).
+    #[serde(skip)]
+    pub llm_time: std::time::Duration,
 }
 
 /// A run stopped before tool calls that need a human's approval: everything needed to go on
@@ -317,6 +323,7 @@ impl Run<'_> {
             max_tokens: spec.max_tokens,
             reasoning_effort: spec.reasoning_effort.as_deref(),
             response_format: format,
+            endpoint: spec.provider.as_ref(),
         };
         let on_text = |text: &str| (self.on_event)(RunEvent::Text { text: text.to_owned() });
         let call = async {
@@ -326,12 +333,11 @@ impl Run<'_> {
                 self.llm.complete(request, self.deadline).await
             }
         };
-        let answer = match tokio::time::timeout_at(self.deadline.into(), call).await {
-            Err(_) | Ok(Err(LlmError::Deadline)) => return Err(Failure::Deadline),
-            Ok(Err(source)) => return Err(Failure::Llm(source)),
-            Ok(Ok(answer)) => answer,
+        let answer = match chat(&spec.model, self.deadline, trace, call).await {
+            Err(LlmError::Deadline) => return Err(Failure::Deadline),
+            Err(source) => return Err(Failure::Llm(source)),
+            Ok(answer) => answer,
         };
-        trace.usage += answer.usage;
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         Ok(reply)
@@ -359,6 +365,7 @@ impl Run<'_> {
         let (Some(route), Some(verdict)) = (route, verdict) else {
             let known: Vec<&str> = self.tools.specs().iter().map(|s| s.name.as_str()).collect();
             let text = format!("unknown tool {}; available tools: {}", call.name, known.join(", "));
+            metrics::tool_call(None, &call.name, true, started.elapsed());
             finished(true, 0);
             return Ok(Some((
                 text,
@@ -374,9 +381,11 @@ impl Run<'_> {
             )));
         }
         let outcome = self.tools.call(self.pool, &call.name, &route, &call.arguments, self.deadline).await;
-        let ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let ms = elapsed.as_millis() as u64;
         let is_error = outcome.as_ref().map_or(true, |o| o.is_error);
         let server = route.source_name().to_owned();
+        metrics::tool_call(Some(&server), &call.name, is_error, elapsed);
         tracing::info!(tool = %call.name, server = %server, is_error, ms, "tool call");
         finished(is_error, ms);
         let record = ToolCallRecord { tool: call.name.clone(), server: Some(server), is_error, ms };
@@ -391,6 +400,25 @@ impl Run<'_> {
 /// What one tool call gave: the text for the model, `None` (waits for approval), or a failure
 /// that ends the run.
 type CallResult = Result<Option<(String, ToolCallRecord)>, (ToolError, ToolCallRecord)>;
+
+/// One LLM call (`call`, to `model`) within `deadline` (`LlmError::Deadline` when it passes):
+/// its usage and time go to `trace`, and it is recorded once in the metrics, whoever calls.
+pub(crate) async fn chat(
+    model: &str,
+    deadline: Instant,
+    trace: &mut RunTrace,
+    call: impl Future<Output = Result<ChatResponse, LlmError>>,
+) -> Result<ChatResponse, LlmError> {
+    let started = Instant::now();
+    let answer = tokio::time::timeout_at(deadline.into(), call).await.unwrap_or(Err(LlmError::Deadline));
+    let elapsed = started.elapsed();
+    trace.llm_time += elapsed;
+    metrics::llm_call(model, answer.as_ref().ok().map(|a| a.usage), elapsed);
+    if let Ok(a) = &answer {
+        trace.usage += a.usage;
+    }
+    answer
+}
 
 /// Why one LLM call did not give an answer, before the trace is attached.
 enum Failure {

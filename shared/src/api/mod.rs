@@ -6,6 +6,7 @@
 //! caller, `Cache-Control`, and turning results and [`crate::Error`]s into responses. The use
 //! cases themselves are [`crate::service`]'s.
 
+mod body;
 mod error;
 pub mod input;
 mod oauth;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH};
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,13 +26,14 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use tracing::Instrument;
 
+pub use body::BodyError;
+use body::read_body;
 pub use error::{auth_challenge_body, error_body, error_response, route_error};
 pub use oauth::oauth_callback_router;
 pub use resume::resume_router;
 pub use sse::{sse_frame, stream_router};
 pub use types::{InvokeResponse, TokenUsage};
 
-use crate::Error;
 pub use crate::service::invoke::CacheStatus;
 use crate::service::invoke::{Answer, InvokeOptions};
 use crate::service::{self};
@@ -49,6 +51,18 @@ pub struct Deadline(pub Instant);
 /// The id of one request, in logs, the response body and `x-request-id`.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// On a response: the registered agent the request ran, for its metrics' labels.
+#[derive(Debug, Clone)]
+pub struct AgentTag(pub Arc<crate::config::AgentConfig>);
+
+/// `resp` tagged with the agent `name`/`version` names, when it is a registered one.
+fn tag_agent(state: &AppState, name: &str, version: &str, mut resp: Response) -> Response {
+    if let Ok(agent) = state.find_agent(name, version) {
+        resp.extensions_mut().insert(AgentTag(agent));
+    }
+    resp
+}
 
 pub type SharedState = Arc<AppState>;
 
@@ -127,7 +141,10 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let agent = resp.extensions().get::<AgentTag>().map(|t| (t.0.name.as_str(), t.0.version.as_str()));
+    crate::telemetry::metrics::request(agent, status, elapsed);
+    let ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, duration_ms = ms, "request finished");
@@ -177,17 +194,6 @@ impl RequestFacts {
     }
 }
 
-/// The whole body, or 413 when it is (or says it is) larger than `limit`.
-async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Error> {
-    let declared =
-        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(Error::PayloadTooLarge { limit });
-    }
-    // The only way reading a buffered body fails here is passing the limit.
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| Error::PayloadTooLarge { limit })
-}
-
 /// `Cache-Control: no-cache` or `no-store` on the request.
 fn no_cache(headers: &HeaderMap) -> bool {
     headers.get_all(CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()).any(|v| {
@@ -209,7 +215,7 @@ async fn invoke(
         Ok(body) => service::invoke::invoke(&state, &name, &version, &body, &opts).await,
         Err(e) => Err(e),
     };
-    match result {
+    let resp = match result {
         Ok(Answer::Invoke(invoked)) => {
             let mut r = Json(invoked.response).into_response();
             r.headers_mut().insert("x-cache", HeaderValue::from_static(invoked.cache.as_str()));
@@ -217,7 +223,8 @@ async fn invoke(
         }
         Ok(Answer::State(state)) => Json(state).into_response(),
         Err(e) => error_response(&e, &facts.request_id),
-    }
+    };
+    tag_agent(&state, &name, &version, resp)
 }
 
 async fn health(State(state): State<SharedState>) -> Json<types::Health> {

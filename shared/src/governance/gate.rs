@@ -5,7 +5,6 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Decision, Denied, Policies, ToolRequest};
-use crate::store::metrics::{EMF_TARGET, NAMESPACE, emf_line};
 
 /// The policies, the caller and the agent of one request.
 pub struct Gate {
@@ -49,7 +48,7 @@ impl Gate {
 
     /// Whether the caller may call `server`'s `tool` (namespaced `name`) with `arguments` (the
     /// model's JSON text; unparsable text is an empty record). A denial is logged and counted
-    /// (`ToolCallDenied` by agent, tool and policy). `Ok(Some(policy))`: allowed once a human
+    /// (`teal_tool_calls_denied` by agent, tool and policy). `Ok(Some(policy))`: allowed once a human
     /// approves, which only a pausing toolbox can ask for (`can_pause`; else denied).
     pub fn authorize(
         &self,
@@ -70,7 +69,7 @@ impl Gate {
             Decision::Deny(denied) => {
                 let policy = denied.policy();
                 tracing::warn!(agent = %self.agent, version = %self.version, caller = %self.caller, tool = %name, policy, "tool call denied by policy");
-                tracing::info!(target: EMF_TARGET, "{}", emf_line(NAMESPACE, &[("ToolCallDenied", 1.0)], &[("Agent", &self.agent), ("Tool", name), ("Policy", policy)], crate::util::unix_ms()));
+                crate::telemetry::metrics::tool_call_denied(&self.agent, name, policy);
                 Err(denied)
             }
         }

@@ -89,7 +89,9 @@ pub async fn lambda_context(State(margin): State<Duration>, mut req: Request, ne
         run_budget_ms = remaining_ms,
         "invocation"
     );
-    next.run(req).await
+    let resp = next.run(req).await;
+    crate::telemetry::metrics::max_rss();
+    resp
 }
 
 /// `name/version` of the agent a path like `/{name}/{version}[/…]` names.

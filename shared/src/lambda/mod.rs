@@ -135,7 +135,13 @@ async fn boot_inner(
     }
     let llm: Arc<dyn crate::llm::LlmClient> = if endpoint.runs_agents() {
         // `TA_API_KEY`, or the secret `TA_API_KEY_SECRET` names (re-read once on a 401).
-        bootstrap::build_llm(settings, secrets.clone(), OfflinePolicy::Refuse).await?
+        bootstrap::build_llm(
+            settings,
+            secrets.clone(),
+            OfflinePolicy::Refuse,
+            bootstrap::needs_default_llm(&agents.current()),
+        )
+        .await?
     } else {
         // No route of this function reaches the model: it gets none to configure.
         Arc::new(Llm::Offline(OfflineModel))
@@ -157,7 +163,32 @@ async fn boot_inner(
         llm = %state.llm.describe(),
         "cold start finished"
     );
+    crate::telemetry::init_finished();
     Ok(app(endpoint, state, &settings.lambda, auth))
+}
+
+/// Serves `app`'s invocations until the runtime stops; with the EMF exporter installed
+/// ([`crate::telemetry::init_lambda`]) its metrics are flushed after each one.
+pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
+    match crate::telemetry::emf::collector() {
+        Some(collector) => metrics_cloudwatch_embedded::lambda::service::run_http(collector, app).await,
+        None => lambda_http::run(app).await,
+    }
+}
+
+/// [`run`] for a streamed response (the SSE function). Metrics recorded after the response
+/// started (the rest of the run) are flushed with the next invocation's.
+pub async fn run_streaming(app: Router) -> Result<(), lambda_http::Error> {
+    match crate::telemetry::emf::collector() {
+        Some(collector) => {
+            lambda_http::streaming_runtime(app)
+                .layer(lambda_http::lambda_runtime::layers::TracingLayer::new())
+                .layer(metrics_cloudwatch_embedded::lambda::MetricsLayer::new(collector))
+                .run()
+                .await
+        }
+        None => lambda_http::run_with_streaming_response(app).await,
+    }
 }
 
 /// The endpoint's router with the Lambda glue around it.

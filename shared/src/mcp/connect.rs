@@ -20,6 +20,18 @@ use super::revision::{self, Known, Start};
 use crate::config::McpServerConfig;
 use crate::store::{CatalogEntry, CatalogKey};
 
+/// How an SSE stream that broke is resumed: once, at once (a proxy that cut a stream is back
+/// at once; a second attempt would wait the server's `retry:` hint, 3 s for rmcp servers).
+/// rmcp's default retries for ever with growing pauses, so a call in flight when its server
+/// died waited for the tool's whole timeout instead of failing when the connection dropped.
+fn sse_retry() -> std::sync::Arc<dyn rmcp::transport::common::client_side_sse::SseRetryPolicy> {
+    let mut policy = rmcp::transport::common::client_side_sse::ExponentialBackoff::default();
+    policy.max_times = Some(1);
+    policy.base_duration = Duration::from_millis(50);
+    policy.max_delay = Some(Duration::from_millis(200));
+    std::sync::Arc::new(policy)
+}
+
 impl McpPool {
     /// A new client for `conn`'s server (`headers` when the caller already rendered them), with
     /// an OAuth token when the server has OAuth (`refused`: the one it just refused).
@@ -52,8 +64,9 @@ impl McpPool {
         }
         let started = Instant::now();
         let live = loop {
-            let transport_cfg = StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str())
+            let mut transport_cfg = StreamableHttpClientTransportConfig::with_uri(cfg.url.as_str())
                 .custom_headers(headers.clone().into_map());
+            transport_cfg.retry_config = sse_retry();
             let transport =
                 StreamableHttpClientTransport::with_client(self.inner.http.clone(), transport_cfg);
             let handler = TealClient::default();

@@ -10,7 +10,7 @@
 //! see.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 
@@ -23,6 +23,7 @@ use crate::llm::Message;
 use crate::service::AppState;
 use crate::service::task::{TaskTurn, invoke_task};
 use crate::store::{CacheKey, SessionId};
+use crate::telemetry::metrics;
 
 /// How the response cache treated one request (`x-cache` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,7 @@ pub async fn prepare(
     if let Some(limiter) = &state.rate_limiter {
         let decision = limiter.check(caller).await;
         if !decision.allowed {
+            metrics::rate_limited(&agent.name, &agent.version);
             return Err(Error::RateLimited {
                 retry_after_secs: decision.retry_after.as_secs_f64().ceil() as u64,
             });
@@ -164,7 +166,8 @@ pub async fn run(
         hit.set_extra("cached", "true");
         let mut turn = input.messages;
         turn.push(Message::assistant(hit.output_raw.clone()));
-        keep_turn(state, &session, &turn, continues, &mut hit).await?;
+        keep_turn(state, &agent, &session, &turn, continues, &mut hit).await?;
+        metrics::cache(&agent.name, &agent.version, CacheStatus::Hit.as_str());
         tracing::info!(agent = %agent.name, version = %agent.version, "served from the response cache");
         return Ok(Invoked { response: hit, cache: CacheStatus::Hit });
     }
@@ -188,6 +191,9 @@ pub async fn run(
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
     let kept = state.sessions.append(&session, &turn).await;
+    if kept.is_ok() {
+        metrics::session_written(&agent.name, &agent.version);
+    }
     tracing::info!(
         agent = %agent.name,
         version = %agent.version,
@@ -224,18 +230,23 @@ pub async fn run(
         }
         None => CacheStatus::Bypass,
     };
+    metrics::cache(&agent.name, &agent.version, cache.as_str());
     Ok(Invoked { response, cache })
 }
 
 /// Keeps a finished turn in the session store; see [`history_kept`] for a store that fails.
 async fn keep_turn(
     state: &AppState,
+    agent: &AgentConfig,
     session: &SessionId,
     turn: &[Message],
     continues: bool,
     response: &mut InvokeResponse,
 ) -> Result<(), Error> {
     let kept = state.sessions.append(session, turn).await;
+    if kept.is_ok() {
+        metrics::session_written(&agent.name, &agent.version);
+    }
     history_kept(kept, continues, response)
 }
 
@@ -306,7 +317,7 @@ pub(crate) async fn execute(
                 output: output.as_ref(),
                 stream,
             };
-            run.execute(conversation).await?
+            run.execute(conversation).await.map_err(Error::from)
         }
         AgentKind::Sequential => {
             let seq = Sequential {
@@ -319,8 +330,16 @@ pub(crate) async fn execute(
                 stream,
                 output: output.as_ref(),
             };
-            seq.execute(conversation, inputs).await?
+            seq.execute(conversation, inputs).await.map_err(Error::from)
         }
     };
-    Ok(report)
+    let trace = match &report {
+        Ok(r) => Some(&r.trace),
+        Err(e) => e.trace(),
+    };
+    if let Some(t) = trace {
+        let tools: u64 = t.tool_calls.iter().map(|c| c.ms).sum();
+        metrics::run_times(&agent.name, &agent.version, t.llm_time, Duration::from_millis(tools));
+    }
+    report
 }

@@ -72,7 +72,10 @@ impl Stores {
     /// The in-memory adapters (local runs, tests).
     pub fn memory(settings: &StoreSettings) -> Self {
         Self {
-            sessions: Arc::new(MemorySessionStore::new(settings.session_ttl, 10_000)),
+            sessions: Arc::new(MemorySessionStore::new(
+                settings.session_ttl,
+                super::memory::DEFAULT_MEMORY_SESSION_BYTES,
+            )),
             tasks: Arc::new(MemoryTaskStore::new(settings.session_ttl, MEMORY_TASK_BYTES)),
             cache: Arc::new(MemoryResponseCache::new(1024, settings.cache.max_entry_bytes)),
             catalog: Arc::new(MemoryCatalogCache::default()),

@@ -288,3 +288,40 @@ async fn tool_names_as_served_keep_the_servers_own_names() {
         ["weather_WeatherPlugin-get_weather"]
     );
 }
+
+/// A call in flight when the server dies fails when the connection drops, not at the tool's
+/// timeout: for a session (SSE answer) and a stateless (JSON answer) server alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_flight_when_the_server_dies_fails_when_the_connection_drops() {
+    for speaks in
+        [Speaks::only_up_to(ProtocolVersion::V_2025_11_25), Speaks::newest(), Speaks::newest().stateless()]
+    {
+        let label = format!("{speaks:?}");
+        let mut server = TestServer::speaking(vec![tool("sleep")], speaks);
+        let mut config = agent_config(&[("srv", &server.url, "")]);
+        config.mcp_servers[0].timeout = Duration::from_secs(20);
+        let (pool, agent) = (Arc::new(pool()), Arc::new(config));
+        let tools = pool.agent_tools(&agent).await.expect("tools");
+        let call = {
+            let (pool, tools) = (pool.clone(), tools.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = pool.call(tools.route("srv_sleep").expect("route"), r#"{"ms": 15000}"#).await;
+                (result, started.elapsed())
+            })
+        };
+        let waiting = Instant::now();
+        while server.calls() == 0 && waiting.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(server.calls(), 1, "{label}: the call reached the server");
+        server.kill();
+        let (result, took) = call.await.expect("join");
+        let err = result.expect_err("the server died mid-call");
+        assert!(err.to_string().starts_with("MCP server 'srv' is unreachable"), "{label}: {err:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{label}: failed after {took:?}, not when the connection dropped"
+        );
+    }
+}
