@@ -68,6 +68,16 @@ pub enum Error {
     /// `AuthChallengeResponse`, with 200 as Teal does; nothing ran.
     #[error("authorization required for MCP servers")]
     AuthChallenge(Box<crate::mcp::AuthorizationNeeded>),
+    /// The run waits for a human to approve tool calls: a task answers Teal's `HitlResponse`
+    /// (200, `status: Paused`); nothing failed.
+    #[error("waiting for human approval of tool calls")]
+    Paused(Box<crate::agent::PausedRun>),
+    /// What the request names does not exist (a paused run's request id).
+    #[error("{0}")]
+    NotFound(String),
+    /// What the request names existed but has expired (an undecided paused run).
+    #[error("{0}")]
+    Gone(String),
 }
 
 impl Error {
@@ -97,7 +107,9 @@ impl Error {
                 TaskStoreError::Json { .. } => StatusCode::INTERNAL_SERVER_ERROR,
                 TaskStoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
-            Error::AuthChallenge(_) => StatusCode::OK,
+            Error::AuthChallenge(_) | Error::Paused(_) => StatusCode::OK,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Gone(_) => StatusCode::GONE,
         }
     }
 
@@ -128,6 +140,9 @@ impl Error {
             Error::TaskStore(TaskStoreError::Unavailable(_)) => "task_store_unavailable",
             Error::TaskStore(_) => "task_store_error",
             Error::AuthChallenge(_) => "mcp_authorization_required",
+            Error::Paused(_) => "approval_required",
+            Error::NotFound(_) => "not_found",
+            Error::Gone(_) => "expired",
         }
     }
 
@@ -153,6 +168,9 @@ impl Error {
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::AuthChallenge(_)
+            | Error::Paused(_)
+            | Error::NotFound(_)
+            | Error::Gone(_)
             | Error::Output { .. } => self.to_string(),
             Error::TaskStore(e) => match e {
                 // What the client can act on is said; backend detail stays in the log.
@@ -189,6 +207,9 @@ impl Error {
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::AuthChallenge(_)
+            | Error::Paused(_)
+            | Error::NotFound(_)
+            | Error::Gone(_)
             | Error::Misconfigured(_) => None,
         }
     }
@@ -209,6 +230,9 @@ impl Error {
             | Error::Conflict(_)
             | Error::TaskStore(_)
             | Error::AuthChallenge(_)
+            | Error::Paused(_)
+            | Error::NotFound(_)
+            | Error::Gone(_)
             | Error::Misconfigured(_) => None,
         }
     }
@@ -252,6 +276,7 @@ impl From<AgentError> for Error {
                 Error::Deadline(Box::new(trace))
             }
             AgentError::Llm { source, trace } => Error::Llm(source, Box::new(trace)),
+            AgentError::Paused(paused) => Error::Paused(paused),
             AgentError::Tool { source, trace } => Error::Tool(Box::new(source), Box::new(trace)),
             AgentError::IterationLimit { max, trace } => {
                 Error::IterationLimit { max, trace: Box::new(trace) }

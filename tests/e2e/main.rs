@@ -7,6 +7,7 @@ mod errors;
 mod faults;
 mod governance;
 mod hardening;
+mod hitl;
 mod invoke;
 mod load;
 mod observability;

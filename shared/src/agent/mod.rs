@@ -27,7 +27,7 @@ use crate::telemetry::metrics;
 use crate::tools::{ToolError, Toolbox};
 
 /// One tool call made during a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ToolCallRecord {
     pub tool: String,
     /// The MCP server or remote plugin it went to (`None`: unknown tool).
@@ -37,7 +37,7 @@ pub struct ToolCallRecord {
 }
 
 /// What a run did, complete or not.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RunTrace {
     pub iterations: u32,
     pub usage: Usage,
@@ -49,6 +49,18 @@ pub struct RunTrace {
     /// Time spent waiting for the LLM (metrics only; not in error bodies).
     #[serde(skip)]
     pub llm_time: std::time::Duration,
+}
+
+/// A run stopped before tool calls that need a human's approval: everything needed to go on
+/// (kept in the task store until someone decides).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PausedRun {
+    /// The conversation so far, without the system prompt, ending with the assistant turn
+    /// that asked for the calls and the results of its calls that needed no approval.
+    pub messages: Vec<Message>,
+    /// The calls waiting for approval.
+    pub pending: Vec<ToolCall>,
+    pub trace: RunTrace,
 }
 
 /// A finished run.
@@ -107,6 +119,9 @@ pub enum AgentError {
     },
     #[error("deadline reached after {} iteration(s) and {} tool call(s)", trace.iterations, trace.tool_calls.len())]
     Deadline { trace: RunTrace },
+    /// Tool calls need a human's approval first (not a failure: the run waits).
+    #[error("waiting for approval of {} tool call(s)", .0.pending.len())]
+    Paused(Box<PausedRun>),
     #[error("no final answer after {max} iteration(s) (max_iterations)")]
     IterationLimit { max: u32, trace: RunTrace },
     /// A Sequential task's instructions could not be rendered with this request's input.
@@ -130,6 +145,7 @@ pub enum AgentError {
 impl AgentError {
     pub fn trace(&self) -> &RunTrace {
         match self {
+            AgentError::Paused(paused) => &paused.trace,
             AgentError::Llm { trace, .. }
             | AgentError::Tool { trace, .. }
             | AgentError::Deadline { trace }
@@ -172,6 +188,27 @@ impl Run<'_> {
         let mut messages = Vec::with_capacity(conversation.len() + 4);
         messages.push(Message::system(self.agent.system_prompt.clone()));
         messages.extend(conversation);
+        self.finish(messages, trace).await
+    }
+
+    /// Goes on with a paused run whose pending calls a human approved: runs them (the tool
+    /// policies still apply), then the loop as usual. It may pause again.
+    pub async fn resume(&self, paused: PausedRun) -> Result<RunReport, AgentError> {
+        let PausedRun { messages: conversation, pending, mut trace } = paused;
+        let mut messages = Vec::with_capacity(conversation.len() + pending.len() + 4);
+        messages.push(Message::system(self.agent.system_prompt.clone()));
+        messages.extend(conversation);
+        let round = join_all(pending.iter().map(|call| self.call_tool(call, true)));
+        let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
+            Ok(results) => results,
+            Err(_) => return Err(AgentError::Deadline { trace }),
+        };
+        trace = self.absorb(&pending, results, &mut messages, trace)?;
+        self.finish(messages, trace).await
+    }
+
+    /// The loop over `messages` (system prompt first), then the output check.
+    async fn finish(&self, mut messages: Vec<Message>, trace: RunTrace) -> Result<RunReport, AgentError> {
         let (output, mut trace) = self.turns(&mut messages, trace).await?;
         let structured = match self.output {
             None => None,
@@ -221,32 +258,49 @@ impl Run<'_> {
                 .iter()
                 .find_map(|c| self.tools.route(&c.name))
                 .map(|r| r.upstream());
-            let round = join_all(messages[turn].tool_calls.iter().map(|call| self.call_tool(call)));
+            let calls = messages[turn].tool_calls.clone();
+            let round = join_all(calls.iter().map(|call| self.call_tool(call, false)));
             let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
                 Ok(results) => results,
                 Err(_) => return Err(AgentError::Deadline { trace }),
             };
-            for (i, result) in results.into_iter().enumerate() {
-                match result {
-                    Ok((text, record)) => {
-                        trace.tool_calls.push(record);
-                        let call_id = messages[turn].tool_calls[i].id.clone();
-                        messages.push(Message::tool_result(call_id, text));
-                    }
-                    Err((
-                        ToolError::Plugin(crate::tools::openapi::OpenApiError::Deadline { .. }),
-                        record,
-                    )) => {
-                        trace.tool_calls.push(record);
-                        return Err(AgentError::Deadline { trace });
-                    }
-                    Err((source, record)) => {
-                        trace.tool_calls.push(record);
-                        return Err(AgentError::Tool { source, trace });
-                    }
+            trace = self.absorb(&calls, results, messages, trace)?;
+        }
+    }
+
+    /// Puts one round's results onto `messages`. Calls held for approval pause the run once
+    /// the others are in (as Teal runs the calls that need no approval first).
+    #[allow(clippy::result_large_err)] // the loop's own error, returned at once by its callers
+    fn absorb(
+        &self,
+        calls: &[ToolCall],
+        results: Vec<CallResult>,
+        messages: &mut Vec<Message>,
+        mut trace: RunTrace,
+    ) -> Result<RunTrace, AgentError> {
+        let mut pending = Vec::new();
+        for (call, result) in calls.iter().zip(results) {
+            match result {
+                Ok(Some((text, record))) => {
+                    trace.tool_calls.push(record);
+                    messages.push(Message::tool_result(call.id.clone(), text));
+                }
+                Ok(None) => pending.push(call.clone()),
+                Err((ToolError::Plugin(crate::tools::openapi::OpenApiError::Deadline { .. }), record)) => {
+                    trace.tool_calls.push(record);
+                    return Err(AgentError::Deadline { trace });
+                }
+                Err((source, record)) => {
+                    trace.tool_calls.push(record);
+                    return Err(AgentError::Tool { source, trace });
                 }
             }
         }
+        if pending.is_empty() {
+            return Ok(trace);
+        }
+        let messages = messages[1..].to_vec();
+        Err(AgentError::Paused(Box::new(PausedRun { messages, pending, trace })))
     }
 
     /// One LLM call within the deadline; its usage is added to `trace`.
@@ -290,25 +344,26 @@ impl Run<'_> {
         Ok(reply)
     }
 
-    /// One tool call, in an OpenTelemetry GenAI `execute_tool` span (its arguments are never
-    /// recorded: they may be sensitive).
-    async fn call_tool(
-        &self,
-        call: &ToolCall,
-    ) -> Result<(String, ToolCallRecord), (ToolError, ToolCallRecord)> {
+    /// One call, in an OpenTelemetry GenAI `execute_tool` span (its arguments are never
+    /// recorded: they may be sensitive): its result for the model, or `None` when it waits for
+    /// approval (`approved`: a human already gave it).
+    async fn call_tool(&self, call: &ToolCall, approved: bool) -> CallResult {
         let span = tracing::info_span!(
             "execute_tool",
             "gen_ai.operation.name" = "execute_tool",
             "gen_ai.tool.name" = %call.name,
             "gen_ai.tool.call.id" = %call.id,
         );
-        self.call_tool_in_span(call).instrument(span).await
+        self.call_tool_in_span(call, approved).instrument(span).await
     }
 
-    async fn call_tool_in_span(
-        &self,
-        call: &ToolCall,
-    ) -> Result<(String, ToolCallRecord), (ToolError, ToolCallRecord)> {
+    async fn call_tool_in_span(&self, call: &ToolCall, approved: bool) -> CallResult {
+        let route = self.tools.route(&call.name);
+        let verdict = route.as_ref().map(|r| self.tools.authorize(&call.name, r, &call.arguments));
+        if !approved && matches!(verdict, Some(Ok(true))) {
+            tracing::info!(tool = %call.name, "tool call held for human approval");
+            return Ok(None);
+        }
         let started = Instant::now();
         (self.on_event)(RunEvent::ToolStarted { tool: call.name.clone(), call_id: call.id.clone() });
         let finished = |is_error: bool, ms: u64| {
@@ -319,23 +374,23 @@ impl Run<'_> {
                 ms,
             });
         };
-        let Some(route) = self.tools.route(&call.name) else {
+        let (Some(route), Some(verdict)) = (route, verdict) else {
             let known: Vec<&str> = self.tools.specs().iter().map(|s| s.name.as_str()).collect();
             let text = format!("unknown tool {}; available tools: {}", call.name, known.join(", "));
             metrics::tool_call(None, &call.name, true, started.elapsed());
             finished(true, 0);
-            return Ok((
+            return Ok(Some((
                 text,
                 ToolCallRecord { tool: call.name.clone(), server: None, is_error: true, ms: 0 },
-            ));
+            )));
         };
-        if let Err(denied) = self.tools.authorize(&call.name, &route, &call.arguments) {
+        if let Err(denied) = verdict {
             finished(true, 0);
             let server = Some(route.source_name().to_owned());
-            return Ok((
+            return Ok(Some((
                 denied.to_string(),
                 ToolCallRecord { tool: call.name.clone(), server, is_error: true, ms: 0 },
-            ));
+            )));
         }
         let outcome = self.tools.call(self.pool, &call.name, &route, &call.arguments, self.deadline).await;
         let elapsed = started.elapsed();
@@ -347,12 +402,16 @@ impl Run<'_> {
         finished(is_error, ms);
         let record = ToolCallRecord { tool: call.name.clone(), server: Some(server), is_error, ms };
         match outcome {
-            Ok(o) if o.is_error => Ok((format!("tool error: {}", o.text), record)),
-            Ok(o) => Ok((o.text, record)),
+            Ok(o) if o.is_error => Ok(Some((format!("tool error: {}", o.text), record))),
+            Ok(o) => Ok(Some((o.text, record))),
             Err(e) => Err((e, record)),
         }
     }
 }
+
+/// What one tool call gave: the text for the model, `None` (waits for approval), or a failure
+/// that ends the run.
+type CallResult = Result<Option<(String, ToolCallRecord)>, (ToolError, ToolCallRecord)>;
 
 /// One LLM call (`call`, to `model`) within `deadline` (`LlmError::Deadline` when it passes):
 /// its usage and time go to `trace`, and it is recorded once in the metrics, whoever calls.

@@ -53,7 +53,7 @@ impl Harness {
         Self {
             server: MockServer::start().await,
             pool: McpPool::new(McpSettings::default(), Arc::new(EnvSecretStore::new())),
-            tools: Toolbox::new(AgentTools::default(), Vec::new(), &Default::default(), None),
+            tools: Toolbox::new(AgentTools::default(), Vec::new(), &Default::default(), None, false),
         }
     }
 

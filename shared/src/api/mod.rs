@@ -10,6 +10,7 @@ mod body;
 mod error;
 pub mod input;
 mod oauth;
+mod resume;
 mod sse;
 pub mod types;
 
@@ -29,6 +30,7 @@ pub use body::BodyError;
 use body::read_body;
 pub use error::{auth_challenge_body, error_body, error_response, route_error};
 pub use oauth::oauth_callback_router;
+pub use resume::resume_router;
 pub use sse::{sse_frame, stream_router};
 pub use types::{InvokeResponse, TokenUsage};
 
@@ -73,6 +75,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(invoke_router())
         .merge(stream_router())
         .merge(oauth_callback_router())
+        .merge(resume_router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::oauth::caller::acting_for))

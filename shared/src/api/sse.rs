@@ -144,7 +144,10 @@ async fn stream(
         };
         match invoke::answer(&state, prepared, &body, &opts).await {
             Ok(Answer::State(response)) => {
-                let _ = tx.send(sse_frame("final-response", &response));
+                // A run paused for approval is its own event; the stream ends after it.
+                let paused = response.status == super::types::StateStatus::Paused;
+                let _ =
+                    tx.send(sse_frame(if paused { "hitl-response" } else { "final-response" }, &response));
             }
             Ok(Answer::Invoke(Invoked { response, .. })) => {
                 if !streamed.load(Ordering::Relaxed) {

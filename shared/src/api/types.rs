@@ -88,7 +88,40 @@ pub struct StateResponse {
     pub task_id: String,
     pub request_id: String,
     pub status: StateStatus,
-    pub content: TealAgentsResponse,
+    pub content: StateContent,
+}
+
+/// What a `StateResponse` carries (Teal's `content` union), and what a resume answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StateContent {
+    Hitl(HitlResponse),
+    Rejected(RejectedToolResponse),
+    Done(TealAgentsResponse),
+}
+
+/// Teal's `HitlResponse`: the run stopped before tool calls a human must approve. Ours adds
+/// `expires_at` (RFC 3339): undecided after it, the resume answers 410.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HitlResponse {
+    pub task_id: String,
+    pub session_id: String,
+    pub request_id: String,
+    pub message: String,
+    pub approval_url: String,
+    pub rejection_url: String,
+    /// The held calls: `{id, name, arguments}` (arguments parsed when they are JSON).
+    pub tool_calls: Vec<serde_json::Value>,
+    pub expires_at: String,
+}
+
+/// Teal's `RejectedToolResponse`: a human rejected the held calls; the task is `Canceled`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RejectedToolResponse {
+    pub task_id: String,
+    pub session_id: String,
+    pub request_id: String,
+    pub message: String,
 }
 
 /// Teal's `TealAgentsResponse`: one completed turn of a task.

@@ -269,14 +269,13 @@ impl HeaderTemplate {
 }
 
 /// `tools.allow` / `tools.deny`: globs over the server's own tool names (before namespacing).
-/// A tool is offered when it matches `allow` (or `allow` is absent), does not match `deny`, and
-/// is not held for human approval.
+/// A tool is offered when it matches `allow` (or `allow` is absent) and does not match `deny`;
+/// a `held` one waits for human approval on each call (or is withheld where no run can pause).
 #[derive(Debug, Clone)]
 pub struct ToolFilter {
     pub allow: Option<globset::GlobSet>,
     pub deny: globset::GlobSet,
-    /// Tools that need human approval (`tool_governance_overrides.{tool}.requires_hitl`): never
-    /// offered or run until approvals exist.
+    /// Tools that need human approval (`tool_governance_overrides.{tool}.requires_hitl`).
     pub held: Vec<String>,
 }
 
@@ -288,8 +287,6 @@ impl Default for ToolFilter {
 
 impl ToolFilter {
     pub fn permits(&self, tool: &str) -> bool {
-        self.allow.as_ref().is_none_or(|a| a.is_match(tool))
-            && !self.deny.is_match(tool)
-            && !self.held.iter().any(|h| h == tool)
+        self.allow.as_ref().is_none_or(|a| a.is_match(tool)) && !self.deny.is_match(tool)
     }
 }

@@ -43,16 +43,29 @@ impl Gate {
 
     /// Whether the caller may be offered `server`'s `tool` at all.
     pub fn may_list(&self, server: &str, tool: &str) -> bool {
-        self.policies.decide(&self.request(server, tool, None)) == Decision::Allow
+        !matches!(self.policies.decide(&self.request(server, tool, None)), Decision::Deny(_))
     }
 
     /// Whether the caller may call `server`'s `tool` (namespaced `name`) with `arguments` (the
     /// model's JSON text; unparsable text is an empty record). A denial is logged and counted
-    /// (`teal_tool_calls_denied` by agent, tool and policy).
-    pub fn authorize(&self, name: &str, server: &str, tool: &str, arguments: &str) -> Result<(), Denied> {
+    /// (`teal_tool_calls_denied` by agent, tool and policy). `Ok(Some(policy))`: allowed once a human
+    /// approves, which only a pausing toolbox can ask for (`can_pause`; else denied).
+    pub fn authorize(
+        &self,
+        name: &str,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+        can_pause: bool,
+    ) -> Result<Option<String>, Denied> {
         let args = serde_json::from_str::<Value>(arguments).unwrap_or(Value::Null);
-        match self.policies.decide(&self.request(server, tool, Some(&args))) {
-            Decision::Allow => Ok(()),
+        let decision = match self.policies.decide(&self.request(server, tool, Some(&args))) {
+            Decision::Approve(policy) if !can_pause => Decision::Deny(Denied::ApprovalUnavailable(policy)),
+            other => other,
+        };
+        match decision {
+            Decision::Allow => Ok(None),
+            Decision::Approve(policy) => Ok(Some(policy)),
             Decision::Deny(denied) => {
                 let policy = denied.policy();
                 tracing::warn!(agent = %self.agent, version = %self.version, caller = %self.caller, tool = %name, policy, "tool call denied by policy");

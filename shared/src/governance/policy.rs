@@ -41,6 +41,9 @@ const MAX_SLICES: usize = 4096;
 /// Arguments nested deeper than this are left out of the context.
 const MAX_ARGUMENT_DEPTH: usize = 16;
 
+/// The annotation of a `permit` whose calls wait for a human's approval.
+pub const APPROVAL: &str = "requires_approval";
+
 /// The policy named when a call is denied because no `permit` matched it.
 pub const NO_PERMIT: &str = "default-deny";
 
@@ -113,6 +116,8 @@ pub struct ToolRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow,
+    /// Allowed once a human approves: a `permit` annotated `@requires_approval` matched.
+    Approve(String),
     Deny(Denied),
 }
 
@@ -128,13 +133,17 @@ pub enum Denied {
     /// A `forbid` could not be evaluated on these arguments (denied: fail closed).
     #[error("tool call denied by policy `{0}`: it could not be evaluated on these arguments")]
     Unevaluable(String),
+    /// The policy wants a human's approval, which this agent cannot ask for (only
+    /// `tealagents/v1alpha1` agents pause).
+    #[error("tool call denied: policy `{0}` requires human approval, which this agent cannot ask for")]
+    ApprovalUnavailable(String),
 }
 
 impl Denied {
     /// The policy id, for logs and the `Policy` metric dimension.
     pub fn policy(&self) -> &str {
         match self {
-            Denied::Forbidden(id) | Denied::Unevaluable(id) => id,
+            Denied::Forbidden(id) | Denied::Unevaluable(id) | Denied::ApprovalUnavailable(id) => id,
             Denied::NoPermit => NO_PERMIT,
         }
     }
@@ -262,7 +271,14 @@ impl Policies {
             }
         }
         match response.decision() {
-            CedarDecision::Allow => Decision::Allow,
+            CedarDecision::Allow => match response
+                .diagnostics()
+                .reason()
+                .find(|id| policies.policy(id).is_some_and(|p| p.annotation(APPROVAL).is_some()))
+            {
+                Some(id) => Decision::Approve(id.to_string()),
+                None => Decision::Allow,
+            },
             CedarDecision::Deny => match response.diagnostics().reason().next() {
                 Some(id) => Decision::Deny(Denied::Forbidden(id.to_string())),
                 None => Decision::Deny(Denied::NoPermit),

@@ -211,3 +211,33 @@ fn only_files_in_a_policies_folder_count() {
     assert!(!PolicyFile::is_policy_path("agents/a.cedar"));
     assert!(!PolicyFile::is_policy_path("agents/policies/a.yaml"));
 }
+
+#[test]
+fn a_permit_can_ask_for_human_approval() {
+    let text = r#"@id("reads")
+permit(principal, action, resource) when { resource.tool like "read_*" };
+@id("writes-need-a-human")
+@requires_approval
+permit(principal, action, resource) when { resource.tool == "write_file" };
+"#;
+    let p = Policies::compile(&[file("p/policies/p.cedar", text)]).unwrap();
+    assert_eq!(call(&p, "ci", "fs", "read_file", json!({})), Decision::Allow);
+    assert_eq!(
+        call(&p, "ci", "fs", "write_file", json!({})),
+        Decision::Approve("writes-need-a-human".into())
+    );
+    // Listing is not calling: the tool is offered, its calls wait.
+    let gate = Gate::new(&p, "ci", "a", "1").unwrap();
+    assert!(gate.may_list("fs", "write_file"));
+    assert_eq!(
+        gate.authorize("fs_write_file", "fs", "write_file", "{}", true),
+        Ok(Some("writes-need-a-human".into()))
+    );
+    // An agent that cannot pause (not a task) is denied, with the policy named.
+    let denied = gate.authorize("fs_write_file", "fs", "write_file", "{}", false).unwrap_err();
+    assert_eq!(
+        denied.to_string(),
+        "tool call denied: policy `writes-need-a-human` requires human approval, which this agent cannot ask for"
+    );
+    assert_eq!(gate.authorize("fs_read_file", "fs", "read_file", "{}", false), Ok(None));
+}

@@ -49,6 +49,8 @@ pub enum Endpoint {
     OAuthCallback,
     /// The scheduled MCP probe: no HTTP route, its events are EventBridge's ([`probe`]).
     McpProbe,
+    /// `POST /tealagents/v1alpha1/resume/{request_id}` (and `/sse`): a human decides on a paused run
+    Resume,
 }
 
 impl Endpoint {
@@ -61,13 +63,14 @@ impl Endpoint {
             Endpoint::Tools => api::tools_router(),
             Endpoint::OAuthCallback => api::oauth_callback_router(),
             Endpoint::McpProbe => Router::new(),
+            Endpoint::Resume => api::resume_router(),
         }
     }
 
     /// Runs agents, so it needs a real LLM (never the offline model) and warm MCP sessions.
     fn runs_agents(self) -> bool {
         match self {
-            Endpoint::Invoke | Endpoint::Stream => true,
+            Endpoint::Invoke | Endpoint::Stream | Endpoint::Resume => true,
             Endpoint::Health
             | Endpoint::Ready
             | Endpoint::Tools
@@ -78,7 +81,7 @@ impl Endpoint {
 
     fn uses_tools(self) -> bool {
         match self {
-            Endpoint::Invoke | Endpoint::Stream | Endpoint::Tools => true,
+            Endpoint::Invoke | Endpoint::Stream | Endpoint::Tools | Endpoint::Resume => true,
             Endpoint::Health | Endpoint::Ready | Endpoint::OAuthCallback | Endpoint::McpProbe => false,
         }
     }

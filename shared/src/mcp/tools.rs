@@ -31,6 +31,10 @@ impl ToolRoute {
     pub fn tool_name(&self) -> &str {
         &self.tool
     }
+    /// Whether the server's `tool_governance_overrides` mark the tool `requires_hitl`.
+    pub fn requires_approval(&self) -> bool {
+        self.server.cfg.tools.held.iter().any(|h| h == &self.tool)
+    }
 }
 
 /// The tools one agent may use: specs for the LLM and routes for the calls. Cheap to clone

@@ -11,6 +11,7 @@ pub mod invoke;
 pub mod openapi;
 pub mod probe;
 pub mod ready;
+pub mod resume;
 pub mod task;
 
 use std::collections::{HashMap, HashSet};
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::config::{AgentConfig, AgentSource, AgentSpec, Registry};
+use crate::config::{AgentConfig, AgentKind, AgentSource, AgentSpec, ApiVersion, Registry};
 use crate::governance::Gate;
 use crate::llm::LlmClient;
 use crate::mcp::McpPool;
@@ -37,6 +38,10 @@ pub struct ApiSettings {
     pub cache_ttl: Duration,
     /// `TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL`: the model that repairs structured output.
     pub structured_output_model: Option<Arc<str>>,
+    /// `TA_HITL_TIMEOUT`: how long a run paused for human approval may be decided (default 1 h).
+    pub hitl_timeout: Duration,
+    /// `TA_HITL_APPROVERS`: API key ids that may approve or reject any caller's paused run.
+    pub approvers: Arc<[String]>,
 }
 
 impl Default for ApiSettings {
@@ -46,6 +51,8 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(120),
             cache_ttl: Duration::from_secs(3600),
             structured_output_model: None,
+            hitl_timeout: Duration::from_secs(3600),
+            approvers: Arc::from([]),
         }
     }
 }
@@ -63,7 +70,7 @@ pub struct AppState {
     pub tasks: Arc<dyn TaskStore>,
     /// Teal's remote plugins, loaded once from `TA_REMOTE_PLUGIN_PATH`, by name.
     pub plugins: Arc<HashMap<String, Arc<RemotePlugin>>>,
-    /// Tools a plugin catalog (`TA_PLUGIN_CATALOG_FILE`) says need human approval: held.
+    /// Tools a plugin catalog (`TA_PLUGIN_CATALOG_FILE`) says need human approval.
     pub held_tools: Arc<HashSet<String>>,
     /// Complete, successful responses by agent and input (Redis or in-memory).
     pub cache: Arc<dyn ResponseCache>,
@@ -102,7 +109,9 @@ impl AppState {
             }
         }
         let gate = Gate::new(self.registry().policies(), caller, &config.name, &config.version);
-        Ok(Toolbox::new(mcp, plugins, &self.held_tools, Some(self.secrets.clone())).governed(gate))
+        // A task's run can pause for approval; other agents' answers cannot wait.
+        let pause = config.api_version == ApiVersion::TealAgentsV1Alpha1 && config.kind == AgentKind::Chat;
+        Ok(Toolbox::new(mcp, plugins, &self.held_tools, Some(self.secrets.clone()), pause).governed(gate))
     }
 
     /// The agent `name`/`version` (after a refresh of stale S3 configs), or 404 listing the

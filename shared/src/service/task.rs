@@ -14,7 +14,9 @@ use std::time::Instant;
 use crate::Error;
 use crate::agent::{RunEvent, RunReport, TaskInputs};
 use crate::api::input::InvokeInput;
-use crate::api::types::{ExtraData, InputError, KeyValue, StateResponse, StateStatus, TealAgentsResponse};
+use crate::api::types::{
+    ExtraData, InputError, KeyValue, StateContent, StateResponse, StateStatus, TealAgentsResponse,
+};
 use crate::config::AgentConfig;
 use crate::llm::{Message, Role};
 use crate::service::AppState;
@@ -76,8 +78,11 @@ pub async fn invoke_task(
     let inputs = TaskInputs { fields: input.fields, image: input.image };
     let report =
         execute(state, agent, conversation, inputs, turn.user_id, turn.deadline, turn.on_event, false).await;
-    let RunReport { output, trace, .. } = match report {
+    let report = match report {
         Ok(r) => r,
+        Err(Error::Paused(paused)) => {
+            return super::resume::pause(state, agent, &task_id, request_id, *paused).await;
+        }
         Err(e) => {
             let failed = TaskItem::text(request_id.clone(), TaskRole::Assistant, "The run failed.");
             if let Err(store) = state.tasks.append_item(&task_id, failed, TaskStatus::Failed).await {
@@ -86,13 +91,25 @@ pub async fn invoke_task(
             return Err(e);
         }
     };
-    let answer = TaskItem::text(request_id, TaskRole::Assistant, output.clone());
+    complete(state, agent, &task_id, request_id, report).await
+}
+
+/// Appends a finished run's answer, marks the task `Completed` and answers with it.
+pub(crate) async fn complete(
+    state: &AppState,
+    agent: &AgentConfig,
+    task_id: &TaskId,
+    request_id: RequestId,
+    report: RunReport,
+) -> Result<StateResponse, Error> {
+    let RunReport { output, trace, .. } = report;
+    let answer = TaskItem::text(request_id.clone(), TaskRole::Assistant, output.clone());
     let task =
-        state.tasks.append_item(&task_id, answer, TaskStatus::Completed).await.map_err(Error::TaskStore)?;
+        state.tasks.append_item(task_id, answer, TaskStatus::Completed).await.map_err(Error::TaskStore)?;
     let content = TealAgentsResponse {
         task_id: task.task_id.to_string(),
         session_id: task.session_id.to_string(),
-        request_id: turn.request_id.to_owned(),
+        request_id: request_id.to_string(),
         output,
         source: format!("{}:{}", agent.name, agent.version),
         token_usage: trace.usage.into(),
@@ -108,7 +125,7 @@ pub async fn invoke_task(
         task_id: content.task_id.clone(),
         request_id: content.request_id.clone(),
         status: StateStatus::Completed,
-        content,
+        content: StateContent::Done(content),
     })
 }
 

@@ -271,6 +271,15 @@ impl Settings {
                 structured_output_model: env
                     .var("TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL")
                     .map(std::sync::Arc::from),
+                hitl_timeout: env.secs("TA_HITL_TIMEOUT", 3600)?,
+                approvers: env
+                    .var("TA_HITL_APPROVERS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             },
             mcp: McpSettings { catalog_ttl: stores.catalog.fresh_for },
             stores,

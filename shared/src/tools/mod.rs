@@ -93,35 +93,58 @@ pub struct Toolbox {
     secrets: Option<Arc<dyn SecretStore>>,
     /// The tool policies for this request's caller (`None`: no policies, the globs decide).
     gate: Option<Arc<Gate>>,
+    /// Offered tools whose calls wait for a human's approval (`requires_hitl`); empty unless
+    /// the toolbox pauses.
+    approval: Arc<HashSet<String>>,
+    /// Whether a call may wait for approval (a `tealagents/v1alpha1` task) rather than the tool
+    /// being withheld.
+    pause: bool,
 }
 
 impl Toolbox {
-    /// The agent's MCP tools and the remote `plugins` it lists, without the `held` ones (tools
-    /// a plugin catalog says need human approval, by Teal's id `{source}-{tool}` or by name).
+    /// The agent's MCP tools and the remote `plugins` it lists. Tools that need human approval
+    /// (`requires_hitl` in `tool_governance_overrides`, or in the plugin catalog `held` by
+    /// Teal's id `{source}-{tool}` or by name) are offered and pause the run when `pause`, and
+    /// are withheld otherwise.
     pub fn new(
         mcp: AgentTools,
         plugins: Vec<Arc<RemotePlugin>>,
         held: &HashSet<String>,
         secrets: Option<Arc<dyn SecretStore>>,
+        pause: bool,
     ) -> Self {
-        if plugins.is_empty() && !mcp.specs.iter().any(|s| is_held(&mcp, s, held)) {
-            return Self { specs: mcp.specs.clone(), mcp, plugins: Arc::from([]), secrets, gate: None };
+        let approval: HashSet<String> = mcp
+            .specs
+            .iter()
+            .filter(|s| is_held(&mcp, s, held))
+            .map(|s| s.name.clone())
+            .chain(
+                plugins
+                    .iter()
+                    .flat_map(|p| p.tools().iter().map(|s| s.name.clone()))
+                    .filter(|n| held.contains(n)),
+            )
+            .collect();
+        let approval = Arc::new(if pause { approval } else { HashSet::new() });
+        if plugins.is_empty() && (pause || !mcp.specs.iter().any(|s| is_held(&mcp, s, held))) {
+            let specs = mcp.specs.clone();
+            return Self { specs, mcp, plugins: Arc::from([]), secrets, gate: None, approval, pause };
         }
         let mut specs: Vec<ToolSpec> =
-            mcp.specs.iter().filter(|s| !is_held(&mcp, s, held)).cloned().collect();
+            mcp.specs.iter().filter(|s| pause || !is_held(&mcp, s, held)).cloned().collect();
         for plugin in &plugins {
             for spec in plugin.tools().iter() {
                 if mcp.route(&spec.name).is_some() {
                     tracing::warn!(tool = %spec.name, "a remote plugin tool has an MCP tool's name; keeping the MCP tool");
                     continue;
                 }
-                if held.contains(&spec.name) {
+                if held.contains(&spec.name) && !pause {
                     continue;
                 }
                 specs.push(spec.clone());
             }
         }
-        Self { specs: specs.into(), mcp, plugins: plugins.into(), secrets, gate: None }
+        Self { specs: specs.into(), mcp, plugins: plugins.into(), secrets, gate: None, approval, pause }
     }
 
     /// This toolbox under `gate`: the tools the caller may not list are no longer offered, and
@@ -141,12 +164,17 @@ impl Toolbox {
         self
     }
 
-    /// Whether the policies let this call through `route` go out (always, without policies).
-    pub fn authorize(&self, name: &str, route: &Route<'_>, arguments: &str) -> Result<(), Denied> {
-        match &self.gate {
-            None => Ok(()),
-            Some(gate) => gate.authorize(name, route.source_name(), route.tool_name(name), arguments),
-        }
+    /// Whether the policies let this call through `route` go out (always, without policies):
+    /// `Ok(true)` when it must wait for a human's approval first (`requires_hitl`, or a policy
+    /// annotated `@requires_approval`).
+    pub fn authorize(&self, name: &str, route: &Route<'_>, arguments: &str) -> Result<bool, Denied> {
+        let by_policy = match &self.gate {
+            None => None,
+            Some(gate) => {
+                gate.authorize(name, route.source_name(), route.tool_name(name), arguments, self.pause)?
+            }
+        };
+        Ok(by_policy.is_some() || self.approval.contains(name))
     }
 
     /// What the model is offered.
@@ -209,17 +237,18 @@ impl Toolbox {
     }
 }
 
-/// Whether a plugin catalog holds this MCP tool: by its name, or by Teal's `{server}-{tool}`
-/// and `mcp_{server}_{tool}` ids.
+/// Whether this MCP tool needs approval: its server's `tool_governance_overrides` say so, or
+/// a plugin catalog holds it by its name, or by Teal's `{server}-{tool}` and
+/// `mcp_{server}_{tool}` ids.
 fn is_held(mcp: &AgentTools, spec: &ToolSpec, held: &HashSet<String>) -> bool {
+    let Some(r) = mcp.route(&spec.name) else { return false };
+    if r.requires_approval() {
+        return true;
+    }
     if held.is_empty() {
         return false;
     }
-    if held.contains(&spec.name) {
-        return true;
-    }
-    mcp.route(&spec.name).is_some_and(|r| {
-        held.contains(&format!("{}-{}", r.server_name(), r.tool_name()))
-            || held.contains(&format!("mcp_{}_{}", r.server_name(), r.tool_name()))
-    })
+    held.contains(&spec.name)
+        || held.contains(&format!("{}-{}", r.server_name(), r.tool_name()))
+        || held.contains(&format!("mcp_{}_{}", r.server_name(), r.tool_name()))
 }

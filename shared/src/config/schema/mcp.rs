@@ -5,8 +5,8 @@
 //! loses its safety silently. Teal's OAuth fields (`auth_server` + `scopes`, `oauth_client_id`,
 //! `oauth_client_secret`, `canonical_uri`) are read into [`McpOAuth`], with our `oauth_grant`. Tools that
 //! `tool_governance_overrides` marks `requires_hitl: true`, and every tool of a server whose
-//! `trust_level` makes Teal ask a human, are withheld (never offered, never run) until human
-//! approval exists here.
+//! `trust_level` makes Teal ask a human, pause the run for approval (`tealagents/v1alpha1`
+//! agents; other agents never offer them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -236,7 +236,7 @@ fn call_timeout(cx: &mut Ctx, f: &mut Fields<'_>) -> Option<Duration> {
 
 /// The tools a human must approve before they run: `tool_governance_overrides.{tool}
 /// .requires_hitl: true`, or every tool when `trust_level` is `untrusted` or `sandboxed`
-/// (Teal forces approval for those). Withheld, with a warning, until approvals exist here.
+/// (Teal forces approval for those). Each call pauses the run (with a warning at load).
 fn held_tools(cx: &mut Ctx, f: &mut Fields<'_>) -> Option<Vec<String>> {
     let mut held = Vec::new();
     if let Some(trust) = f.opt("trust_level") {
@@ -272,7 +272,7 @@ fn held_tools(cx: &mut Ctx, f: &mut Fields<'_>) -> Option<Vec<String>> {
             hitl.warn(
                 cx,
                 format!(
-                    "tool `{}` requires human approval, which is not available yet: it is withheld                      from the agent (never offered, never run)",
+                    "tool `{}` requires human approval: on a tealagents/v1alpha1 agent each call                      pauses the run until someone approves or rejects it; other agents never                      offer it",
                     tool.key()
                 ),
             );
