@@ -128,8 +128,9 @@ pub(super) fn read(env: &Env) -> Result<TealSettings, SettingsError> {
             return Err(SettingsError::Refused {
                 name,
                 value: "true".to_owned(),
-                instead: "exporting traces and metrics over OTLP is not built yet: logs are JSON lines \
-                          on stdout (CloudWatch in Lambda); set it to false",
+                instead: "exporting traces and metrics over OTLP is not built yet: metrics are always \
+                          on (EMF lines in Lambda, Prometheus text at teal serve's /metrics) and the \
+                          run's spans are in the JSON logs; set it to false",
             });
         }
     }
