@@ -54,7 +54,8 @@ async fn answer(State(stamps): State<Arc<Mutex<Stamps>>>, _body: Bytes) -> impl 
             }
             let data = if i == DELTAS {
                 tokio::time::sleep(GAP).await;
-                "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]".to_owned()
+                "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]"
+                    .to_owned()
             } else {
                 tokio::time::sleep(if i == 0 { FIRST } else { GAP }).await;
                 stamps.lock().unwrap_or_else(|p| p.into_inner()).written.push(Instant::now());
