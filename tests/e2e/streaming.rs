@@ -132,7 +132,18 @@ pub async fn read_events(
     reads: &mpsc::UnboundedSender<()>,
 ) -> Vec<(String, Value)> {
     let body = json!({"items": [{"content_type": "text", "content": text}]});
-    let resp = app.http.post(format!("{}/{agent}/sse", app.base)).json(&body).send().await.expect("request");
+    read_events_for(app, agent, &body, llm, reads).await
+}
+
+/// [`read_events`] for any request body.
+pub async fn read_events_for(
+    app: &TestApp,
+    agent: &str,
+    body: &Value,
+    llm: &StreamingLlm,
+    reads: &mpsc::UnboundedSender<()>,
+) -> Vec<(String, Value)> {
+    let resp = app.http.post(format!("{}/{agent}/sse", app.base)).json(body).send().await.expect("request");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut events = std::pin::pin!(sse_stream::SseStream::from_bytes_stream(resp.bytes_stream()));
@@ -229,4 +240,17 @@ async fn a_stream_cut_mid_answer_ends_with_a_clear_error_event_and_no_retry() {
     );
     assert_eq!(llm.requests(), 1, "not retried once text reached the client");
     assert!(!names(&events).contains(&"final-response"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_answer_comes_whole_in_one_partial_response() {
+    let (app, llm, reads) = stack(vec![gated_text(&["Hel", "lo"])]).await;
+    let body = json!({"chat_history": [{"role": "user", "content": "hi"}]});
+    let first = read_events_for(&app, "plain/1", &body, &llm, &reads).await;
+    assert_eq!(names(&first), ["partial-response", "partial-response", "final-response"]);
+    let again = read_events_for(&app, "plain/1", &body, &llm, &reads).await;
+    assert_eq!(names(&again), ["partial-response", "final-response"]);
+    assert_eq!(again[0].1["output_partial"], "Hello");
+    assert_eq!(again[1].1["extra_data"]["items"][2], json!({"key": "cached", "value": "true"}));
+    assert_eq!(llm.requests(), 1, "served from the response cache");
 }
