@@ -9,7 +9,9 @@
 # The function gets this shell's environment (TA_SERVICE_CONFIG, TA_BASE_URL, TA_API_KEY,
 # TA_API_KEYS_SECRET, the variables the agent configs reference…). The response goes to stdout,
 # the function's logs to stderr when it fails. LOCAL_INVOKE_PORT picks the port (default: a free
-# one), LOCAL_INVOKE_TIMEOUT the seconds an invocation may take (default 60). `stream` answers
+# one), LOCAL_INVOKE_TIMEOUT the seconds an invocation may take (default 60), LOCAL_INVOKE_LOG a file
+# to keep the function's output in (its JSON logs and EMF metric lines), LOCAL_INVOKE_TIMES how
+# many times to invoke it (default 1). `stream` answers
 # with a streamed body, which `cargo lambda invoke` cannot read: it goes to the emulated
 # function URL with curl instead.
 set -euo pipefail
@@ -40,6 +42,7 @@ watch_pid=$!
 cleanup() {
   kill -TERM -- "-$watch_pid" 2>/dev/null || true
   wait "$watch_pid" 2>/dev/null || true
+  if [ -n "${LOCAL_INVOKE_LOG:-}" ]; then cp "$log" "$LOCAL_INVOKE_LOG"; fi
   rm -f "$log"
 }
 trap cleanup EXIT
@@ -74,7 +77,12 @@ PY
   curl -sS -N --fail-with-body --max-time "${LOCAL_INVOKE_TIMEOUT:-60}" -X "${req[0]}" "${args[@]}" --data-raw "${req[2]}" \
     "http://127.0.0.1:$port/lambda-url/teal-$fn${req[1]}" || fail "the stream function failed"
 else
-  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" "teal-$fn" --data-file "$event" \
-    || fail "the $fn function failed"
+  # LOCAL_INVOKE_TIMES=2: the first invocation's EMF lines (flushed just after its response) are
+  # then surely in the log; the last response is printed.
+  for i in $(seq 1 "${LOCAL_INVOKE_TIMES:-1}"); do
+    out=$(cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" "teal-$fn" --data-file "$event") \
+      || fail "the $fn function failed (invocation $i)"
+  done
+  printf '%s' "$out"
 fi
 echo

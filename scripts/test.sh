@@ -31,6 +31,9 @@ fi
 # moto in server mode: the S3 / Secrets Manager / ElastiCache emulator the adapter tests reach with
 # the real SDK (started as `python3 scripts/moto-server.py`, which fixes one answer for the Rust SDK).
 command -v moto_server >/dev/null && python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]'
+# Prometheus: a real server scrapes `teal serve` in the metrics test; promtool checks
+# infra/prometheus (scripts/lint-infra.sh).
+command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
 # util-linux `script`: the CLI test runs `teal backup` on a pseudo-terminal to see its progress bar.
 command -v script >/dev/null || apt_install bsdutils
 # The MCP interoperability and OAuth tests, and the Teal-plugin-over-MCP example

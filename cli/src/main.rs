@@ -88,6 +88,16 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     for path in paths {
         match teal_core::config::load_path_with_vars(path, vars.vars()) {
             Ok(parsed) => {
+                match teal_core::governance::Policies::compile(&parsed.policy_files) {
+                    Ok(p) if !p.is_empty() => println!("ok: {} tool policies in {}", p.len(), path.display()),
+                    Ok(_) => {}
+                    Err(errors) => {
+                        failed = true;
+                        for e in errors.iter() {
+                            eprintln!("error: {e}");
+                        }
+                    }
+                }
                 for w in &parsed.warnings {
                     println!("warning: {w}");
                 }

@@ -40,6 +40,7 @@ pub fn config_vars(bundled_fs: Option<&str>) -> Env {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     teal_core::telemetry::init_json_logs();
+    teal_core::telemetry::prometheus::install();
     let settings = Settings::read(&Env::process())?;
     let config_path = match (args.config, &settings.agents.location) {
         (Some(path), _) => path,
@@ -79,7 +80,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let registry = teal_core::config::Registry::new(parsed.agents).map_err(|e| anyhow::anyhow!("{e}"))?;
     let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
-    let llm = bootstrap::build_llm(&settings, secrets.clone(), OfflinePolicy::Allow).await?;
+    let llm = bootstrap::build_llm(&settings, secrets.clone(), OfflinePolicy::Allow, true).await?;
     let llm_desc = llm.describe();
     let offline = settings.llm.is_none();
     // In-memory cache, sessions and catalog unless TA_REDIS_URL points at a Redis.
@@ -92,6 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
     println!("teal serve: listening on http://{addr}");
+    println!("  metrics (Prometheus text): GET http://{addr}/metrics");
     println!("  sessions, response cache and tool catalog: {store_backend}");
     if let Some(url) = &bundled {
         println!("  bundled filesystem MCP server at {url} (serving {})", args.data.display());
@@ -112,8 +114,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     bootstrap::prewarm(&state);
+    // What the mcp-probe function does in AWS: every minute, `teal_mcp_server_up` per server.
+    let probed = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            teal_core::service::probe::probe(&probed).await;
+        }
+    });
 
-    let app = teal_core::api::router(state);
+    // `GET /metrics`: the Prometheus text of every metric (infra/prometheus/ scrapes it).
+    let app = teal_core::api::router(state).merge(teal_core::telemetry::prometheus::router());
     // Read timeouts, idle keep-alive and a connection cap (teal_net::Limits), TCP_NODELAY.
     teal_net::serve(listener, app, teal_net::Limits::default(), async move {
         let _ = tokio::signal::ctrl_c().await;

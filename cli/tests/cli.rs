@@ -4,6 +4,8 @@
 
 #[path = "cli/backup.rs"]
 mod backup;
+#[path = "cli/metrics.rs"]
+mod metrics;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -68,6 +70,25 @@ async fn serve_answers_the_readme_request_with_the_offline_model_through_mcp() {
     let ready = http.get(format!("{base}/ready")).send().await.expect("ready");
     assert_eq!(ready.status(), 200);
     drop(served);
+}
+
+#[test]
+fn validate_checks_tool_policies_and_names_a_bad_one_by_file_and_line() {
+    let ok = teal().args(["validate", "examples/governance"]).output().expect("run");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("ok: 5 tool policies in examples/governance"), "{out}");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+    std::fs::copy("../examples/governance/fs-writer.yaml", dir.path().join("fs-writer.yaml")).expect("copy");
+    let bad = dir.path().join("policies/bad.cedar");
+    std::fs::write(&bad, "permit(principal, action, resource);\n\nforbid(principal action, resource);\n")
+        .expect("write");
+    let failed = teal().arg("validate").arg(dir.path()).output().expect("run");
+    assert_eq!(failed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains(&format!("error: {}:3: unexpected token `action`", bad.display())), "{err}");
 }
 
 #[test]

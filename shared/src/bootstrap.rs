@@ -11,7 +11,9 @@ use std::time::Instant;
 use crate::api::AppState;
 use crate::config::s3::{ConfigLocation, S3ConfigSource};
 use crate::config::{self, AgentSource, ConfigErrors, Registry};
-use crate::llm::{ClientError, KeyError, Llm, LlmClient, OfflineModel, OpenAiClient, RotatingKeyLlm};
+use crate::llm::{
+    ClientError, KeyError, Llm, LlmClient, OfflineModel, OpenAiClient, Provider, Providers, RotatingKeyLlm,
+};
 use crate::mcp::McpPool;
 use crate::secrets::{EnvSecretStore, SecretStore, SecretsBackend, SecretsManagerStore, aws_sdk_config};
 use crate::settings::{ApiKeySource, Env, Settings, SettingsError};
@@ -96,17 +98,40 @@ pub enum OfflinePolicy {
 /// from `TA_API_KEY`, or from the secret `TA_API_KEY_SECRET` names (read now, and again once on
 /// a 401), or none (local servers). Without any LLM settings: the offline model where `policy`
 /// allows it, a start-up error otherwise.
+///
+/// Whatever the default, an agent with its own `provider:` goes there and a `bedrock:<model-id>`
+/// model to Amazon Bedrock ([`Providers`]); when no agent needs the default (`needs_default`
+/// false), a deployment starts without one.
 pub async fn build_llm(
     settings: &Settings,
     secrets: Arc<dyn SecretStore>,
     policy: OfflinePolicy,
+    needs_default: bool,
 ) -> Result<Arc<dyn LlmClient>, BootError> {
-    let Some(llm) = &settings.llm else {
-        return match policy {
-            OfflinePolicy::Allow => Ok(Arc::new(Llm::Offline(OfflineModel))),
-            OfflinePolicy::Refuse => Err(BootError::NoLlm),
-        };
+    let default = match (&settings.llm, policy) {
+        (Some(_), _) => Some(build_default_llm(settings, secrets.clone()).await?),
+        (None, OfflinePolicy::Allow) => Some(Arc::new(Llm::Offline(OfflineModel)) as Arc<dyn LlmClient>),
+        (None, OfflinePolicy::Refuse) if !needs_default => None,
+        (None, OfflinePolicy::Refuse) => return Err(BootError::NoLlm),
     };
+    let providers = Providers::new(default, settings.bedrock.clone(), settings.aws_endpoint_url.clone());
+    Ok(Arc::new(providers.with_secrets(secrets)))
+}
+
+/// Whether some agent of `registry` uses the deployment's LLM: no `provider:` of its own and
+/// not a `bedrock:` model (an empty registry needs it too, for agents that come later).
+pub fn needs_default_llm(registry: &Registry) -> bool {
+    let mut specs = registry.iter().flat_map(|a| a.agents.iter()).peekable();
+    specs.peek().is_none()
+        || specs.any(|s| s.provider.is_none() && matches!(Provider::of(&s.model), Provider::Default(_)))
+}
+
+/// The OpenAI-compatible client [`Settings::llm`] describes.
+async fn build_default_llm(
+    settings: &Settings,
+    secrets: Arc<dyn SecretStore>,
+) -> Result<Arc<dyn LlmClient>, BootError> {
+    let Some(llm) = &settings.llm else { return Err(BootError::NoLlm) };
     let mut endpoint = llm.endpoint.clone();
     match &llm.key {
         Some(ApiKeySource::Secret(name)) => {
@@ -127,7 +152,8 @@ pub fn load_registry(
     vars: &std::collections::HashMap<String, String>,
 ) -> Result<(Registry, Vec<config::ConfigWarning>), BootError> {
     let parsed = config::load_path_with_vars(path, vars).map_err(BootError::Config)?;
-    let registry = Registry::new(parsed.agents).map_err(BootError::Config)?;
+    let policies = crate::governance::Policies::compile(&parsed.policy_files).map_err(BootError::Config)?;
+    let registry = Registry::new(parsed.agents).map_err(BootError::Config)?.with_policies(policies);
     Ok((registry, parsed.warnings))
 }
 
@@ -265,7 +291,7 @@ mod tests {
     async fn llm(pairs: &[(&str, &str)], policy: OfflinePolicy) -> Result<Arc<dyn LlmClient>, BootError> {
         let settings = Settings::read(&Env::from_pairs(pairs.iter().copied())).expect("settings");
         let secrets: Arc<dyn SecretStore> = Arc::new(EnvSecretStore::new().with("LLM_KEY", "sk-from-secret"));
-        build_llm(&settings, secrets, policy).await
+        build_llm(&settings, secrets, policy, true).await
     }
 
     #[tokio::test]

@@ -36,7 +36,7 @@ pub enum Error {
     Llm(#[source] LlmError, Box<RunTrace>),
     /// An MCP server or remote plugin could not be called.
     #[error("tool upstream failed")]
-    Tool(#[source] ToolError, Box<RunTrace>),
+    Tool(#[source] Box<ToolError>, Box<RunTrace>),
     /// The answer did not match the agent's output type, even after one repair.
     #[error("the answer does not match the output type {type_name}: {source}")]
     Output {
@@ -113,8 +113,10 @@ impl Error {
             Error::Body(BodyError::Aborted) => "client_aborted",
             Error::Llm(..) => "llm_upstream_failed",
             // `mcp_upstream_failed`, or what kind: `mcp_auth_failed`, `mcp_input_required`.
-            Error::Tool(ToolError::Mcp(e), _) => e.code(),
-            Error::Tool(ToolError::Plugin(_) | ToolError::PluginHeader { .. }, _) => "plugin_upstream_failed",
+            Error::Tool(e, _) => match &**e {
+                ToolError::Mcp(e) => e.code(),
+                ToolError::Plugin(_) | ToolError::PluginHeader { .. } => "plugin_upstream_failed",
+            },
             Error::Output { .. } => "output_schema_mismatch",
             Error::Misconfigured(_) => "misconfigured",
             Error::IterationLimit { .. } => "iteration_limit",
@@ -218,7 +220,7 @@ impl From<crate::mcp::McpError> for Error {
     fn from(e: crate::mcp::McpError) -> Self {
         match e {
             crate::mcp::McpError::AuthorizationRequired(needed) => Error::AuthChallenge(needed),
-            other => Error::Tool(other.into(), Box::default()),
+            other => Error::Tool(Box::new(other.into()), Box::default()),
         }
     }
 }
@@ -234,6 +236,8 @@ fn llm_summary(e: &LlmError) -> String {
         LlmError::InvalidResponse(_) => "the answer is not a valid chat completion".into(),
         LlmError::Encode(_) => "the request could not be encoded".into(),
         LlmError::Deadline => "request deadline reached while waiting for the LLM".into(),
+        LlmError::Unsupported { what } => format!("the provider cannot take {what}"),
+        LlmError::KeyUnavailable { .. } => "the agent's LLM key could not be read".into(),
         LlmError::StreamCut { attempts, .. } => format!("the stream broke off after {attempts} attempt(s)"),
         LlmError::StreamCutMidAnswer { .. } => {
             "the stream broke off after part of the answer was sent (not retried)".into()
@@ -248,7 +252,7 @@ impl From<AgentError> for Error {
                 Error::Deadline(Box::new(trace))
             }
             AgentError::Llm { source, trace } => Error::Llm(source, Box::new(trace)),
-            AgentError::Tool { source, trace } => Error::Tool(source, Box::new(trace)),
+            AgentError::Tool { source, trace } => Error::Tool(Box::new(source), Box::new(trace)),
             AgentError::IterationLimit { max, trace } => {
                 Error::IterationLimit { max, trace: Box::new(trace) }
             }
@@ -274,10 +278,10 @@ mod tests {
             Error::PayloadTooLarge { limit: 10 },
             Error::Llm(LlmError::Status { status: 500, body: "Bearer sk-leak".into(), attempts: 3 }, t()),
             Error::Tool(
-                ToolError::Mcp(crate::mcp::McpError::Protocol {
+                Box::new(ToolError::Mcp(crate::mcp::McpError::Protocol {
                     server: "fs".into(),
                     source: rmcp::service::ServiceError::UnexpectedResponse,
-                }),
+                })),
                 t(),
             ),
             Error::IterationLimit { max: 3, trace: t() },

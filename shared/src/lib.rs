@@ -14,6 +14,7 @@ pub mod backup;
 pub mod bootstrap;
 pub mod config;
 mod error;
+pub mod governance;
 pub mod lambda;
 pub mod llm;
 pub mod mcp;

@@ -191,6 +191,8 @@ pub struct StackOptions {
     pub limits: teal_net::Limits,
     /// Another fake LLM (e.g. one that streams) instead of the wiremock one.
     pub llm_uri: Option<String>,
+    /// One header the fs-agent sends its MCP server: (name, value template, e.g. `${secret:X}`).
+    pub mcp_header: Option<(&'static str, &'static str)>,
 }
 
 impl Default for StackOptions {
@@ -206,6 +208,7 @@ impl Default for StackOptions {
             secrets: Vec::new(),
             limits: teal_net::Limits::default(),
             llm_uri: None,
+            mcp_header: None,
         }
     }
 }
@@ -280,8 +283,10 @@ pub async fn spawn_stack_with(opts: StackOptions) -> TestApp {
         format!(
             "apiVersion: skagents/v1\nkind: Chat\nservice_name: fs-agent\nversion: 1\nspec:\n  agent:\n    \
              model: gpt-e2e\n    system_prompt: You read files.\n    max_iterations: {}\n    mcp_servers:\n      \
-             - name: fs\n        url: {}\n        timeout: 5\n        tools:\n          deny: [\"write_*\"]\n",
-            opts.max_iterations, mcp.url
+             - name: fs\n        url: {}\n        timeout: 5\n        tools:\n          deny: [\"write_*\"]\n{}",
+            opts.max_iterations,
+            mcp.url,
+            opts.mcp_header.map_or_else(String::new, |(k, v)| format!("        headers:\n          {k}: \"{v}\"\n"))
         ),
     )
     .expect("write config");

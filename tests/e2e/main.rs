@@ -5,6 +5,7 @@ mod helpers;
 mod concurrency;
 mod errors;
 mod faults;
+mod governance;
 mod hardening;
 mod invoke;
 mod load;

@@ -7,7 +7,7 @@ use teal_core::lambda::job::{self, Job};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    teal_core::telemetry::init_json_logs();
+    teal_core::telemetry::init_lambda();
     let app = job::boot(Job::Backup).await?;
     job::run(Job::Backup, app).await
 }

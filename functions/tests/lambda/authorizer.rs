@@ -61,3 +61,33 @@ fn the_invoke_event_carries_the_context_the_authorizer_returns() {
         (Some("aws.events"), Some("Scheduled Event"))
     );
 }
+
+/// `events/authorizer-rest.json`: the REST API's request authorizer event (the streaming route).
+async fn decide_rest(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut v: Value = serde_json::from_str(&event_text("authorizer-rest.json")).expect("JSON");
+    edit(&mut v);
+    teal_core::lambda::authorizer::authorize_any(&checker(), v).await.expect("a REST authorizer event")
+}
+
+#[tokio::test]
+async fn the_rest_request_authorizer_allows_the_method_it_was_asked_about_with_the_caller() {
+    let arn = "arn:aws:execute-api:us-east-1:123456789012:rest123abc/prod/POST/fs-assistant/0.1/sse";
+    let allowed = decide_rest(|_| {}).await;
+    assert_eq!(
+        allowed,
+        json!({
+            "principalId": "ci-bot",
+            "policyDocument": {"Version": "2012-10-17", "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": arn}]},
+            "context": {"caller": "ci-bot"},
+        })
+    );
+    let wrong = decide_rest(|v| v["headers"]["X-Api-Key"] = json!("teal-local-test-key-0002")).await;
+    assert_eq!(wrong["policyDocument"]["Statement"][0]["Effect"], "Deny");
+    assert_eq!(wrong["context"], json!({}));
+    let partner = decide_rest(|v| v["headers"]["X-Api-Key"] = json!(PARTNER_KEY)).await;
+    assert_eq!(partner["policyDocument"]["Statement"][0]["Effect"], "Deny", "partner may call chat only");
+    // The HTTP API's shape still gets its simple response from the same entry point.
+    let v2: Value = serde_json::from_str(&event_text("authorizer.json")).expect("JSON");
+    let simple = teal_core::lambda::authorizer::authorize_any(&checker(), v2).await.expect("v2 event");
+    assert_eq!(simple, json!({"isAuthorized": true, "context": {"caller": "ci-bot"}}));
+}

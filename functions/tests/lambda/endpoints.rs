@@ -66,6 +66,21 @@ async fn stream_event_emits_tool_calls_then_the_final_response() {
 }
 
 #[tokio::test]
+async fn stream_serves_the_rest_api_event_behind_its_stage() {
+    // API Gateway REST API with response streaming: a v1 proxy event, stage `prod` in the path.
+    let stack = Stack::start().await;
+    let app = stack.app(Endpoint::Stream).await;
+    let answer = call(app, event("stream-rest.json").with_lambda_context(lambda_context(30_000))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.headers["content-type"], "text/event-stream");
+    let events = sse_events(&answer.text());
+    let last = events.last().expect("events");
+    assert_eq!(last.0, "final-response");
+    assert_eq!(last.1["source"], "fs-assistant:0.1");
+    assert_eq!(last.1["request_id"], "d1f9b2f0-1b2c-4c5d-9e8f-0123456789ab", "API Gateway's request id");
+}
+
+#[tokio::test]
 async fn stream_checks_the_api_key_itself() {
     let stack = Stack::start().await;
     let mut no_key = event("stream.json");

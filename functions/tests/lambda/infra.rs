@@ -105,6 +105,152 @@ fn backup_and_restore_policies_name_their_actions_and_resources() {
     }
 }
 
+/// Every metric name our code records (`teal_core::telemetry::metrics`).
+fn recorded_metrics() -> Vec<&'static str> {
+    use teal_core::telemetry::metrics as m;
+    vec![
+        m::REQUESTS,
+        m::REQUEST_DURATION,
+        m::REQUEST_LLM_DURATION,
+        m::REQUEST_TOOL_DURATION,
+        m::LLM_CALLS,
+        m::LLM_RETRIES,
+        m::LLM_INPUT_TOKENS,
+        m::LLM_OUTPUT_TOKENS,
+        m::LLM_DURATION,
+        m::TOOL_CALLS,
+        m::TOOL_DURATION,
+        m::TOOL_CALLS_DENIED,
+        m::MCP_CONNECTION_FAILURES,
+        m::MCP_RECONNECTS,
+        m::MCP_CATALOG_LOOKUPS,
+        m::MCP_SERVER_UP,
+        m::MCP_PROBE_DURATION,
+        m::CACHE_REQUESTS,
+        m::SESSIONS_WRITTEN,
+        m::RATE_LIMITED,
+        m::REDIS_BYPASS,
+        m::REDIS_UNAVAILABLE,
+        m::COLD_STARTS,
+        m::INIT_DURATION,
+        m::MAX_RSS,
+    ]
+}
+
+/// The `teal_…` names a text mentions.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("teal_") {
+        let name: String =
+            rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        rest = &rest[at + name.len()..];
+        names.push(name);
+    }
+    names
+}
+
+#[test]
+fn the_guides_alerts_are_alarms_on_one_topic_and_the_dashboard_shows_what_we_record() {
+    let t = template();
+    let r = &t["Resources"];
+    let alarms = [
+        "ApiErrorRateAlarm",
+        "McpServerDownAlarm",
+        "InvokeMemoryAlarm",
+        "FunctionErrorsAlarm",
+        "FunctionThrottlesAlarm",
+        "CacheCpuAlarm",
+        "CacheMemoryAlarm",
+        "BackupErrorsAlarm",
+        "BackupFailuresQueuedAlarm",
+    ];
+    for name in alarms {
+        let actions = r[name]["Properties"]["AlarmActions"].as_sequence().unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(tagged(&actions[0]), ("!Ref".into(), "AlarmTopic".into()), "{name} notifies the topic");
+    }
+    assert_eq!(r["AlarmEmailSubscription"]["Properties"]["Protocol"].as_str(), Some("email"));
+    assert_eq!(t["Globals"]["Function"]["Tracing"].as_str(), Some("Active"), "X-Ray active tracing");
+
+    let probe = &r["McpProbeFunction"];
+    assert_eq!(probe["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("teal-mcp-probe"));
+    let schedule = &probe["Properties"]["Events"]["EveryMinute"];
+    assert_eq!(
+        (schedule["Type"].as_str(), schedule["Properties"]["Schedule"].as_str()),
+        (Some("Schedule"), Some("rate(1 minute)"))
+    );
+    let down = &r["McpServerDownAlarm"]["Properties"];
+    assert_eq!(down["Metrics"][0]["Period"].as_u64(), Some(60));
+    assert_eq!(down["EvaluationPeriods"].as_u64(), Some(1), "0 for one minute");
+    assert_eq!(down["TreatMissingData"].as_str(), Some("breaching"), "a silent probe is a down server");
+    let memory = &r["InvokeMemoryAlarm"]["Properties"];
+    assert_eq!((memory["Threshold"].as_u64(), memory["EvaluationPeriods"].as_u64()), (Some(80), Some(10)));
+    let errors = &r["ApiErrorRateAlarm"]["Properties"];
+    assert_eq!(errors["Metrics"][1]["MetricStat"]["Period"].as_u64(), Some(300), "over 5 minutes");
+
+    // The dashboard body is JSON once CloudFormation substitutes ${…}.
+    let body = match &r["Dashboard"]["Properties"]["DashboardBody"] {
+        Value::Tagged(t) if t.tag == "!Sub" => t.value.as_str().expect("a string").to_owned(),
+        other => panic!("DashboardBody is not a !Sub string: {other:?}"),
+    };
+    let substituted = body.replace("${AWS::Region}", "us-east-1").replace("${Cache}", "teal-dev-cache");
+    assert!(!substituted.contains("${"), "only known substitutions");
+    let dashboard: serde_json::Value = serde_json::from_str(&substituted).expect("the dashboard is JSON");
+    let titles: Vec<String> = dashboard["widgets"]
+        .as_array()
+        .expect("widgets")
+        .iter()
+        .map(|w| w["properties"]["title"].as_str().expect("title").to_lowercase())
+        .collect();
+    for topic in ["requests", "latency", "tool", "llm", "cache"] {
+        assert!(titles.iter().any(|t| t.contains(topic)), "a {topic} widget in {titles:?}");
+    }
+    let known = recorded_metrics();
+    let text = std::fs::read_to_string(repo().join("infra/template.yaml")).expect("template");
+    for name in metric_names(&text) {
+        assert!(known.contains(&name.as_str()), "the template names {name}, which nothing records");
+    }
+    assert!(metric_names(&text).len() > 20);
+}
+
+#[test]
+fn the_streaming_route_is_behind_the_rest_api_authorizer_and_bedrock_is_limited_to_the_model_arns() {
+    let t = template();
+    let r = &t["Resources"];
+    let stream = &r["StreamFunction"]["Properties"];
+    assert!(stream["FunctionUrlConfig"].is_null(), "no function URL outside the authorizer");
+    let event = &stream["Events"]["Stream"];
+    assert_eq!(event["Type"].as_str(), Some("Api"));
+    assert_eq!(tagged(&event["Properties"]["RestApiId"]).1, "StreamApi");
+    assert_eq!(event["Properties"]["ResponseTransferMode"].as_str(), Some("RESPONSE_STREAM"));
+    let api = &r["StreamApi"]["Properties"];
+    let auth = &api["Auth"];
+    assert_eq!(auth["DefaultAuthorizer"].as_str(), Some("ApiKeyAuthorizer"));
+    let authorizer = &auth["Authorizers"]["ApiKeyAuthorizer"];
+    assert_eq!(tagged(&authorizer["FunctionArn"]).1, "AuthorizerFunction.Arn", "the HTTP API's authorizer");
+    assert_eq!(authorizer["FunctionPayloadType"].as_str(), Some("REQUEST"));
+    assert_eq!(authorizer["Identity"]["ReauthorizeEvery"].as_u64(), Some(0));
+    assert_eq!(tagged(&api["MethodSettings"][0]["ThrottlingRateLimit"]).1, "ApiRateLimit");
+    assert_eq!(tagged(&auth["UsagePlan"]["Throttle"]["BurstLimit"]).1, "ApiBurstLimit");
+    for function in ["InvokeFunction", "StreamFunction"] {
+        let policies = r[function]["Properties"]["Policies"].as_sequence().expect("policies");
+        let bedrock = policies
+            .iter()
+            .find_map(|p| match p {
+                Value::Tagged(t) if t.tag == "!If" => Some(t.value[1]["Statement"][0].clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{function}: a Bedrock statement"));
+        assert_eq!(bedrock["Action"][0].as_str(), Some("bedrock:InvokeModel"));
+        assert_eq!(bedrock["Action"][1].as_str(), Some("bedrock:InvokeModelWithResponseStream"));
+        assert_eq!(
+            tagged(&bedrock["Resource"]).1,
+            "BedrockModelArns",
+            "{function}: the configured models only"
+        );
+    }
+}
+
 #[test]
 fn the_template_holds_what_a_production_account_needs() {
     let t = template();

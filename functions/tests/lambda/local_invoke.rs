@@ -14,7 +14,8 @@ async fn local_invoke(stack: &Stack, function: &str, event: &str) -> Value {
         .current_dir(repo())
         .envs(&stack.env)
         .env("RUST_LOG", "warn")
-        .env("LOCAL_INVOKE_TIMEOUT", "30")
+        // The first invocation waits for the watcher's own build (the target dir may be busy).
+        .env("LOCAL_INVOKE_TIMEOUT", "120")
         .kill_on_drop(true)
         .output()
         .await

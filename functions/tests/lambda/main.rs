@@ -6,4 +6,6 @@ mod endpoints;
 mod helpers;
 mod infra;
 mod local_invoke;
+mod metrics;
+mod probe;
 mod runtime_api;

@@ -7,7 +7,7 @@ use teal_core::lambda::{self, Endpoint};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    teal_core::telemetry::init_json_logs();
+    teal_core::telemetry::init_lambda();
     let app = lambda::boot(Endpoint::Tools).await?;
-    lambda_http::run(app).await
+    lambda::run(app).await
 }

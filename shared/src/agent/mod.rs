@@ -16,10 +16,14 @@ use std::time::Instant;
 
 use futures::future::join_all;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::config::AgentSpec;
-use crate::llm::{ChatRequest, LlmClient, LlmError, Message, ResponseFormat, Role, ToolCall, Usage};
+use crate::llm::{
+    ChatRequest, ChatResponse, LlmClient, LlmError, Message, ResponseFormat, Role, ToolCall, Usage,
+};
 use crate::mcp::McpPool;
+use crate::telemetry::metrics;
 use crate::tools::{ToolError, Toolbox};
 
 /// One tool call made during a run.
@@ -42,6 +46,9 @@ pub struct RunTrace {
     /// deadline names.
     #[serde(skip)]
     pub waiting_on: Option<String>,
+    /// Time spent waiting for the LLM (metrics only; not in error bodies).
+    #[serde(skip)]
+    pub llm_time: std::time::Duration,
 }
 
 /// A finished run.
@@ -263,6 +270,7 @@ impl Run<'_> {
             max_tokens: spec.max_tokens,
             reasoning_effort: spec.reasoning_effort.as_deref(),
             response_format: format,
+            endpoint: spec.provider.as_ref(),
         };
         let on_text = |text: &str| (self.on_event)(RunEvent::Text { text: text.to_owned() });
         let call = async {
@@ -272,18 +280,32 @@ impl Run<'_> {
                 self.llm.complete(request, self.deadline).await
             }
         };
-        let answer = match tokio::time::timeout_at(self.deadline.into(), call).await {
-            Err(_) | Ok(Err(LlmError::Deadline)) => return Err(Failure::Deadline),
-            Ok(Err(source)) => return Err(Failure::Llm(source)),
-            Ok(Ok(answer)) => answer,
+        let answer = match chat(&spec.model, self.deadline, trace, call).await {
+            Err(LlmError::Deadline) => return Err(Failure::Deadline),
+            Err(source) => return Err(Failure::Llm(source)),
+            Ok(answer) => answer,
         };
-        trace.usage += answer.usage;
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         Ok(reply)
     }
 
+    /// One tool call, in an OpenTelemetry GenAI `execute_tool` span (its arguments are never
+    /// recorded: they may be sensitive).
     async fn call_tool(
+        &self,
+        call: &ToolCall,
+    ) -> Result<(String, ToolCallRecord), (ToolError, ToolCallRecord)> {
+        let span = tracing::info_span!(
+            "execute_tool",
+            "gen_ai.operation.name" = "execute_tool",
+            "gen_ai.tool.name" = %call.name,
+            "gen_ai.tool.call.id" = %call.id,
+        );
+        self.call_tool_in_span(call).instrument(span).await
+    }
+
+    async fn call_tool_in_span(
         &self,
         call: &ToolCall,
     ) -> Result<(String, ToolCallRecord), (ToolError, ToolCallRecord)> {
@@ -300,16 +322,27 @@ impl Run<'_> {
         let Some(route) = self.tools.route(&call.name) else {
             let known: Vec<&str> = self.tools.specs().iter().map(|s| s.name.as_str()).collect();
             let text = format!("unknown tool {}; available tools: {}", call.name, known.join(", "));
+            metrics::tool_call(None, &call.name, true, started.elapsed());
             finished(true, 0);
             return Ok((
                 text,
                 ToolCallRecord { tool: call.name.clone(), server: None, is_error: true, ms: 0 },
             ));
         };
+        if let Err(denied) = self.tools.authorize(&call.name, &route, &call.arguments) {
+            finished(true, 0);
+            let server = Some(route.source_name().to_owned());
+            return Ok((
+                denied.to_string(),
+                ToolCallRecord { tool: call.name.clone(), server, is_error: true, ms: 0 },
+            ));
+        }
         let outcome = self.tools.call(self.pool, &call.name, &route, &call.arguments, self.deadline).await;
-        let ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let ms = elapsed.as_millis() as u64;
         let is_error = outcome.as_ref().map_or(true, |o| o.is_error);
         let server = route.source_name().to_owned();
+        metrics::tool_call(Some(&server), &call.name, is_error, elapsed);
         tracing::info!(tool = %call.name, server = %server, is_error, ms, "tool call");
         finished(is_error, ms);
         let record = ToolCallRecord { tool: call.name.clone(), server: Some(server), is_error, ms };
@@ -319,6 +352,39 @@ impl Run<'_> {
             Err(e) => Err((e, record)),
         }
     }
+}
+
+/// One LLM call (`call`, to `model`) within `deadline` (`LlmError::Deadline` when it passes):
+/// its usage and time go to `trace`, and it is recorded once in the metrics, whoever calls.
+pub(crate) async fn chat(
+    model: &str,
+    deadline: Instant,
+    trace: &mut RunTrace,
+    call: impl Future<Output = Result<ChatResponse, LlmError>>,
+) -> Result<ChatResponse, LlmError> {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "chat",
+        "gen_ai.operation.name" = "chat",
+        "gen_ai.request.model" = model,
+        "gen_ai.usage.input_tokens" = tracing::field::Empty,
+        "gen_ai.usage.output_tokens" = tracing::field::Empty,
+    );
+    let answer = tokio::time::timeout_at(deadline.into(), call)
+        .instrument(span.clone())
+        .await
+        .unwrap_or(Err(LlmError::Deadline));
+    if let Ok(a) = &answer {
+        span.record("gen_ai.usage.input_tokens", a.usage.prompt_tokens);
+        span.record("gen_ai.usage.output_tokens", a.usage.completion_tokens);
+    }
+    let elapsed = started.elapsed();
+    trace.llm_time += elapsed;
+    metrics::llm_call(model, answer.as_ref().ok().map(|a| a.usage), elapsed);
+    if let Ok(a) = &answer {
+        trace.usage += a.usage;
+    }
+    answer
 }
 
 /// Why one LLM call did not give an answer, before the trace is attached.

@@ -100,14 +100,15 @@ impl OutputCheck {
         request.response_format = Some(&self.format);
         request.temperature = run.agent.temperature;
         request.max_tokens = run.agent.max_tokens;
+        // The transformer model (`TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL`) is the deployment's.
+        request.endpoint = if self.repair_model.is_some() { None } else { run.agent.provider.as_ref() };
         let answer =
-            match tokio::time::timeout_at(run.deadline.into(), run.llm.complete(request, run.deadline)).await
+            match super::chat(model, run.deadline, &mut trace, run.llm.complete(request, run.deadline)).await
             {
-                Err(_) | Ok(Err(LlmError::Deadline)) => return Err(AgentError::Deadline { trace }),
-                Ok(Err(source)) => return Err(AgentError::Llm { source, trace }),
-                Ok(Ok(answer)) => answer,
+                Err(LlmError::Deadline) => return Err(AgentError::Deadline { trace }),
+                Err(source) => return Err(AgentError::Llm { source, trace }),
+                Ok(answer) => answer,
             };
-        trace.usage += answer.usage;
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         let text = reply.content.clone().unwrap_or_default();

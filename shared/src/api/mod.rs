@@ -50,6 +50,18 @@ pub struct Deadline(pub Instant);
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// On a response: the registered agent the request ran, for its metrics' labels.
+#[derive(Debug, Clone)]
+pub struct AgentTag(pub Arc<crate::config::AgentConfig>);
+
+/// `resp` tagged with the agent `name`/`version` names, when it is a registered one.
+fn tag_agent(state: &AppState, name: &str, version: &str, mut resp: Response) -> Response {
+    if let Ok(agent) = state.find_agent(name, version) {
+        resp.extensions_mut().insert(AgentTag(agent));
+    }
+    resp
+}
+
 pub type SharedState = Arc<AppState>;
 
 /// Every endpoint, for the local server.
@@ -123,10 +135,26 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    // Every log line of the request carries these (JSON logs list the spans a line is in).
+    let caller = req.extensions().get::<Caller>().map_or("anonymous", |Caller(c)| c.as_str());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        %path,
+        caller = %caller,
+        agent = tracing::field::Empty,
+        version = tracing::field::Empty,
+    );
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let agent = resp.extensions().get::<AgentTag>().map(|t| (t.0.name.as_str(), t.0.version.as_str()));
+    crate::telemetry::metrics::request(agent, status, elapsed);
+    if let Some((name, version)) = agent {
+        span.record("agent", name).record("version", version);
+    }
+    let ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, duration_ms = ms, "request finished");
@@ -197,7 +225,7 @@ async fn invoke(
         Ok(body) => service::invoke::invoke(&state, &name, &version, &body, &opts).await,
         Err(e) => Err(e),
     };
-    match result {
+    let resp = match result {
         Ok(Answer::Invoke(invoked)) => {
             let mut r = Json(invoked.response).into_response();
             r.headers_mut().insert("x-cache", HeaderValue::from_static(invoked.cache.as_str()));
@@ -205,7 +233,8 @@ async fn invoke(
         }
         Ok(Answer::State(state)) => Json(state).into_response(),
         Err(e) => error_response(&e, &facts.request_id),
-    }
+    };
+    tag_agent(&state, &name, &version, resp)
 }
 
 async fn health(State(state): State<SharedState>) -> Json<types::Health> {
@@ -252,7 +281,7 @@ async fn tools(
     caller: Option<Extension<Caller>>,
 ) -> Response {
     let facts = RequestFacts::new(&state, rid, deadline, caller);
-    match service::catalog::tool_catalog(&state, &name, &version).await {
+    match service::catalog::tool_catalog(&state, &name, &version, &facts.caller).await {
         Ok(catalog) => Json(catalog).into_response(),
         Err(e) => error_response(&e, &facts.request_id),
     }

@@ -89,8 +89,9 @@ async fn stream(
     // What the client can fix is a plain 4xx, before any stream starts.
     let mut prepared = match invoke::prepare(&state, &name, &version, &facts.caller, &body).await {
         Ok(p) => p,
-        Err(e) => return error_response(&e, &facts.request_id),
+        Err(e) => return super::tag_agent(&state, &name, &version, error_response(&e, &facts.request_id)),
     };
+    let tag = super::AgentTag(prepared.agent.clone());
     // Chosen now, so the partial responses streamed during the run can name it.
     let session_id = prepared.input.session_id.get_or_insert_with(SessionId::generate).as_str().to_owned();
 
@@ -177,6 +178,7 @@ async fn stream(
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp.extensions_mut().insert(tag);
     resp
 }
 

@@ -17,7 +17,6 @@ use super::progress::Progress;
 use super::s3::Put;
 use super::snapshot::SnapshotReport;
 use super::{BackupError, BackupService, configs, state};
-use crate::store::metrics::{EMF_TARGET, NAMESPACE, emf_line_with_units};
 use crate::telemetry::error_chain;
 
 /// What to back up, and for whom.
@@ -225,19 +224,13 @@ impl BackupService {
     }
 }
 
-/// One EMF line: objects, bytes, keys, duration and failures of the run.
+/// The run's totals as metrics: objects, bytes, keys, duration and failures.
 fn emit_metrics(r: &BackupReport) {
-    let line = emf_line_with_units(
-        NAMESPACE,
-        &[
-            ("BackupObjects", r.objects as f64, "Count"),
-            ("BackupBytes", r.bytes as f64, "Bytes"),
-            ("BackupKeys", r.keys as f64, "Count"),
-            ("BackupDuration", r.duration_ms as f64, "Milliseconds"),
-            ("BackupFailures", r.failures as f64, "Count"),
-        ],
-        &[("Operation", "backup")],
-        crate::util::unix_ms(),
+    crate::telemetry::metrics::backup(
+        r.objects,
+        r.bytes,
+        r.keys,
+        std::time::Duration::from_millis(r.duration_ms),
+        r.failures,
     );
-    tracing::info!(target: EMF_TARGET, "{line}");
 }

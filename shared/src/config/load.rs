@@ -1,7 +1,7 @@
 //! Reading agent configs from disk: one file, or a folder of `*.yaml` / `*.yml` files.
 //!
-//! Owns the walk (recursive, sorted, dot-entries skipped, symlinks followed to a bounded depth)
-//! and turns I/O failures into [`ConfigError`]s naming the path. It must not interpret YAML:
+//! Owns the walk (recursive, sorted, dot-entries skipped, symlinks followed to a bounded depth),
+//! reading the tool policy files found on the way (`policies/*.cedar`, `*.cedarschema`), and turns I/O failures into [`ConfigError`]s naming the path. It must not interpret YAML:
 //! every file's text goes to [`parse_documents_in`], with the files beside it readable as sidecars, and every file's errors are
 //! collected.
 
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::error::{ConfigError, ConfigErrors};
 use crate::config::{ParseEnv, Parsed, parse_documents_in};
+use crate::governance::PolicyFile;
 
 /// The largest file beside a config that is read (a JSON Schema).
 const MAX_SIDECAR_BYTES: u64 = 1024 * 1024;
@@ -30,10 +31,12 @@ pub fn load_path(path: &Path) -> Result<Parsed, ConfigErrors> {
 pub fn load_path_with_vars(path: &Path, vars: &HashMap<String, String>) -> Result<Parsed, ConfigErrors> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
     let mut errors = Vec::new();
+    let mut policy_paths = Vec::new();
     let files = if meta.is_dir() {
         let mut files = Vec::new();
         walk(path, 0, &mut files, &mut errors);
         files.sort();
+        (files, policy_paths) = files.into_iter().partition(|f| !is_policy(f));
         if files.is_empty() && errors.is_empty() {
             errors.push(ConfigError {
                 source: path.display().to_string(),
@@ -48,6 +51,12 @@ pub fn load_path_with_vars(path: &Path, vars: &HashMap<String, String>) -> Resul
     };
 
     let mut parsed = Parsed::default();
+    for file in &policy_paths {
+        match read_policy(file) {
+            Ok(text) => parsed.policy_files.push(PolicyFile { source: file.display().to_string(), text }),
+            Err(e) => errors.push(io_error(file, &e)),
+        }
+    }
     for file in &files {
         let text = match std::fs::read_to_string(file) {
             Ok(text) => text,
@@ -120,7 +129,7 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, errors: &mut Vec<Con
         // `metadata` follows symlinks: a linked folder or file counts as what it points to.
         match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => walk(&path, depth + 1, files, errors),
-            Ok(_) if is_yaml(&path) => files.push(path),
+            Ok(_) if is_yaml(&path) || is_policy(&path) => files.push(path),
             Ok(_) => {}
             Err(e) => errors.push(io_error(&path, &e)),
         }
@@ -131,6 +140,18 @@ fn is_yaml(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
+/// A policy file's text (at most [`MAX_SIDECAR_BYTES`]).
+fn read_policy(path: &Path) -> std::io::Result<String> {
+    if std::fs::metadata(path)?.len() > MAX_SIDECAR_BYTES {
+        return Err(std::io::Error::other(format!("larger than {MAX_SIDECAR_BYTES} bytes")));
+    }
+    std::fs::read_to_string(path)
+}
+
+fn is_policy(path: &Path) -> bool {
+    PolicyFile::is_policy_path(&path.to_string_lossy())
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> ConfigError {

@@ -34,11 +34,13 @@ pub(crate) use template::is_header_name;
 pub use tree::{TreeError, yaml_to_json};
 pub use types::*;
 
-/// What a file (or folder) held: its agents, and the fields that were ignored.
+/// What a file (or folder) held: its agents, the fields that were ignored, and the policy files
+/// beside them (`policies/*.cedar`, not yet compiled: [`crate::governance::Policies::compile`]).
 #[derive(Debug, Clone, Default)]
 pub struct Parsed {
     pub agents: Vec<AgentConfig>,
     pub warnings: Vec<ConfigWarning>,
+    pub policy_files: Vec<crate::governance::PolicyFile>,
 }
 
 /// Parses every YAML document of `text` as one agent. `source` names the text in messages
@@ -82,5 +84,9 @@ pub fn parse_documents_in(source: &str, text: &str, env: &ParseEnv<'_>) -> Resul
     // Line order (stable: same-line messages keep the order they were found in).
     errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
     warnings.sort_by_key(|w| w.line.unwrap_or(usize::MAX));
-    if errors.is_empty() { Ok(Parsed { agents, warnings }) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(Parsed { agents, warnings, policy_files: Vec::new() })
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::error::{ConfigError, ConfigErrors};
 use crate::config::types::AgentConfig;
+use crate::governance::Policies;
 
 /// Loaded agents. Lookup is two `HashMap` probes (name, then version) with borrowed `&str`s,
 /// so a request never allocates to find its agent.
@@ -16,6 +17,8 @@ pub struct Registry {
     /// In the order given (load order: sorted files, then document order).
     agents: Vec<Arc<AgentConfig>>,
     by_name: HashMap<String, HashMap<String, Arc<AgentConfig>>>,
+    /// The tool policies loaded with these agents (empty: the globs alone decide).
+    policies: Policies,
 }
 
 impl Registry {
@@ -42,6 +45,16 @@ impl Registry {
             reg.agents.push(agent);
         }
         if errors.is_empty() { Ok(reg) } else { Err(ConfigErrors(errors)) }
+    }
+
+    /// These agents governed by `policies` (loaded from the same place).
+    pub fn with_policies(mut self, policies: Policies) -> Self {
+        self.policies = policies;
+        self
+    }
+
+    pub fn policies(&self) -> &Policies {
+        &self.policies
     }
 
     pub fn get(&self, name: &str, version: &str) -> Option<Arc<AgentConfig>> {

@@ -1,5 +1,5 @@
-//! Agent configs from S3: every `*.yaml` / `*.yml` object under `s3://bucket/prefix`, parsed
-//! exactly like local files, with the object's `s3://bucket/key` as the message source.
+//! Agent configs from S3: every `*.yaml` / `*.yml` object under `s3://bucket/prefix` (and the
+//! tool policies, `policies/*.cedar`), parsed exactly like local files, with the object's `s3://bucket/key` as the message source.
 //!
 //! Owns listing (paginated, sorted, dot-entries skipped), fetching, the ETag of every object,
 //! and refreshing after a TTL: the listing's ETags tell which objects changed, only those are
@@ -19,6 +19,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 
 use crate::config::error::{ConfigError, ConfigErrors, ConfigWarning};
 use crate::config::{ParseEnv, Parsed, Registry, parse_documents_in};
+use crate::governance::{Policies, PolicyFile};
 
 /// Objects larger than this are refused (an agent config is a few KiB).
 const MAX_OBJECT_BYTES: i64 = 1024 * 1024;
@@ -278,7 +279,15 @@ impl S3ConfigSource {
                 Ok(Fetched::Text { text, etag }) => {
                     self.parses.fetch_add(1, Ordering::Relaxed);
                     let env = ParseEnv { vars: &self.vars, sidecar: &s3_sidecar };
-                    match parse_documents_in(&source, &text, &env) {
+                    let parsed = if PolicyFile::is_policy_path(&key) {
+                        Ok(Parsed {
+                            policy_files: vec![PolicyFile { source: source.clone(), text }],
+                            ..Parsed::default()
+                        })
+                    } else {
+                        parse_documents_in(&source, &text, &env)
+                    };
+                    match parsed {
                         Ok(parsed) => {
                             changed.push(source);
                             fresh.insert(key, Arc::new(Object { etag, parsed }));
@@ -297,7 +306,9 @@ impl S3ConfigSource {
         }
         changed.sort();
         let agents = fresh.values().flat_map(|o| o.parsed.agents.iter().cloned()).collect();
-        let registry = Registry::new(agents)?;
+        let files: Vec<PolicyFile> =
+            fresh.values().flat_map(|o| o.parsed.policy_files.iter().cloned()).collect();
+        let registry = Registry::new(agents)?.with_policies(Policies::compile(&files)?);
         Ok((fresh, registry, changed))
     }
 
@@ -316,7 +327,9 @@ impl S3ConfigSource {
             for obj in page.contents() {
                 let Some(key) = obj.key() else { continue };
                 let rel = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
-                if !is_yaml(key) || rel.split('/').any(|part| part.starts_with('.')) {
+                if !(is_yaml(key) || PolicyFile::is_policy_path(rel))
+                    || rel.split('/').any(|part| part.starts_with('.'))
+                {
                     continue;
                 }
                 out.push((

@@ -175,6 +175,9 @@ pub struct AgentSpec {
     /// `max_iterations`, default 10, 1..=100.
     pub max_iterations: u32,
     pub mcp_servers: Vec<McpServerConfig>,
+    /// `provider` (our extension): this agent's own model endpoint and key source; `None`: the
+    /// deployment's (`TA_BASE_URL`), or Bedrock for a `bedrock:` model.
+    pub provider: Option<crate::llm::Endpoint>,
 }
 
 /// The closed set of MCP transports we can reach from a Lambda.

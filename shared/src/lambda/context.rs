@@ -4,7 +4,8 @@
 //! margin), makes API Gateway's request id the `x-request-id` when the client sent none, and
 //! logs who called (the caller id the authorizer put in the request context). It must not
 //! change what a route answers. [`require_api_key`] is the authorizer's check done in-process,
-//! for the function that no authorizer fronts (the streaming one, behind a function URL).
+//! by the streaming function as well as behind the REST API's authorizer (defence in depth, and
+//! the only check under `cargo lambda watch`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,14 +49,43 @@ pub fn authorizer_caller(ctx: &RequestContext) -> Option<String> {
         RequestContext::ApiGatewayV2(c) => {
             c.authorizer.as_ref()?.fields.get("caller")?.as_str().map(str::to_owned)
         }
+        #[cfg(feature = "rest")]
+        RequestContext::ApiGatewayV1(c) => c.authorizer.fields.get("caller")?.as_str().map(str::to_owned),
         #[allow(unreachable_patterns)]
         _ => None,
     }
 }
 
+/// Middleware around the whole router: a REST API puts its stage before the path
+/// (`/prod/{name}/{version}/sse`); the routes know the path without it.
+#[cfg(feature = "rest")]
+pub async fn strip_stage(mut req: Request, next: Next) -> Response {
+    if let Some(uri) = without_stage(&req) {
+        *req.uri_mut() = uri;
+    }
+    next.run(req).await
+}
+
+#[cfg(feature = "rest")]
+fn without_stage(req: &Request) -> Option<axum::http::Uri> {
+    let Some(RequestContext::ApiGatewayV1(c)) = req.extensions().get::<RequestContext>() else { return None };
+    let stage = c.stage.as_deref()?;
+    let rest = req.uri().path().strip_prefix('/')?.strip_prefix(stage)?;
+    if !rest.starts_with('/') {
+        return None;
+    }
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    path_and_query.parse().ok()
+}
+
 fn apigw_request_id(ctx: &RequestContext) -> Option<String> {
     match ctx {
         RequestContext::ApiGatewayV2(c) => c.request_id.clone(),
+        #[cfg(feature = "rest")]
+        RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -89,7 +119,9 @@ pub async fn lambda_context(State(margin): State<Duration>, mut req: Request, ne
         run_budget_ms = remaining_ms,
         "invocation"
     );
-    next.run(req).await
+    let resp = next.run(req).await;
+    crate::telemetry::metrics::max_rss();
+    resp
 }
 
 /// `name/version` of the agent a path like `/{name}/{version}[/…]` names.

@@ -91,6 +91,7 @@ pub async fn boot_with(
         service.bucket()?;
     }
     tracing::info!(job = job.name(), "cold start finished");
+    crate::telemetry::init_finished();
     Ok(Arc::new(JobApp { service, settings, env, secrets, sdk }))
 }
 
@@ -186,22 +187,29 @@ pub async fn handle_restore(
     run.await.map_err(|e| diagnostic(&e))
 }
 
-/// Serves `job`'s events until the runtime stops.
+/// Serves `job`'s events until the runtime stops; with the EMF exporter installed, its
+/// metrics are flushed after each event.
 pub async fn run(job: Job, app: Arc<JobApp>) -> Result<(), lambda_runtime::Error> {
+    use lambda_runtime::layers::TracingLayer;
+    use lambda_runtime::tower::util::option_layer;
+    let metrics =
+        crate::telemetry::emf::collector().map(metrics_cloudwatch_embedded::lambda::MetricsLayer::new);
     match job {
         Job::Backup => {
-            Box::pin(lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| {
+            let handler = service_fn(move |event: LambdaEvent<EventBridgeEvent>| {
                 let app = app.clone();
                 async move { handle_backup(&app, event).await }
-            })))
-            .await
+            });
+            let runtime = lambda_runtime::Runtime::new(handler).layer(TracingLayer::new());
+            Box::pin(runtime.layer(option_layer(metrics)).run()).await
         }
         Job::Restore => {
-            Box::pin(lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+            let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
                 let app = app.clone();
                 async move { handle_restore(&app, event).await }
-            })))
-            .await
+            });
+            let runtime = lambda_runtime::Runtime::new(handler).layer(TracingLayer::new());
+            Box::pin(runtime.layer(option_layer(metrics)).run()).await
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod authorizer;
 pub mod context;
 #[cfg(feature = "backup")]
 pub mod job;
+pub mod probe;
 
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ pub enum Endpoint {
     Tools,
     /// `GET /oauth/callback` (an authorization server sends the caller's browser here)
     OAuthCallback,
+    /// The scheduled MCP probe: no HTTP route, its events are EventBridge's ([`probe`]).
+    McpProbe,
 }
 
 impl Endpoint {
@@ -57,6 +60,7 @@ impl Endpoint {
             Endpoint::Ready => api::ready_router(),
             Endpoint::Tools => api::tools_router(),
             Endpoint::OAuthCallback => api::oauth_callback_router(),
+            Endpoint::McpProbe => Router::new(),
         }
     }
 
@@ -64,14 +68,18 @@ impl Endpoint {
     fn runs_agents(self) -> bool {
         match self {
             Endpoint::Invoke | Endpoint::Stream => true,
-            Endpoint::Health | Endpoint::Ready | Endpoint::Tools | Endpoint::OAuthCallback => false,
+            Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::Tools
+            | Endpoint::OAuthCallback
+            | Endpoint::McpProbe => false,
         }
     }
 
     fn uses_tools(self) -> bool {
         match self {
             Endpoint::Invoke | Endpoint::Stream | Endpoint::Tools => true,
-            Endpoint::Health | Endpoint::Ready | Endpoint::OAuthCallback => false,
+            Endpoint::Health | Endpoint::Ready | Endpoint::OAuthCallback | Endpoint::McpProbe => false,
         }
     }
 
@@ -96,17 +104,37 @@ pub fn api_key_authorizer(
 /// Builds `endpoint`'s app from the process environment: call once, before `lambda_http::run`.
 pub async fn boot(endpoint: Endpoint) -> Result<Router, BootError> {
     let env = Env::process();
-    let app = match Settings::read(&env) {
+    let settings = Settings::read(&env);
+    let booted = boot_process(endpoint, &env, settings).await;
+    booted.map(|(state, auth, settings)| app(endpoint, state, &settings.lambda, auth))
+}
+
+/// The state `endpoint` runs on, from the process environment (a function without HTTP
+/// routes, such as [`probe`]).
+pub async fn boot_state(endpoint: Endpoint) -> Result<SharedState, BootError> {
+    let env = Env::process();
+    let settings = Settings::read(&env);
+    boot_process(endpoint, &env, settings).await.map(|(state, ..)| state)
+}
+
+type Booted = (SharedState, Option<Arc<ApiKeyAuthorizer>>, Settings);
+
+async fn boot_process(
+    endpoint: Endpoint,
+    env: &Env,
+    settings: Result<Settings, SettingsError>,
+) -> Result<Booted, BootError> {
+    let booted = match settings {
         Ok(settings) => {
             let (secrets, sdk) = bootstrap::build_secrets(&settings).await;
-            boot_inner(endpoint, &env, &settings, secrets, sdk).await
+            boot_inner(endpoint, env, &settings, secrets, sdk).await.map(|(s, a)| (s, a, settings))
         }
         Err(e) => Err(e.into()),
     };
-    if let Err(e) = &app {
+    if let Err(e) = &booted {
         tracing::error!(error = %error_chain(e), endpoint = ?endpoint, "cold start failed");
     }
-    app
+    booted
 }
 
 /// [`boot`] with the environment and secret store given (tests, other hosts).
@@ -116,7 +144,18 @@ pub async fn boot_with(
     secrets: Arc<dyn SecretStore>,
 ) -> Result<Router, BootError> {
     let settings = Settings::read(env)?;
-    boot_inner(endpoint, env, &settings, secrets, None).await
+    let (state, auth) = boot_inner(endpoint, env, &settings, secrets, None).await?;
+    Ok(app(endpoint, state, &settings.lambda, auth))
+}
+
+/// [`boot_state`] with the environment and secret store given (tests, other hosts).
+pub async fn boot_state_with(
+    endpoint: Endpoint,
+    env: &Env,
+    secrets: Arc<dyn SecretStore>,
+) -> Result<SharedState, BootError> {
+    let settings = Settings::read(env)?;
+    boot_inner(endpoint, env, &settings, secrets, None).await.map(|(state, _)| state)
 }
 
 async fn boot_inner(
@@ -125,14 +164,20 @@ async fn boot_inner(
     settings: &Settings,
     secrets: Arc<dyn SecretStore>,
     sdk: Option<aws_config::SdkConfig>,
-) -> Result<Router, BootError> {
+) -> Result<(SharedState, Option<Arc<ApiKeyAuthorizer>>), BootError> {
     let (agents, warnings) = bootstrap::load_agents(settings, env, sdk).await?;
     for w in &warnings {
         tracing::warn!(warning = %w, "config");
     }
     let llm: Arc<dyn crate::llm::LlmClient> = if endpoint.runs_agents() {
         // `TA_API_KEY`, or the secret `TA_API_KEY_SECRET` names (re-read once on a 401).
-        bootstrap::build_llm(settings, secrets.clone(), OfflinePolicy::Refuse).await?
+        bootstrap::build_llm(
+            settings,
+            secrets.clone(),
+            OfflinePolicy::Refuse,
+            bootstrap::needs_default_llm(&agents.current()),
+        )
+        .await?
     } else {
         // No route of this function reaches the model: it gets none to configure.
         Arc::new(Llm::Offline(OfflineModel))
@@ -154,7 +199,32 @@ async fn boot_inner(
         llm = %state.llm.describe(),
         "cold start finished"
     );
-    Ok(app(endpoint, state, &settings.lambda, auth))
+    crate::telemetry::init_finished();
+    Ok((state, auth))
+}
+
+/// Serves `app`'s invocations until the runtime stops; with the EMF exporter installed
+/// ([`crate::telemetry::init_lambda`]) its metrics are flushed after each one.
+pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
+    match crate::telemetry::emf::collector() {
+        Some(collector) => metrics_cloudwatch_embedded::lambda::service::run_http(collector, app).await,
+        None => lambda_http::run(app).await,
+    }
+}
+
+/// [`run`] for a streamed response (the SSE function). Metrics recorded after the response
+/// started (the rest of the run) are flushed with the next invocation's.
+pub async fn run_streaming(app: Router) -> Result<(), lambda_http::Error> {
+    match crate::telemetry::emf::collector() {
+        Some(collector) => {
+            lambda_http::streaming_runtime(app)
+                .layer(lambda_http::lambda_runtime::layers::TracingLayer::new())
+                .layer(metrics_cloudwatch_embedded::lambda::MetricsLayer::new(collector))
+                .run()
+                .await
+        }
+        None => lambda_http::run_with_streaming_response(app).await,
+    }
 }
 
 /// The endpoint's router with the Lambda glue around it.
@@ -173,10 +243,14 @@ pub fn app(
     if let Some(auth) = auth {
         router = router.layer(middleware::from_fn_with_state(auth, context::require_api_key));
     }
-    router
+    let app = router
         .layer(middleware::from_fn(api::request_context))
         .layer(middleware::from_fn_with_state(lambda.deadline_margin, context::lambda_context))
-        .with_state(state)
+        .with_state(state);
+    // A REST API's stage leaves the path before routing (a layer inside the router runs after).
+    #[cfg(feature = "rest")]
+    let app = Router::new().fallback_service(app).layer(middleware::from_fn(context::strip_stage));
+    app
 }
 
 #[cfg(test)]

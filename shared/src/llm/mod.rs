@@ -9,12 +9,19 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "bedrock")]
+pub mod bedrock;
 pub mod offline;
 pub mod openai;
+mod providers;
+pub mod retry;
 mod rotating;
 
+#[cfg(feature = "bedrock")]
+pub use bedrock::BedrockClient;
 pub use offline::OfflineModel;
 pub use openai::{ClientError, OpenAiClient, OpenAiSettings};
+pub use providers::{BedrockSettings, Endpoint, Provider, Providers};
 pub use rotating::{KeyError, RotatingKeyLlm};
 
 /// Who wrote a message.
@@ -132,6 +139,8 @@ pub struct ChatRequest<'a> {
     pub reasoning_effort: Option<&'a str>,
     /// Structured output: the answer must be JSON valid against this schema.
     pub response_format: Option<&'a ResponseFormat>,
+    /// The agent's own provider (`spec.agent.provider`); `None`: chosen by the model name.
+    pub endpoint: Option<&'a Endpoint>,
 }
 
 impl<'a> ChatRequest<'a> {
@@ -145,6 +154,7 @@ impl<'a> ChatRequest<'a> {
             max_tokens: None,
             reasoning_effort: None,
             response_format: None,
+            endpoint: None,
         }
     }
 }
@@ -188,10 +198,11 @@ pub enum LlmError {
     Status { status: u16, body: String, attempts: u32 },
     #[error("LLM rejected the API key (HTTP {status})")]
     Unauthorized { status: u16 },
+    /// The transport failed (connect, TLS, a broken answer body), or the SDK's dispatch did.
     #[error("LLM unreachable after {attempts} attempt(s)")]
     Connect {
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
         attempts: u32,
     },
     #[error("LLM call timed out after {attempts} attempt(s)")]
@@ -202,6 +213,12 @@ pub enum LlmError {
     Encode(#[source] serde_json::Error),
     #[error("request deadline reached while waiting for the LLM")]
     Deadline,
+    /// The key secret an agent's `provider.api_key_secret` names could not be read.
+    #[error("the LLM key secret {secret} could not be read")]
+    KeyUnavailable { secret: String },
+    /// The provider cannot take something the request holds (e.g. an image by URL on Bedrock).
+    #[error("the LLM provider cannot take {what}")]
+    Unsupported { what: &'static str },
     /// A streamed answer broke off before any of its text had been handed on; retried like a
     /// connection error. `source` is the transport or parse error, if there was one (a stream
     /// may also just end early).

@@ -22,6 +22,7 @@ use super::{McpError, McpPool};
 use crate::config::McpServerConfig;
 use crate::llm::ToolSpec;
 use crate::store::{CatalogCache, CatalogEntry, CatalogKey, CatalogLookup, CatalogSettings, lookup_catalog};
+use crate::telemetry::metrics;
 
 pub(super) struct SharedCatalog {
     pub(super) cache: Arc<dyn CatalogCache>,
@@ -86,6 +87,7 @@ impl McpPool {
         conn: &Arc<ServerConn>,
     ) -> Result<(Vec<rmcp::model::Tool>, Duration, Option<u64>), McpError> {
         let Some(shared) = &self.inner.shared else {
+            metrics::catalog_lookup(&conn.cfg.name, "miss");
             let listed = self.list(conn, None).await?;
             return Ok((listed.tools, Duration::ZERO, listed.ttl_ms));
         };
@@ -93,7 +95,14 @@ impl McpPool {
         let headers = self.render_headers(conn).await?;
         let url = conn.cfg.url.as_str();
         let keys = [CatalogKey::new(url, &headers.scope()), CatalogKey::public(url)];
-        let entry = match lookup_catalog(shared.cache.as_ref(), &keys, &shared.settings).await {
+        let lookup = lookup_catalog(shared.cache.as_ref(), &keys, &shared.settings).await;
+        let result = match &lookup {
+            CatalogLookup::Fresh(_) => "hit",
+            CatalogLookup::Stale { .. } => "stale",
+            CatalogLookup::Missing => "miss",
+        };
+        metrics::catalog_lookup(&conn.cfg.name, result);
+        let entry = match lookup {
             CatalogLookup::Fresh(entry) => entry,
             CatalogLookup::Stale { entry, refresh } => {
                 if refresh {

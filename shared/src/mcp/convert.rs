@@ -178,6 +178,7 @@ mod tests {
           "name": "fs_read_file",
           "description": "Read a file",
           "parameters": {
+            "type": "object",
             "properties": {
               "path": {
                 "type": "string"
@@ -185,8 +186,7 @@ mod tests {
             },
             "required": [
               "path"
-            ],
-            "type": "object"
+            ]
           }
         }
         "#);

@@ -29,6 +29,8 @@ use super::{McpError, ToolRoute};
 use crate::config::McpServerConfig;
 use crate::secrets::SecretStore;
 use crate::store::{CatalogCache, CatalogSettings};
+use crate::telemetry::metrics;
+use tracing::Instrument;
 
 pub(super) type Client = RunningService<RoleClient, TealClient>;
 
@@ -117,6 +119,8 @@ pub(super) struct ServerConn {
     pub(super) token: StdMutex<Option<secrecy::SecretString>>,
     pub(super) client: Mutex<Option<Arc<Live>>>,
     pub(super) catalog: Mutex<Option<Arc<Catalog>>>,
+    /// A client was set up before: the next one is a reconnect (metrics).
+    connected: std::sync::atomic::AtomicBool,
 }
 
 impl ServerConn {
@@ -127,6 +131,7 @@ impl ServerConn {
             token: StdMutex::new(None),
             client: Mutex::new(None),
             catalog: Mutex::new(None),
+            connected: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -376,7 +381,19 @@ impl McpPool {
         {
             return Ok(c.clone());
         }
-        let live = Arc::new(self.connect(conn, headers, refused).await?);
+        // A root span: the client's background tasks outlive this request, and would otherwise
+        // keep its spans (and their traces) open for as long as the connection lives.
+        let span = tracing::info_span!(parent: None, "mcp_connect", server = %conn.cfg.name);
+        let live = match self.connect(conn, headers, refused).instrument(span).await {
+            Ok(live) => Arc::new(live),
+            Err(e) => {
+                metrics::mcp_connection_failure(&conn.cfg.name);
+                return Err(e);
+            }
+        };
+        if conn.connected.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            metrics::mcp_reconnect(&conn.cfg.name);
+        }
         *slot = Some(live.clone());
         Ok(live)
     }

@@ -10,9 +10,10 @@
 //! see.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
+use tracing::Instrument;
 
 use crate::Error;
 use crate::agent::{OutputCheck, Run, RunEvent, RunReport, Sequential, TaskInputs};
@@ -23,6 +24,7 @@ use crate::llm::Message;
 use crate::service::AppState;
 use crate::service::task::{TaskTurn, invoke_task};
 use crate::store::{CacheKey, SessionId};
+use crate::telemetry::metrics;
 
 /// How the response cache treated one request (`x-cache` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,7 @@ pub async fn prepare(
     if let Some(limiter) = &state.rate_limiter {
         let decision = limiter.check(caller).await;
         if !decision.allowed {
+            metrics::rate_limited(&agent.name, &agent.version);
             return Err(Error::RateLimited {
                 retry_after_secs: decision.retry_after.as_secs_f64().ceil() as u64,
             });
@@ -164,7 +167,8 @@ pub async fn run(
         hit.set_extra("cached", "true");
         let mut turn = input.messages;
         turn.push(Message::assistant(hit.output_raw.clone()));
-        keep_turn(state, &session, &turn, continues, &mut hit).await?;
+        keep_turn(state, &agent, &session, &turn, continues, &mut hit).await?;
+        metrics::cache(&agent.name, &agent.version, CacheStatus::Hit.as_str());
         tracing::info!(agent = %agent.name, version = %agent.version, "served from the response cache");
         return Ok(Invoked { response: hit, cache: CacheStatus::Hit });
     }
@@ -173,13 +177,34 @@ pub async fn run(
     let context = input.context;
     let conversation = context.into_iter().chain(conversation).collect();
     // A streaming caller (one that takes events) gets the answer's text as it is written.
-    let RunReport { output, trace, structured, .. } =
-        execute(state, &agent, conversation, inputs, opts.deadline, opts.on_event, opts.on_event.is_some())
-            .await?;
+    // The OpenTelemetry GenAI `invoke_agent` span; the run's chat and execute_tool spans nest in it.
+    let span = tracing::info_span!(
+        "invoke_agent",
+        "gen_ai.operation.name" = "invoke_agent",
+        "gen_ai.agent.name" = %agent.name,
+        "gen_ai.agent.version" = %agent.version,
+        "gen_ai.conversation.id" = %session.as_str(),
+        "enduser.id" = %opts.caller,
+    );
+    let RunReport { output, trace, structured, .. } = execute(
+        state,
+        &agent,
+        conversation,
+        inputs,
+        opts.caller,
+        opts.deadline,
+        opts.on_event,
+        opts.on_event.is_some(),
+    )
+    .instrument(span)
+    .await?;
 
     let mut turn = input.messages;
     turn.push(Message::assistant(output.clone()));
     let kept = state.sessions.append(&session, &turn).await;
+    if kept.is_ok() {
+        metrics::session_written(&agent.name, &agent.version);
+    }
     tracing::info!(
         agent = %agent.name,
         version = %agent.version,
@@ -216,18 +241,23 @@ pub async fn run(
         }
         None => CacheStatus::Bypass,
     };
+    metrics::cache(&agent.name, &agent.version, cache.as_str());
     Ok(Invoked { response, cache })
 }
 
 /// Keeps a finished turn in the session store; see [`history_kept`] for a store that fails.
 async fn keep_turn(
     state: &AppState,
+    agent: &AgentConfig,
     session: &SessionId,
     turn: &[Message],
     continues: bool,
     response: &mut InvokeResponse,
 ) -> Result<(), Error> {
     let kept = state.sessions.append(session, turn).await;
+    if kept.is_ok() {
+        metrics::session_written(&agent.name, &agent.version);
+    }
     history_kept(kept, continues, response)
 }
 
@@ -266,19 +296,22 @@ fn cache_key(agent: &AgentConfig, body: &[u8]) -> Option<CacheKey> {
 }
 
 /// Runs `agent` over `conversation`: its one agent (Chat), or its tasks in order (Sequential),
-/// with every agent's tools and the output type checked when there is one. The tools of every
+/// with every agent's tools (as the tool policies let `caller` have them) and the output type
+/// checked when there is one. The tools of every
 /// agent are gathered before the first LLM call, so a server that is down fails the request
 /// before any token is spent.
+#[allow(clippy::too_many_arguments)] // the request's facts, each used once; a struct would only rename them
 pub(crate) async fn execute(
     state: &AppState,
     agent: &AgentConfig,
     conversation: Vec<Message>,
     inputs: TaskInputs,
+    caller: &str,
     deadline: Instant,
     on_event: Option<&(dyn Fn(RunEvent) + Send + Sync)>,
     stream: bool,
 ) -> Result<RunReport, Error> {
-    let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(spec))).await?;
+    let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(agent, spec, caller))).await?;
     let output =
         agent.output.as_ref().map(|t| OutputCheck::new(t, state.settings.structured_output_model.clone()));
     let no_events = |_: RunEvent| {};
@@ -295,7 +328,7 @@ pub(crate) async fn execute(
                 output: output.as_ref(),
                 stream,
             };
-            run.execute(conversation).await?
+            run.execute(conversation).await.map_err(Error::from)
         }
         AgentKind::Sequential => {
             let seq = Sequential {
@@ -308,8 +341,16 @@ pub(crate) async fn execute(
                 stream,
                 output: output.as_ref(),
             };
-            seq.execute(conversation, inputs).await?
+            seq.execute(conversation, inputs).await.map_err(Error::from)
         }
     };
-    Ok(report)
+    let trace = match &report {
+        Ok(r) => Some(&r.trace),
+        Err(e) => e.trace(),
+    };
+    if let Some(t) = trace {
+        let tools: u64 = t.tool_calls.iter().map(|c| c.ms).sum();
+        metrics::run_times(&agent.name, &agent.version, t.llm_time, Duration::from_millis(tools));
+    }
+    report
 }

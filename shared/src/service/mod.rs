@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod invoke;
 pub mod openapi;
+pub mod probe;
 pub mod ready;
 pub mod task;
 
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::config::{AgentConfig, AgentSource, AgentSpec, Registry};
+use crate::governance::Gate;
 use crate::llm::LlmClient;
 use crate::mcp::McpPool;
 use crate::store::{RateLimiter, RedisConnection, ResponseCache, SessionStore, TaskStore};
@@ -79,9 +81,15 @@ impl AppState {
         self.agents.current()
     }
 
-    /// What one agent of a config may call this request: its MCP tools (listed through the
-    /// warm pool) and its remote plugins, without held tools.
-    pub async fn toolbox(&self, spec: &Arc<AgentSpec>) -> Result<Toolbox, Error> {
+    /// What one agent (`spec`) of `config` may call this request: its MCP tools (listed through
+    /// the warm pool) and its remote plugins, without held tools, governed by the registry's
+    /// tool policies for `caller`.
+    pub async fn toolbox(
+        &self,
+        config: &AgentConfig,
+        spec: &Arc<AgentSpec>,
+        caller: &str,
+    ) -> Result<Toolbox, Error> {
         let mcp = self.mcp.agent_tools(spec).await.map_err(Error::from)?;
         let mut plugins = Vec::with_capacity(spec.remote_plugins.len());
         for name in &spec.remote_plugins {
@@ -93,7 +101,8 @@ impl AppState {
                 }
             }
         }
-        Ok(Toolbox::new(mcp, plugins, &self.held_tools, Some(self.secrets.clone())))
+        let gate = Gate::new(self.registry().policies(), caller, &config.name, &config.version);
+        Ok(Toolbox::new(mcp, plugins, &self.held_tools, Some(self.secrets.clone())).governed(gate))
     }
 
     /// The agent `name`/`version` (after a refresh of stale S3 configs), or 404 listing the

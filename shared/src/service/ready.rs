@@ -1,12 +1,9 @@
-//! Readiness: a real round trip to every configured MCP server (an uncached `tools/list`), the
+//! Readiness: a real round trip to every configured MCP server ([`super::probe`]), the
 //! session store and Redis, concurrently. Failures are named in the result and logged; the
 //! route turns "not ready" into a 503.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::time::Instant;
-
-use futures::future::join_all;
 
 use crate::api::types::{Check, Readiness};
 use crate::service::AppState;
@@ -14,21 +11,7 @@ use crate::telemetry::error_chain;
 
 /// Checks every distinct MCP server of every agent, the session store and Redis.
 pub async fn readiness(state: &AppState) -> Readiness {
-    let registry = state.registry();
-    let mut seen = HashSet::new();
-    let servers: Vec<_> = registry
-        .iter()
-        .flat_map(|agent| agent.mcp_servers())
-        .filter(|s| seen.insert((s.name.as_str(), s.url.as_str())))
-        .collect();
-    let mcp = join_all(servers.iter().map(|s| {
-        timed(format!("mcp:{}", s.name), async move {
-            state.mcp.check(s).await.map(Some).map_err(|e| {
-                tracing::warn!(server = %s.name, error = %error_chain(&e), "readiness check failed");
-                error_chain(&e)
-            })
-        })
-    }));
+    let mcp = super::probe::probe(state);
     let sessions = timed(format!("sessions:{}", state.sessions.backend()), async {
         state.sessions.ping().await.map(|()| None).map_err(|e| error_chain(&e))
     });

@@ -74,7 +74,8 @@ pub async fn invoke_task(
     let mut conversation: Vec<Message> = input.context.into_iter().collect();
     conversation.extend(history(&task));
     let inputs = TaskInputs { fields: input.fields, image: input.image };
-    let report = execute(state, agent, conversation, inputs, turn.deadline, turn.on_event, false).await;
+    let report =
+        execute(state, agent, conversation, inputs, turn.user_id, turn.deadline, turn.on_event, false).await;
     let RunReport { output, trace, .. } = match report {
         Ok(r) => r,
         Err(e) => {

@@ -23,7 +23,8 @@ use url::Url;
 
 use crate::api::ApiSettings;
 use crate::config::s3::ConfigLocation;
-use crate::llm::OpenAiSettings;
+use crate::llm::retry::RetryPolicy;
+use crate::llm::{BedrockSettings, OpenAiSettings};
 use crate::mcp::McpSettings;
 use crate::secrets::{SecretsBackend, SecretsManagerSettings};
 use crate::store::{CacheSettings, CatalogSettings, RateLimitSettings, RedisSettings, StoreSettings};
@@ -241,6 +242,8 @@ pub struct Settings {
     pub stores: StoreSettings,
     /// `None`: no LLM configured (neither `TA_API_KEY`, `TA_API_KEY_SECRET` nor `TA_BASE_URL`).
     pub llm: Option<LlmSettings>,
+    /// Amazon Bedrock, for agents whose `model` is `bedrock:<model-id>`.
+    pub bedrock: BedrockSettings,
     pub secrets: SecretsSettings,
     pub lambda: LambdaSettings,
     /// `TA_AWS_ENDPOINT_URL`: an endpoint override for the AWS SDK (moto, LocalStack).
@@ -272,6 +275,7 @@ impl Settings {
             mcp: McpSettings { catalog_ttl: stores.catalog.fresh_for },
             stores,
             llm: read_llm(env)?,
+            bedrock: read_bedrock(env)?,
             secrets: read_secrets(env)?,
             lambda: read_lambda(env)?,
             aws_endpoint_url: env.var("TA_AWS_ENDPOINT_URL").map(str::to_owned),
@@ -316,6 +320,25 @@ fn read_llm(env: &Env) -> Result<Option<LlmSettings>, SettingsError> {
     endpoint.timeout = env.fractional_secs("TA_LLM_TIMEOUT", endpoint.timeout)?;
     endpoint.max_retries = env.count("TA_LLM_MAX_RETRIES", endpoint.max_retries)?;
     Ok(Some(LlmSettings { endpoint, key }))
+}
+
+/// `TA_BEDROCK_ENDPOINT_URL` (an absolute http(s) URL), `TA_BEDROCK_REGION`, and the retry
+/// rules of `TA_LLM_TIMEOUT` / `TA_LLM_MAX_RETRIES` shared with the OpenAI-compatible endpoint.
+fn read_bedrock(env: &Env) -> Result<BedrockSettings, SettingsError> {
+    let d = OpenAiSettings::new(
+        Url::parse(crate::llm::openai::DEFAULT_BASE_URL)
+            .map_err(|e| SettingsError::Unusable { name: "TA_BASE_URL", detail: e.to_string() })?,
+    )
+    .retry_policy();
+    Ok(BedrockSettings {
+        endpoint_url: env.http_url("TA_BEDROCK_ENDPOINT_URL")?.map(|u| u.to_string()),
+        region: env.var("TA_BEDROCK_REGION").map(str::to_owned),
+        retry: RetryPolicy {
+            timeout: env.fractional_secs("TA_LLM_TIMEOUT", d.timeout)?,
+            max_retries: env.count("TA_LLM_MAX_RETRIES", d.max_retries)?,
+            ..d
+        },
+    })
 }
 
 /// `TA_SECRETS_BACKEND=env|secretsmanager`; unset: Secrets Manager when an AWS region is

@@ -19,7 +19,6 @@ mod build;
 mod cache;
 mod catalog;
 mod memory;
-pub mod metrics;
 mod ratelimit;
 mod redis;
 mod tasks;

@@ -1,9 +1,36 @@
-//! Logging: JSON lines through `tracing`, one subscriber per process.
+//! Logs and metrics: JSON lines through `tracing`, one subscriber per process; every metric
+//! through [`metrics`], exported as EMF in Lambda ([`emf`]) or Prometheus text locally
+//! (`prometheus`, feature `prometheus`).
 //!
-//! Owns the subscriber set-up only. Secrets never reach a log line because they are
+//! Owns the subscriber and exporter set-up. Secrets never reach a log line because they are
 //! `SecretString`s everywhere else; nothing here filters text.
 
+pub mod emf;
+pub mod metrics;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use tracing_subscriber::EnvFilter;
+
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// A Lambda function's first call: JSON logs, the EMF exporter, and the start of its init
+/// (for [`init_finished`]).
+pub fn init_lambda() {
+    STARTED.get_or_init(Instant::now);
+    init_json_logs();
+    emf::install();
+}
+
+/// Records the init duration (since [`init_lambda`]); call once, when the function is ready.
+pub fn init_finished() {
+    if let Some(started) = STARTED.get() {
+        metrics::init_duration(started.elapsed());
+    }
+}
 
 /// Installs a JSON subscriber filtered by `RUST_LOG` (default `info`, rmcp at `warn`). Safe to call twice: the
 /// second call does nothing.
@@ -13,7 +40,7 @@ pub fn init_json_logs() {
         .json()
         .with_env_filter(filter)
         .with_current_span(true)
-        .with_span_list(false)
+        .with_span_list(true)
         .with_target(false)
         .try_init();
 }

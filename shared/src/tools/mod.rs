@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use secrecy::ExposeSecret;
 
+use crate::governance::{Denied, Gate};
 use crate::llm::ToolSpec;
 use crate::mcp::{AgentTools, McpError, McpPool, ToolOutcome, ToolRoute};
 use crate::secrets::{SecretError, SecretStore};
@@ -65,6 +66,14 @@ impl Route<'_> {
         }
     }
 
+    /// The tool's own name at its source (`namespaced` is the name the model sees).
+    pub fn tool_name<'n>(&'n self, namespaced: &'n str) -> &'n str {
+        match self {
+            Route::Mcp(r) => r.tool_name(),
+            Route::Plugin(_) => namespaced.split_once('-').map_or(namespaced, |(_, f)| f),
+        }
+    }
+
     /// `mcp:NAME` or `plugin:NAME`, as [`ToolError::upstream`] names it.
     pub fn upstream(&self) -> String {
         match self {
@@ -82,6 +91,8 @@ pub struct Toolbox {
     plugins: Arc<[Arc<RemotePlugin>]>,
     /// Where the plugins' header secrets are read (`None` without plugins).
     secrets: Option<Arc<dyn SecretStore>>,
+    /// The tool policies for this request's caller (`None`: no policies, the globs decide).
+    gate: Option<Arc<Gate>>,
 }
 
 impl Toolbox {
@@ -94,7 +105,7 @@ impl Toolbox {
         secrets: Option<Arc<dyn SecretStore>>,
     ) -> Self {
         if plugins.is_empty() && !mcp.specs.iter().any(|s| is_held(&mcp, s, held)) {
-            return Self { specs: mcp.specs.clone(), mcp, plugins: Arc::from([]), secrets };
+            return Self { specs: mcp.specs.clone(), mcp, plugins: Arc::from([]), secrets, gate: None };
         }
         let mut specs: Vec<ToolSpec> =
             mcp.specs.iter().filter(|s| !is_held(&mcp, s, held)).cloned().collect();
@@ -110,7 +121,32 @@ impl Toolbox {
                 specs.push(spec.clone());
             }
         }
-        Self { specs: specs.into(), mcp, plugins: plugins.into(), secrets }
+        Self { specs: specs.into(), mcp, plugins: plugins.into(), secrets, gate: None }
+    }
+
+    /// This toolbox under `gate`: the tools the caller may not list are no longer offered, and
+    /// every call is asked first ([`Toolbox::authorize`]).
+    pub fn governed(mut self, gate: Option<Gate>) -> Self {
+        let Some(gate) = gate else { return self };
+        let allowed: Vec<ToolSpec> = self
+            .specs
+            .iter()
+            .filter(|s| {
+                self.route(&s.name).is_some_and(|r| gate.may_list(r.source_name(), r.tool_name(&s.name)))
+            })
+            .cloned()
+            .collect();
+        self.specs = allowed.into();
+        self.gate = Some(Arc::new(gate));
+        self
+    }
+
+    /// Whether the policies let this call through `route` go out (always, without policies).
+    pub fn authorize(&self, name: &str, route: &Route<'_>, arguments: &str) -> Result<(), Denied> {
+        match &self.gate {
+            None => Ok(()),
+            Some(gate) => gate.authorize(name, route.source_name(), route.tool_name(name), arguments),
+        }
     }
 
     /// What the model is offered.

@@ -684,7 +684,8 @@ async fn configs_that_share_the_backup_bucket_never_back_up_earlier_backups() {
 }
 
 #[tokio::test]
-async fn every_run_logs_one_summary_line_and_one_metrics_line() {
+async fn every_run_logs_one_summary_line_and_records_its_metrics() {
+    emf_metrics();
     let rig = Rig::start().await;
     fill_configs(&rig).await;
     fill_redis(&rig.conn, 5).await;
@@ -716,22 +717,19 @@ async fn every_run_logs_one_summary_line_and_one_metrics_line() {
         failed["error"].as_str().is_some_and(|e| e.contains("no-such-bucket") && e.contains("NoSuchBucket")),
         "{failed}"
     );
-    let metrics: Vec<serde_json::Value> = lines
-        .iter()
-        .filter_map(|l| l["fields"]["message"].as_str())
-        .filter(|m| m.contains("BackupObjects"))
-        .map(|m| serde_json::from_str(m).expect("EMF JSON"))
-        .collect();
-    assert_eq!(metrics.len(), 2, "one EMF line per run");
-    let names: Vec<&str> = metrics[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    // The facade's metrics, as the backup function's EMF exporter flushes them: one document.
+    let docs = flush_emf();
+    let doc = docs.iter().find(|d| d.get("teal_backup_objects").is_some()).expect("backup metrics");
+    let units: BTreeMap<&str, &str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
         .as_array()
         .expect("metrics")
         .iter()
-        .filter_map(|m| m["Name"].as_str())
+        .filter_map(|m| Some((m["Name"].as_str()?, m["Unit"].as_str()?)))
         .collect();
-    assert_eq!(names, ["BackupObjects", "BackupBytes", "BackupKeys", "BackupDuration", "BackupFailures"]);
-    assert_eq!(
-        (metrics[0]["BackupKeys"].as_f64(), metrics[1]["BackupFailures"].as_f64()),
-        (Some(14.0), Some(1.0))
-    );
+    assert_eq!(units["teal_backup_bytes"], "Bytes");
+    assert_eq!(units["teal_backup_duration"], "Seconds");
+    assert_eq!(doc["teal_backup_keys"].as_u64(), Some(14), "both runs added up: {doc}");
+    assert_eq!(doc["teal_backup_objects"].as_u64(), Some(4));
+    assert_eq!(doc["teal_backup_failures"].as_u64(), Some(1));
+    assert_eq!(doc["teal_backup_duration"].as_array().map(Vec::len), Some(2), "one duration per run");
 }

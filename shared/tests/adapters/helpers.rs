@@ -376,3 +376,26 @@ impl teal_core::secrets::SecretStore for RotatingSecret {
         self.invalidations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// The EMF exporter the Lambda functions install, as this process's metrics recorder (once);
+/// [`flush_emf`] reads what was recorded since the last flush.
+pub fn emf_metrics() -> &'static metrics_cloudwatch_embedded::Collector {
+    static COLLECTOR: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =
+        std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let c = teal_core::telemetry::emf::builder("test").init().expect("the only metrics recorder");
+        teal_core::telemetry::metrics::describe();
+        c
+    })
+}
+
+/// The EMF documents recorded since the last flush, one JSON value each.
+pub fn flush_emf() -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    emf_metrics().flush(&mut out).expect("flush to memory");
+    String::from_utf8(out)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an EMF line is JSON"))
+        .collect()
+}

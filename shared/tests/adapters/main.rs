@@ -209,6 +209,8 @@ async fn a_redis_that_goes_down_is_bypassed_quickly_and_used_again_when_it_comes
     assert!(limiter.check("k").await.allowed);
     assert!(!limiter.check("k").await.allowed, "limited while Redis is up");
 
+    emf_metrics();
+    flush_emf();
     server.kill();
     let (logs_buf, guard) = capture_logs();
     assert!(within(cache.get(&key)).await.is_err(), "an error the caller treats as a miss");
@@ -226,11 +228,12 @@ async fn a_redis_that_goes_down_is_bypassed_quickly_and_used_again_when_it_comes
     assert!(within(conn.ping()).await.is_err());
     drop(guard);
     let logs = logs(&logs_buf);
-    assert!(
-        logs.contains(r#"\"RedisBypass\":1.0"#) && logs.contains("cache_get"),
-        "EMF metric emitted: {logs}"
-    );
-    assert!(logs.contains("RedisUnavailable"), "{logs}");
+    let emf = flush_emf();
+    let count = |metric: &str, op: &str| {
+        emf.iter().find(|d| d["operation"] == op).and_then(|d| d[metric].as_u64()).unwrap_or(0)
+    };
+    assert!(count("teal_redis_bypass", "cache_get") >= 1, "the cache went around Redis: {emf:?}");
+    assert!(count("teal_redis_unavailable", "session_load") >= 1, "{emf:?}");
     assert!(logs.contains("bypassing Redis"), "warning logged: {logs}");
 
     server.restart();
@@ -402,6 +405,52 @@ async fn s3_configs_load_sorted_and_refresh_only_what_changed() {
         other => panic!("update expected, got {other:?}"),
     }
     assert_eq!(source.registry().known(), ["bee/4", "cat/1"]);
+}
+
+#[tokio::test]
+async fn s3_tool_policies_load_and_reload_with_the_configs() {
+    use teal_core::governance::{Decision, Denied, ToolRequest};
+    let moto = Moto::start();
+    let (s3, b) = bucket(&moto).await;
+    put(&s3, &b, "agents/a.yaml", &agent_yaml("ant", "1")).await;
+    put(&s3, &b, "agents/policies/base.cedar", "permit(principal, action, resource);\n").await;
+    let forbid = "@id(\"no-writes\")\nforbid(principal, action, resource == Tool::\"fs/write_file\");\n";
+    put(&s3, &b, "agents/policies/no-writes.cedar", forbid).await;
+    let (source, _) =
+        S3ConfigSource::load(s3.clone(), &b, "agents/", HashMap::new(), Duration::ZERO).await.expect("load");
+    let ask = |tool: &'static str| ToolRequest {
+        caller: "ci",
+        agent: "ant",
+        version: "1",
+        server: "fs",
+        tool,
+        arguments: None,
+    };
+    let reg = source.registry();
+    assert_eq!(reg.policies().len(), 2);
+    assert_eq!(
+        reg.policies().decide(&ask("write_file")),
+        Decision::Deny(Denied::Forbidden("no-writes".into()))
+    );
+    assert_eq!(reg.policies().decide(&ask("read_file")), Decision::Allow);
+
+    // A broken policy is rejected with its key and line; the last good policies stay.
+    put(&s3, &b, "agents/policies/no-writes.cedar", "\nforbid(principal action, resource);\n").await;
+    match source.refresh().await {
+        Refresh::Rejected(errors) => assert!(
+            errors
+                .to_string()
+                .starts_with(&format!("s3://{b}/agents/policies/no-writes.cedar:2: unexpected token")),
+            "{errors}"
+        ),
+        other => panic!("rejection expected, got {other:?}"),
+    }
+    assert_eq!(source.registry().policies().len(), 2);
+
+    // Removed: the change reloads with the configs.
+    s3.delete_object().bucket(&b).key("agents/policies/no-writes.cedar").send().await.expect("delete");
+    assert!(matches!(source.refresh().await, Refresh::Updated { .. }));
+    assert_eq!(source.registry().policies().decide(&ask("write_file")), Decision::Allow);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::config::reader::{Ctx, Fields};
 use crate::config::types::AgentSpec;
+use crate::llm::Endpoint;
 
 use super::mcp::mcp_server;
 
@@ -50,6 +51,11 @@ pub(super) fn agent_spec(
         }
     };
 
+    let provider = match f.opt("provider") {
+        None => Some(None),
+        Some(p) => p.map(cx).and_then(|p| provider(cx, p)).map(Some),
+    };
+
     let mut servers = Vec::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
     if let Some(list) = f.opt("mcp_servers") {
@@ -70,7 +76,82 @@ pub(super) fn agent_spec(
         remote_plugins: remote_plugins?,
         max_iterations: max_iterations?,
         mcp_servers: servers,
+        provider: provider?,
     })
+}
+
+/// `provider: {type, base_url, api_version, api_key_secret, region}`. Every field this type
+/// does not use, and every unknown one, is an error: a setting that would be ignored is a
+/// mistake in the file.
+fn provider(cx: &mut Ctx, mut f: Fields<'_>) -> Option<Endpoint> {
+    let kind = f.req(cx, "type").and_then(|t| t.non_empty_string(cx).map(|v| (t, v)));
+    let url = |cx: &mut Ctx, f: &mut Fields<'_>, required: bool| -> Option<Option<url::Url>> {
+        let Some(u) = f.opt("base_url") else {
+            if required {
+                f.missing(cx, "base_url");
+                return None;
+            }
+            return Some(None);
+        };
+        let text = u.non_empty_string(cx)?;
+        match url::Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(Some(url)),
+            _ => {
+                u.error(cx, "must be an absolute http(s) URL");
+                None
+            }
+        }
+    };
+    let secret = |cx: &mut Ctx, f: &mut Fields<'_>| -> Option<Option<String>> {
+        match f.opt("api_key_secret") {
+            None => Some(None),
+            Some(s) => s.non_empty_string(cx).map(Some),
+        }
+    };
+    let (t, kind) = kind?;
+    let endpoint = match kind.as_str() {
+        "openai" => {
+            let base_url = match url(cx, &mut f, false)? {
+                Some(u) => u,
+                None => url::Url::parse(crate::llm::openai::DEFAULT_BASE_URL).ok()?,
+            };
+            Endpoint::OpenAi { base_url, api_key_secret: secret(cx, &mut f)? }
+        }
+        "openai-compatible" => {
+            let base_url = url(cx, &mut f, true)??;
+            Endpoint::OpenAi { base_url, api_key_secret: secret(cx, &mut f)? }
+        }
+        "azure-openai" => {
+            let base_url = url(cx, &mut f, true)??;
+            let api_version = f.req(cx, "api_version").and_then(|v| v.non_empty_string(cx))?;
+            Endpoint::AzureOpenAi { base_url, api_version, api_key_secret: secret(cx, &mut f)? }
+        }
+        "bedrock" => {
+            let region = match f.opt("region") {
+                None => None,
+                Some(r) => Some(r.non_empty_string(cx)?),
+            };
+            Endpoint::Bedrock { region }
+        }
+        other => {
+            t.error(cx, format!("unknown provider type `{other}`: expected openai, azure-openai, openai-compatible or bedrock"));
+            return None;
+        }
+    };
+    let mut ok = true;
+    let takes = match endpoint {
+        Endpoint::OpenAi { .. } => "type, base_url, api_key_secret",
+        Endpoint::AzureOpenAi { .. } => "type, base_url, api_version, api_key_secret",
+        Endpoint::Bedrock { .. } => "type, region (credentials are the function's IAM role)",
+    };
+    for extra in f.rest() {
+        extra.error_at_key(
+            cx,
+            format!("provider type `{kind}` has no field `{}` (it takes {takes})", extra.key()),
+        );
+        ok = false;
+    }
+    ok.then_some(endpoint)
 }
 
 fn temperature(cx: &mut Ctx, f: &mut Fields<'_>) -> Option<Option<f32>> {

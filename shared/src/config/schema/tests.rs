@@ -678,3 +678,68 @@ fn teal_oauth_fields_are_read_and_half_of_them_is_an_error() {
         assert!(e.iter().any(|m| m.contains(want)), "{extra}: {e:?}");
     }
 }
+
+#[test]
+fn an_agent_may_name_its_own_provider_and_key_secret() {
+    use crate::llm::Endpoint;
+    let cases = [
+        (
+            "    provider:\n      type: openai\n      api_key_secret: OPENAI_KEY\n",
+            Endpoint::OpenAi {
+                base_url: "https://api.openai.com/v1".parse().unwrap(),
+                api_key_secret: Some("OPENAI_KEY".into()),
+            },
+        ),
+        (
+            "    provider:\n      type: openai-compatible\n      base_url: http://localhost:11434/v1\n",
+            Endpoint::OpenAi { base_url: "http://localhost:11434/v1".parse().unwrap(), api_key_secret: None },
+        ),
+        (
+            "    provider:\n      type: azure-openai\n      base_url: https://r.openai.azure.com\n      api_version: 2024-10-21\n      api_key_secret: prod/azure#key\n",
+            Endpoint::AzureOpenAi {
+                base_url: "https://r.openai.azure.com".parse().unwrap(),
+                api_version: "2024-10-21".into(),
+                api_key_secret: Some("prod/azure#key".into()),
+            },
+        ),
+        (
+            "    provider:\n      type: bedrock\n      region: us-west-2\n",
+            Endpoint::Bedrock { region: Some("us-west-2".into()) },
+        ),
+    ];
+    for (yaml, want) in cases {
+        let p = ok(&with_agent(yaml));
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.agents[0].agents[0].provider, Some(want), "{yaml}");
+    }
+    assert_eq!(ok(&with_agent("")).agents[0].agents[0].provider, None);
+}
+
+#[test]
+fn a_provider_field_that_would_be_ignored_is_an_error_naming_it() {
+    let e = errs(&with_agent("    provider:\n      type: openai\n      region: us-east-1\n"));
+    assert_eq!(
+        e,
+        [
+            "a.yaml:11 spec.agent.provider.region: provider type `openai` has no field `region` (it takes type, base_url, api_key_secret)"
+        ]
+    );
+    let e = errs(&with_agent("    provider:\n      type: bedrock\n      api_key: sk-oops\n"));
+    assert!(
+        e[0].ends_with("spec.agent.provider.api_key: provider type `bedrock` has no field `api_key` (it takes type, region (credentials are the function's IAM role))"),
+        "{e:?}"
+    );
+    let e = errs(&with_agent("    provider:\n      type: anthropic\n"));
+    assert!(
+        e[0].ends_with(
+            "unknown provider type `anthropic`: expected openai, azure-openai, openai-compatible or bedrock"
+        ),
+        "{e:?}"
+    );
+    let e = errs(&with_agent(
+        "    provider:\n      type: azure-openai\n      base_url: ftp://x\n      api_version: v\n",
+    ));
+    assert!(e[0].ends_with("spec.agent.provider.base_url: must be an absolute http(s) URL"), "{e:?}");
+    let e = errs(&with_agent("    provider:\n      type: openai-compatible\n"));
+    assert!(e[0].contains("spec.agent.provider.base_url"), "{e:?}");
+}

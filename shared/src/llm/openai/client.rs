@@ -17,12 +17,11 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use super::redact::error_body;
-use super::retry::{self, Next, parse_retry_after};
 use super::stream::Assembler;
 use super::wire::{encode, parse_response};
 use super::{ClientError, OpenAiSettings};
+use crate::llm::retry::{Attempt, parse_retry_after, with_retries};
 use crate::llm::{BoxError, ChatRequest, ChatResponse, LlmClient, LlmError, TextSink};
-use crate::telemetry::error_chain;
 
 /// How long an idle pooled connection is kept (Lambda environments are frozen between calls;
 /// a connection older than this is likely closed by the other side anyway).
@@ -54,12 +53,6 @@ impl fmt::Debug for OpenAiClient {
             .field("max_retries", &self.inner.settings.max_retries)
             .finish_non_exhaustive()
     }
-}
-
-/// What one attempt came to.
-enum Attempt {
-    Done(Result<ChatResponse, LlmError>),
-    Retry { error: LlmError, retry_after: Option<Duration> },
 }
 
 impl OpenAiClient {
@@ -240,61 +233,6 @@ impl OpenAiClient {
         }
         Attempt::Done(Ok(answer.finish()))
     }
-
-    /// Attempts until one answers or fails for good, within the retry settings and `deadline`.
-    /// A per-attempt timeout after `started` was set (text handed on) ends the call.
-    async fn with_retries<'s, F, Fut>(
-        &'s self,
-        deadline: Instant,
-        started: &AtomicBool,
-        mut attempt: F,
-    ) -> Result<ChatResponse, LlmError>
-    where
-        F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Attempt> + 's,
-    {
-        let mut attempts: u32 = 0;
-        loop {
-            let now = Instant::now();
-            let remaining = deadline.saturating_duration_since(now);
-            if remaining.is_zero() {
-                return Err(LlmError::Deadline);
-            }
-            let per_attempt = self.inner.settings.timeout.min(remaining);
-            let cut_by_deadline = per_attempt < self.inner.settings.timeout;
-            attempts += 1;
-            let outcome = match tokio::time::timeout(per_attempt, attempt(attempts)).await {
-                Ok(outcome) => outcome,
-                Err(_elapsed) if cut_by_deadline => return Err(LlmError::Deadline),
-                Err(_elapsed) if started.load(Ordering::Acquire) => {
-                    Attempt::Done(Err(LlmError::StreamCutMidAnswer { source: None }))
-                }
-                Err(_elapsed) => Attempt::Retry { error: LlmError::Timeout { attempts }, retry_after: None },
-            };
-            let (error, retry_after) = match outcome {
-                Attempt::Done(Ok(answer)) => return Ok(answer),
-                Attempt::Done(Err(error)) => {
-                    log_failure(&error, attempts, None, "not retried");
-                    return Err(error);
-                }
-                Attempt::Retry { error, retry_after } => (error, retry_after),
-            };
-            match retry::next(&self.inner.settings, attempts, retry_after, Instant::now(), deadline) {
-                Next::Wait(wait) => {
-                    log_failure(&error, attempts, Some(wait), "retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Next::NoRetriesLeft => {
-                    log_failure(&error, attempts, None, "no retries left");
-                    return Err(error);
-                }
-                Next::PastDeadline(wait) => {
-                    log_failure(&error, attempts, Some(wait), "the next retry would pass the deadline");
-                    return Err(error);
-                }
-            }
-        }
-    }
 }
 
 /// At most this many bytes of one streamed answer are read (a runaway server is cut off).
@@ -315,37 +253,9 @@ fn retry_on_transport(e: reqwest::Error, attempts: u32) -> Attempt {
     } else {
         // reqwest moves a user name and password out of the URL (into the Authorization
         // header) before sending, so the URL this error prints carries none.
-        LlmError::Connect { source: e, attempts }
+        LlmError::Connect { source: Box::new(e), attempts }
     };
     Attempt::Retry { error, retry_after: None }
-}
-
-/// The HTTP status an error came with, for the log.
-fn http_status(error: &LlmError) -> Option<u16> {
-    match error {
-        LlmError::Status { status, .. } | LlmError::Unauthorized { status } => Some(*status),
-        LlmError::RateLimited { .. } => Some(429),
-        LlmError::Connect { .. }
-        | LlmError::Timeout { .. }
-        | LlmError::InvalidResponse(_)
-        | LlmError::Encode(_)
-        | LlmError::Deadline
-        | LlmError::StreamCut { .. }
-        | LlmError::StreamCutMidAnswer { .. } => None,
-    }
-}
-
-/// One log line for a failed attempt: what comes next, the error's whole cause chain, and the
-/// upstream's (scrubbed) error body as a field of its own.
-fn log_failure(error: &LlmError, attempt: u32, wait: Option<Duration>, next: &str) {
-    tracing::warn!(
-        status = http_status(error),
-        attempt,
-        wait_ms = wait.map(|w| w.as_millis()),
-        error = %error_chain(error),
-        body = error.upstream_body(),
-        "LLM call failed; {next}"
-    );
 }
 
 #[async_trait::async_trait]
@@ -354,7 +264,10 @@ impl LlmClient for OpenAiClient {
         let url = self.endpoint(request.model);
         let payload = encode(&request, false).map_err(LlmError::Encode)?;
         let never = AtomicBool::new(false);
-        self.with_retries(deadline, &never, |attempts| self.attempt(&url, &payload, attempts)).await
+        with_retries(&self.inner.settings.retry_policy(), request.model, deadline, &never, |attempts| {
+            self.attempt(&url, &payload, attempts)
+        })
+        .await
     }
 
     async fn stream(
@@ -366,7 +279,7 @@ impl LlmClient for OpenAiClient {
         let url = self.endpoint(request.model);
         let payload = encode(&request, true).map_err(LlmError::Encode)?;
         let started = AtomicBool::new(false);
-        self.with_retries(deadline, &started, |attempts| {
+        with_retries(&self.inner.settings.retry_policy(), request.model, deadline, &started, |attempts| {
             self.stream_attempt(&url, &payload, attempts, on_text, &started)
         })
         .await

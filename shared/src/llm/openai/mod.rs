@@ -14,7 +14,6 @@
 
 mod client;
 mod redact;
-mod retry;
 mod settings;
 mod stream;
 mod wire;

@@ -49,6 +49,16 @@ pub enum ClientError {
 }
 
 impl OpenAiSettings {
+    /// The retry rules these settings give.
+    pub fn retry_policy(&self) -> crate::llm::retry::RetryPolicy {
+        crate::llm::retry::RetryPolicy {
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+        }
+    }
+
     /// Settings with the defaults: no key, not Azure, 60 s per attempt, 4 retries, backoff from
     /// 250 ms up to 10 s.
     pub fn new(base_url: Url) -> Self {

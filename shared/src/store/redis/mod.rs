@@ -38,9 +38,10 @@ pub use session::RedisSessionStore;
 pub use tasks::RedisTaskStore;
 pub use tokens::RedisTokenStore;
 
-use super::{StoreError, metrics};
+use super::StoreError;
 use crate::secrets::SecretStore;
 use crate::settings::SettingsError;
+use crate::telemetry::metrics;
 
 /// Where Redis is and how long to wait for it.
 #[derive(Clone, PartialEq, Eq)]

@@ -190,7 +190,7 @@ async fn what_the_model_gets_wrong_goes_back_to_it_as_a_tool_error() {
     let unknown = call(&plugin, "petstore-adopt", json!({})).await;
     assert!(
         unknown.is_error
-            && unknown.text.starts_with("unknown tool petstore-adopt; petstore offers: petstore-getBig")
+            && unknown.text.starts_with("unknown tool petstore-adopt; petstore offers: petstore-listPets")
     );
 
     let not_found = call(&plugin, "petstore-getPhoto", json!({"petId": 9})).await;

@@ -35,15 +35,15 @@ fn petstore_3_0_tools_and_what_was_skipped() {
     assert_eq!(
         names,
         [
-            "petstore-getBig",
-            "petstore-getBigStream",
-            "petstore-moved",
             "petstore-listPets",
             "petstore-createPet",
             "petstore-getPet",
             "petstore-delete_pets_petId",
             "petstore-getPhoto",
+            "petstore-getBig",
+            "petstore-getBigStream",
             "petstore-slow",
+            "petstore-moved",
         ]
     );
     let skipped: Vec<String> = skipped.iter().map(ToString::to_string).collect();
@@ -65,34 +65,34 @@ fn body_properties_are_flattened_with_namespaced_nested_leaves() {
     assert_eq!(create.spec.description, "Create a pet");
     insta::assert_json_snapshot!(create.spec.parameters, @r#"
     {
+      "type": "object",
       "properties": {
-        "callbackUrl": {
-          "format": "uri",
-          "type": "string"
-        },
         "name": {
-          "description": "The pet's name",
-          "type": "string"
-        },
-        "owner_city": {
-          "type": "string"
-        },
-        "owner_email": {
-          "format": "email",
-          "type": "string"
+          "type": "string",
+          "description": "The pet's name"
         },
         "tag": {
           "type": [
             "string",
             "null"
           ]
+        },
+        "owner_email": {
+          "type": "string",
+          "format": "email"
+        },
+        "owner_city": {
+          "type": "string"
+        },
+        "callbackUrl": {
+          "type": "string",
+          "format": "uri"
         }
       },
       "required": [
         "name",
         "owner_email"
-      ],
-      "type": "object"
+      ]
     }
     "#);
     let body = create.route.body.as_ref().expect("body");
@@ -106,7 +106,7 @@ fn parameters_are_merged_from_path_and_operation_and_upgraded_from_3_0() {
     let get = tool(&tools, "petstore-getPet");
     assert_eq!(get.spec.description, "Get one pet");
     let props = get.spec.parameters["properties"].as_object().expect("properties");
-    assert_eq!(props.keys().collect::<Vec<_>>(), ["X_Api_Key", "X_Request_Id", "petId"]);
+    assert_eq!(props.keys().collect::<Vec<_>>(), ["petId", "X_Request_Id", "X_Api_Key"]);
     assert_eq!(props["petId"], json!({"type": "integer", "description": "The pet's id"}));
     assert_eq!(get.spec.parameters["required"], json!(["petId"]));
 
@@ -130,30 +130,30 @@ fn openapi_3_1_yaml_gives_a_payload_argument_for_a_non_object_body() {
     let replace = tool(&tools, "inventory-replaceTags");
     insta::assert_json_snapshot!(replace.spec.parameters, @r#"
     {
+      "type": "object",
       "properties": {
-        "payload": {
-          "description": "The new tags",
-          "items": {
-            "type": "string"
-          },
-          "type": "array"
-        },
         "petId": {
           "type": "integer"
         },
         "version": {
-          "exclusiveMinimum": 0,
           "type": [
             "integer",
             "null"
-          ]
+          ],
+          "exclusiveMinimum": 0
+        },
+        "payload": {
+          "items": {
+            "type": "string"
+          },
+          "type": "array",
+          "description": "The new tags"
         }
       },
       "required": [
-        "payload",
-        "petId"
-      ],
-      "type": "object"
+        "petId",
+        "payload"
+      ]
     }
     "#);
     let search = tool(&tools, "inventory-stock_search");

@@ -1,16 +1,122 @@
-//! The retry policy's pure parts: whether and how long to wait before the next attempt, with
-//! the full-jitter backoff and the `Retry-After` header.
+//! The retry rules every LLM adapter shares (OpenAI-compatible, Bedrock): the attempt loop with
+//! its per-attempt timeout and the caller's deadline, the full-jitter backoff, the
+//! `Retry-After` header, and one log line per failed attempt.
 //!
-//! Owns the arithmetic only; it must not sleep, send or log (that is [`super::client`]). Its
-//! one promise: a wait it hands out never reaches the caller's deadline.
+//! Owns when to try again and for how long to wait; the adapters own what an attempt is and how
+//! its failure is classified ([`Attempt`]). Its one promise: a wait never reaches the caller's
+//! deadline, and a streamed answer whose text was handed on is never tried again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::OpenAiSettings;
+use super::{ChatResponse, LlmError};
+use crate::telemetry::error_chain;
+
+/// How an adapter retries: per-attempt timeout, retries after the first attempt, backoff caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// What one attempt came to.
+pub(crate) enum Attempt {
+    Done(Result<ChatResponse, LlmError>),
+    Retry { error: LlmError, retry_after: Option<Duration> },
+}
+
+/// Attempts until one answers or fails for good, within `policy` and `deadline`. A per-attempt
+/// timeout after `started` was set (a streamed answer's text was handed on) ends the call with
+/// [`LlmError::StreamCutMidAnswer`]. `model` labels the retry metric.
+pub(crate) async fn with_retries<F, Fut>(
+    policy: &RetryPolicy,
+    model: &str,
+    deadline: Instant,
+    started: &AtomicBool,
+    mut attempt: F,
+) -> Result<ChatResponse, LlmError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Attempt>,
+{
+    let mut attempts: u32 = 0;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(LlmError::Deadline);
+        }
+        let per_attempt = policy.timeout.min(remaining);
+        let cut_by_deadline = per_attempt < policy.timeout;
+        attempts += 1;
+        let outcome = match tokio::time::timeout(per_attempt, attempt(attempts)).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) if cut_by_deadline => return Err(LlmError::Deadline),
+            Err(_elapsed) if started.load(Ordering::Acquire) => {
+                Attempt::Done(Err(LlmError::StreamCutMidAnswer { source: None }))
+            }
+            Err(_elapsed) => Attempt::Retry { error: LlmError::Timeout { attempts }, retry_after: None },
+        };
+        let (error, retry_after) = match outcome {
+            Attempt::Done(Ok(answer)) => return Ok(answer),
+            Attempt::Done(Err(error)) => {
+                log_failure(&error, attempts, None, "not retried");
+                return Err(error);
+            }
+            Attempt::Retry { error, retry_after } => (error, retry_after),
+        };
+        match next(policy, attempts, retry_after, Instant::now(), deadline) {
+            Next::Wait(wait) => {
+                log_failure(&error, attempts, Some(wait), "retrying");
+                crate::telemetry::metrics::llm_retry(model);
+                tokio::time::sleep(wait).await;
+            }
+            Next::NoRetriesLeft => {
+                log_failure(&error, attempts, None, "no retries left");
+                return Err(error);
+            }
+            Next::PastDeadline(wait) => {
+                log_failure(&error, attempts, Some(wait), "the next retry would pass the deadline");
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// The HTTP status an error came with, for the log.
+fn http_status(error: &LlmError) -> Option<u16> {
+    match error {
+        LlmError::Status { status, .. } | LlmError::Unauthorized { status } => Some(*status),
+        LlmError::RateLimited { .. } => Some(429),
+        LlmError::Connect { .. }
+        | LlmError::Timeout { .. }
+        | LlmError::InvalidResponse(_)
+        | LlmError::Encode(_)
+        | LlmError::Deadline
+        | LlmError::Unsupported { .. }
+        | LlmError::KeyUnavailable { .. }
+        | LlmError::StreamCut { .. }
+        | LlmError::StreamCutMidAnswer { .. } => None,
+    }
+}
+
+/// One log line for a failed attempt: what comes next, the error's whole cause chain, and the
+/// upstream's (scrubbed) error body as a field of its own.
+fn log_failure(error: &LlmError, attempt: u32, wait: Option<Duration>, next: &str) {
+    tracing::warn!(
+        status = http_status(error),
+        attempt,
+        wait_ms = wait.map(|w| w.as_millis()),
+        error = %error_chain(error),
+        body = error.upstream_body(),
+        "LLM call failed; {next}"
+    );
+}
 
 /// What comes after a failed attempt that may be retried.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Next {
+enum Next {
     /// Sleep this long, then try again; waking up is still before the deadline.
     Wait(Duration),
     /// `max_retries` retries are used up.
@@ -22,8 +128,8 @@ pub(super) enum Next {
 /// What to do after failed attempt number `attempts` (1-based) at `now`: wait the server's
 /// `Retry-After` if it sent one, else the backoff, unless the retries are used up or the wait
 /// would reach `deadline`.
-pub(super) fn next(
-    s: &OpenAiSettings,
+fn next(
+    s: &RetryPolicy,
     attempts: u32,
     retry_after: Option<Duration>,
     now: Instant,
@@ -42,7 +148,7 @@ pub(super) fn next(
 
 /// Full-jitter backoff before retry number `retry` (0-based): uniform in
 /// `[0, min(max_backoff, initial_backoff * 2^retry)]`.
-fn backoff(s: &OpenAiSettings, retry: u32) -> Duration {
+fn backoff(s: &RetryPolicy, retry: u32) -> Duration {
     let factor = 1u32.checked_shl(retry).unwrap_or(u32::MAX);
     let cap = s.initial_backoff.checked_mul(factor).unwrap_or(s.max_backoff).min(s.max_backoff);
     let cap_ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
@@ -53,7 +159,7 @@ fn backoff(s: &OpenAiSettings, retry: u32) -> Duration {
 ///
 /// Dates are read by `httpdate`: the IMF-fixdate senders must use (RFC 9110), and the two
 /// obsolete forms recipients must still accept (RFC 850 and asctime).
-pub(super) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -67,7 +173,16 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use super::*;
-    use crate::llm::openai::fixtures::settings;
+
+    /// Two retries, backoff from 1 ms up to 5 ms.
+    fn settings(_base: &str) -> RetryPolicy {
+        RetryPolicy {
+            timeout: Duration::from_secs(60),
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        }
+    }
 
     fn after_epoch(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
