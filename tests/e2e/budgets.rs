@@ -4,10 +4,8 @@
 
 use serde_json::{Value, json};
 use teal_mcp_filesystem::SessionMode;
-use wiremock::MockServer;
-use wiremock::matchers::{method, path};
 
-use crate::helpers::{McpServer, ScriptedLlm, StackOptions, start_api};
+use crate::helpers::{McpServer, StackOptions, scripted_llm, start_api};
 
 async fn run_with(budget: &str) -> (u16, Value, u64) {
     let data = tempfile::tempdir().expect("data");
@@ -19,12 +17,7 @@ async fn run_with(budget: &str) -> (u16, Value, u64) {
         mcp.url
     );
     std::fs::write(configs.path().join("spender.yaml"), agent).expect("write");
-    let llm = MockServer::start().await;
-    wiremock::Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(ScriptedLlm { kill_switch: Default::default() })
-        .mount(&llm)
-        .await;
+    let llm = scripted_llm().await;
     let (base, _) = start_api(configs.path(), &llm.uri(), &StackOptions::default()).await;
     let body = json!({"items": [{"content_type": "text", "content": "loop: forever"}]});
     let resp =
