@@ -48,6 +48,9 @@ pub enum Error {
     /// The deployment cannot serve this agent as configured (the detail is in the log).
     #[error("the agent is misconfigured for this deployment: {0}")]
     Misconfigured(String),
+    /// A run budget (`spec.agent.max_tool_calls`, `max_tokens_total`) ended the run.
+    #[error("the run reached its budget spec.agent.{budget} = {limit} before a final answer")]
+    Budget { budget: &'static str, limit: u64, trace: Box<RunTrace> },
     #[error("the agent gave no final answer within {max} iteration(s) (spec.agent.max_iterations)")]
     IterationLimit { max: u32, trace: Box<RunTrace> },
     #[error("deadline reached before the agent finished")]
@@ -91,9 +94,11 @@ impl Error {
                 BodyError::Malformed(_) | BodyError::Aborted => StatusCode::BAD_REQUEST,
                 BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
             },
-            Error::Llm(..) | Error::Tool(..) | Error::IterationLimit { .. } | Error::Output { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            Error::Llm(..)
+            | Error::Tool(..)
+            | Error::IterationLimit { .. }
+            | Error::Budget { .. }
+            | Error::Output { .. } => StatusCode::BAD_GATEWAY,
             Error::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -132,6 +137,7 @@ impl Error {
             Error::Output { .. } => "output_schema_mismatch",
             Error::Misconfigured(_) => "misconfigured",
             Error::IterationLimit { .. } => "iteration_limit",
+            Error::Budget { .. } => "budget_exceeded",
             Error::Deadline(_) => "deadline_exceeded",
             Error::SessionStore(_) => "session_store_unavailable",
             Error::RateLimited { .. } => "rate_limited",
@@ -162,6 +168,7 @@ impl Error {
             | Error::UnsupportedMediaType { .. }
             | Error::Body(BodyError::TimedOut | BodyError::Aborted)
             | Error::IterationLimit { .. }
+            | Error::Budget { .. }
             | Error::Deadline(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
@@ -195,7 +202,7 @@ impl Error {
             Error::SessionStore(_) => Some("session_store".into()),
             Error::TaskStore(_) => Some("task_store".into()),
             // The model kept asking for tools.
-            Error::IterationLimit { .. } => Some("llm".into()),
+            Error::IterationLimit { .. } | Error::Budget { .. } => Some("llm".into()),
             // What the run was waiting for when time ran out.
             Error::Deadline(t) => Some(t.waiting_on.clone().unwrap_or_else(|| "llm".into())),
             Error::BadRequest(_)
@@ -218,7 +225,9 @@ impl Error {
     pub fn trace(&self) -> Option<&RunTrace> {
         match self {
             Error::Llm(_, t) | Error::Tool(_, t) | Error::Deadline(t) => Some(t),
-            Error::IterationLimit { trace, .. } | Error::Output { trace, .. } => Some(trace),
+            Error::IterationLimit { trace, .. }
+            | Error::Output { trace, .. }
+            | Error::Budget { trace, .. } => Some(trace),
             Error::BadRequest(_)
             | Error::AgentNotFound { .. }
             | Error::PayloadTooLarge { .. }
@@ -278,6 +287,9 @@ impl From<AgentError> for Error {
             AgentError::Llm { source, trace } => Error::Llm(source, Box::new(trace)),
             AgentError::Paused(paused) => Error::Paused(paused),
             AgentError::Tool { source, trace } => Error::Tool(Box::new(source), Box::new(trace)),
+            AgentError::Budget { budget, limit, trace } => {
+                Error::Budget { budget, limit, trace: Box::new(trace) }
+            }
             AgentError::IterationLimit { max, trace } => {
                 Error::IterationLimit { max, trace: Box::new(trace) }
             }

@@ -5,9 +5,8 @@
 use serde_json::{Value, json};
 use teal_mcp_filesystem::SessionMode;
 use wiremock::MockServer;
-use wiremock::matchers::{method, path};
 
-use crate::helpers::{McpServer, ScriptedLlm, StackOptions, start_api};
+use crate::helpers::{McpServer, StackOptions, scripted_llm, start_api};
 
 const AGENT: &str = "apiVersion: skagents/v1\nkind: Chat\nservice_name: writer\nversion: 1\nspec:\n  agent:\n    \
     model: gpt-e2e\n    system_prompt: You write files.\n    mcp_servers:\n      - name: fs\n        url: URL\n        \
@@ -40,12 +39,7 @@ async fn governed() -> Governed {
         "@id(\"no-moves-for-anonymous\")\nforbid(principal == Caller::\"anonymous\", action, resource == Tool::\"fs/move_file\");\n",
     )
     .expect("write");
-    let llm = MockServer::start().await;
-    wiremock::Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(ScriptedLlm { kill_switch: Default::default() })
-        .mount(&llm)
-        .await;
+    let llm = scripted_llm().await;
     let (base, _) = start_api(configs.path(), &llm.uri(), &StackOptions::default()).await;
     Governed { base, mcp, data, _configs: configs, _llm: llm }
 }

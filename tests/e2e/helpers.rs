@@ -311,6 +311,18 @@ pub async fn spawn_stack_with(opts: StackOptions) -> TestApp {
     TestApp { base, http: reqwest::Client::new(), llm, mcp, kill_switch, data, configs }
 }
 
+/// A fake LLM of its own answering with the [`ScriptedLlm`] script (no kill switch), for tests
+/// that build their own configs.
+pub async fn scripted_llm() -> MockServer {
+    let llm = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ScriptedLlm { kill_switch: Arc::default() })
+        .mount(&llm)
+        .await;
+    llm
+}
+
 /// Mounts the scripted fake LLM (lowest priority, so a test's own mocks win).
 pub async fn mount_script(app: &TestApp) {
     Mock::given(method("POST"))

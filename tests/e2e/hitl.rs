@@ -14,9 +14,8 @@ use serde_json::{Value, json};
 use teal_core::api::{AppState, Caller};
 use teal_mcp_filesystem::SessionMode;
 use wiremock::MockServer;
-use wiremock::matchers::{method, path};
 
-use crate::helpers::{McpServer, ScriptedLlm, StackOptions, redis_env, start_api};
+use crate::helpers::{McpServer, StackOptions, redis_env, scripted_llm, start_api};
 
 const AGENT: &str = "apiVersion: tealagents/v1alpha1\nkind: Chat\nname: hitl\nversion: 1\nspec:\n  agent:\n    \
     model: gpt-e2e\n    system_prompt: You write files.\n    mcp_servers:\n      - name: fs\n        url: URL\n        \
@@ -56,12 +55,7 @@ impl Stack {
         let mcp = McpServer::start(data.path(), SessionMode::Stateful);
         let configs = tempfile::tempdir().expect("configs");
         std::fs::write(configs.path().join("hitl.yaml"), AGENT.replace("URL", &mcp.url)).expect("write");
-        let llm = MockServer::start().await;
-        wiremock::Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(ScriptedLlm { kill_switch: Default::default() })
-            .mount(&llm)
-            .await;
+        let llm = scripted_llm().await;
         let mut env = redis_env();
         env.extend(extra_env);
         Self { mcp, data, configs, llm, opts: StackOptions { env, ..StackOptions::default() } }

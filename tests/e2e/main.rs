@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod budgets;
 mod concurrency;
 mod errors;
 mod faults;

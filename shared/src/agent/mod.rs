@@ -122,6 +122,9 @@ pub enum AgentError {
     /// Tool calls need a human's approval first (not a failure: the run waits).
     #[error("waiting for approval of {} tool call(s)", .0.pending.len())]
     Paused(Box<PausedRun>),
+    /// A run budget of the agent (`max_tool_calls`, `max_tokens_total`) was reached.
+    #[error("the run reached its budget {budget} = {limit}")]
+    Budget { budget: &'static str, limit: u64, trace: RunTrace },
     #[error("no final answer after {max} iteration(s) (max_iterations)")]
     IterationLimit { max: u32, trace: RunTrace },
     /// A Sequential task's instructions could not be rendered with this request's input.
@@ -146,6 +149,7 @@ impl AgentError {
     pub fn trace(&self) -> &RunTrace {
         match self {
             AgentError::Paused(paused) => &paused.trace,
+            AgentError::Budget { trace, .. } => trace,
             AgentError::Llm { trace, .. }
             | AgentError::Tool { trace, .. }
             | AgentError::Deadline { trace }
@@ -241,6 +245,11 @@ impl Run<'_> {
                 return Err(AgentError::IterationLimit { max, trace });
             }
             iterations += 1;
+            if let Some(limit) = self.agent.max_tokens_total
+                && trace.usage.total_tokens >= limit
+            {
+                return Err(AgentError::Budget { budget: "max_tokens_total", limit, trace });
+            }
             let reply = match self.complete(messages, self.output.map(OutputCheck::format), &mut trace).await
             {
                 Ok(reply) => reply,
@@ -259,6 +268,11 @@ impl Run<'_> {
                 .find_map(|c| self.tools.route(&c.name))
                 .map(|r| r.upstream());
             let calls = messages[turn].tool_calls.clone();
+            if let Some(limit) = self.agent.max_tool_calls
+                && trace.tool_calls.len() + calls.len() > limit as usize
+            {
+                return Err(AgentError::Budget { budget: "max_tool_calls", limit: u64::from(limit), trace });
+            }
             let round = join_all(calls.iter().map(|call| self.call_tool(call, false)));
             let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
                 Ok(results) => results,

@@ -174,6 +174,10 @@ pub struct AgentSpec {
     pub remote_plugins: Vec<String>,
     /// `max_iterations`, default 10, 1..=100.
     pub max_iterations: u32,
+    /// `max_tool_calls` (ours): a run makes at most this many tool calls.
+    pub max_tool_calls: Option<u32>,
+    /// `max_tokens_total` (ours): a run stops before an LLM call once it used this many tokens.
+    pub max_tokens_total: Option<u64>,
     pub mcp_servers: Vec<McpServerConfig>,
     /// `provider` (our extension): this agent's own model endpoint and key source; `None`: the
     /// deployment's (`TA_BASE_URL`), or Bedrock for a `bedrock:` model.

@@ -33,6 +33,9 @@ pub(super) fn agent_spec(
     let temperature = temperature(cx, f);
     let max_tokens = max_tokens(cx, f);
     let max_iterations = max_iterations(cx, f);
+    let max_tool_calls =
+        positive(cx, f, "max_tool_calls").map(|v| v.map(|v| v.min(u64::from(u32::MAX)) as u32));
+    let max_tokens_total = positive(cx, f, "max_tokens_total");
     let reasoning_effort = match f.opt("reasoning_effort") {
         None => Some(None),
         Some(r) => r.non_empty_string(cx).map(Some),
@@ -75,6 +78,8 @@ pub(super) fn agent_spec(
         reasoning_effort: reasoning_effort?,
         remote_plugins: remote_plugins?,
         max_iterations: max_iterations?,
+        max_tool_calls: max_tool_calls?,
+        max_tokens_total: max_tokens_total?,
         mcp_servers: servers,
         provider: provider?,
     })
@@ -180,6 +185,20 @@ fn max_tokens(cx: &mut Ctx, f: &mut Fields<'_>) -> Option<Option<u32>> {
         Ok(v) => Some(Some(v)),
         Err(_) => {
             t.error(cx, format!("must be at most {}", u32::MAX));
+            None
+        }
+    }
+}
+
+/// An optional whole number > 0 (a run budget).
+fn positive(cx: &mut Ctx, f: &mut Fields<'_>, key: &str) -> Option<Option<u64>> {
+    let Some(t) = f.opt(key) else {
+        return Some(None);
+    };
+    match u64::try_from(t.integer(cx)?) {
+        Ok(v) if v > 0 => Some(Some(v)),
+        _ => {
+            t.error(cx, "must be a whole number greater than 0");
             None
         }
     }
