@@ -327,6 +327,16 @@ fn the_template_holds_what_a_production_account_needs() {
     for (name, g) in of_type("AWS::Logs::LogGroup") {
         assert!(format!("{:?}", g["Properties"]["KmsKeyId"]).contains("LogsKmsKeyArn"), "{name}");
     }
+    // An optional WAF web ACL on the streaming REST API's stage (the HTTP API cannot carry one).
+    let waf = &t["Resources"]["StreamApiWebAcl"];
+    assert_eq!(waf["Type"].as_str(), Some("AWS::WAFv2::WebACLAssociation"));
+    assert_eq!(waf["Condition"].as_str(), Some("StreamWaf"));
+    assert_eq!(tagged(&waf["Properties"]["WebACLArn"]).1, "StreamWebAclArn");
+    assert!(
+        tagged(&waf["Properties"]["ResourceArn"])
+            .1
+            .contains("/restapis/${StreamApi}/stages/${StreamApi.Stage}")
+    );
     // Where data lives, a stack deletion or replacement keeps it.
     for name in ["Cache", "ConfigBucket", "BackupBucket", "McpFileSystem"] {
         let res = &t["Resources"][name];
