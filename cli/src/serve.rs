@@ -115,9 +115,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     bootstrap::prewarm(&state);
     // What the mcp-probe function does in AWS: every minute, `teal_mcp_server_up` per server.
+    // The first probe waits a minute too, so a fresh process sends no MCP request before its
+    // first run needs one (the shared catalog serves that run); `/ready` probes at once.
     let probed = state.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        let minute = std::time::Duration::from_secs(60);
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
         loop {
             every.tick().await;
             teal_core::service::probe::probe(&probed).await;

@@ -78,6 +78,9 @@ async fn prometheus_scrapes_teal_serve_with_the_shipped_config_and_reads_back_a_
     let missing = http.post(format!("{base}/nobody/1")).json(&body).send().await.expect("invoke");
     assert_eq!(missing.status(), 404);
 
+    // `/ready` runs the probe at once (the minutely one first runs a minute after the start).
+    let ready = http.get(format!("{base}/ready")).send().await.expect("ready");
+    assert_eq!(ready.status(), 200);
     let text = http.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(text.contains("# TYPE teal_requests_total counter"), "{text}");
     assert!(text.contains("teal_max_rss_bytes "), "{text}");
