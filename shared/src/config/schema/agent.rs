@@ -14,6 +14,8 @@ use super::mcp::mcp_server;
 
 const DEFAULT_AGENT_NAME: &str = "default";
 const DEFAULT_MAX_ITERATIONS: u32 = 10;
+const MAX_COST_REFUSED: &str = "a cost budget is not enforced yet: bound the run with \
+                                max_tokens_total and max_tool_calls instead";
 pub(super) const PLUGINS_REFUSED: &str = "Python plugins cannot run here: serve the plugin as an MCP \
      server on ECS Fargate (its tools keep their names) and list it under `mcp_servers`; see \
      docs/migrating-from-teal.md";
@@ -40,6 +42,10 @@ pub(super) fn agent_spec(
         None => Some(None),
         Some(r) => r.non_empty_string(cx).map(Some),
     };
+    // A cost budget we do not enforce yet: refused, never ignored (a run would spend past it).
+    if let Some(c) = f.opt("max_cost_usd") {
+        c.error_at_key(cx, MAX_COST_REFUSED);
+    }
     // `role` names the agent for people reading the file; Teal does not send it to the model
     // either: left for the unknown-field warning.
     if let Some(p) = f.opt("plugins")

@@ -743,3 +743,17 @@ fn a_provider_field_that_would_be_ignored_is_an_error_naming_it() {
     let e = errs(&with_agent("    provider:\n      type: openai-compatible\n"));
     assert!(e[0].contains("spec.agent.provider.base_url"), "{e:?}");
 }
+
+#[test]
+fn a_cost_budget_is_refused_with_the_budgets_that_are_enforced() {
+    let e = errs(&with_agent("    max_cost_usd: 0.5\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("a.yaml:9 spec.agent.max_cost_usd: a cost budget is not enforced yet"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].contains("max_tokens_total"), "{}", e[0]);
+    let p = ok(&with_agent("    max_tokens_total: 1000\n    max_tool_calls: 3\n"));
+    assert_eq!(p.agents[0].agents[0].max_tokens_total, Some(1000));
+}
