@@ -682,6 +682,7 @@ mod tests {
         assert!(e.contains("JSON Schema"), "{e}");
         assert!(err(&[("TA_A2A_ENABLED", "true")]).starts_with("TA_A2A_ENABLED=true is not supported"));
         assert!(err(&[("TA_TELEMETRY_ENABLED", "true")]).contains("OTLP"));
+        assert!(err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).contains("unset it"));
         // Teal's own defaults, spelled out, change nothing.
         read(&[("TA_PERSISTENCE_CLASS", "InMemoryPersistenceManager"), ("TA_A2A_ENABLED", "false")])
             .expect("defaults pass");

@@ -134,6 +134,17 @@ pub(super) fn read(env: &Env) -> Result<TealSettings, SettingsError> {
             });
         }
     }
+    for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
+        if let Some(v) = env.var(name) {
+            return Err(SettingsError::Refused {
+                name,
+                value: v.to_owned(),
+                instead: "exporting spans over OTLP is not built yet (nothing would reach it): the \
+                          run's spans are in the JSON logs and metrics are EMF lines / teal serve's \
+                          /metrics; unset it",
+            });
+        }
+    }
     Ok(TealSettings {
         remote_plugin_path: env.var("TA_REMOTE_PLUGIN_PATH").map(PathBuf::from),
         plugin_catalog_file: env.var("TA_PLUGIN_CATALOG_FILE").map(PathBuf::from),
