@@ -80,6 +80,10 @@ impl Message {
             images: Vec::new(),
         }
     }
+    /// The model's reply: its text (if any) and the tool calls it asked for.
+    pub fn assistant_reply(content: Option<String>, tool_calls: Vec<ToolCall>) -> Self {
+        Self { role: Role::Assistant, content, tool_calls, tool_call_id: None, images: Vec::new() }
+    }
     pub fn tool_result(call_id: impl Into<String>, text: impl Into<String>) -> Self {
         Self {
             role: Role::Tool,

@@ -223,17 +223,7 @@ fn answer(
     usage: Usage,
 ) -> ChatResponse {
     let content = if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) };
-    ChatResponse {
-        message: Message {
-            role: Role::Assistant,
-            content,
-            tool_calls,
-            tool_call_id: None,
-            images: Vec::new(),
-        },
-        usage,
-        finish_reason,
-    }
+    ChatResponse { message: Message::assistant_reply(content, tool_calls), usage, finish_reason }
 }
 
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::wire::WireUsage;
-use crate::llm::{ChatResponse, LlmError, Message, Role, ToolCall, Usage};
+use crate::llm::{ChatResponse, LlmError, Message, ToolCall, Usage};
 
 /// Tool calls one answer may assemble; an index past it is an invalid answer.
 pub(super) const MAX_TOOL_CALLS: usize = 128;
@@ -180,13 +180,7 @@ impl Assembler {
             (true, true) => None,
         };
         ChatResponse {
-            message: Message {
-                role: Role::Assistant,
-                content,
-                tool_calls,
-                tool_call_id: None,
-                images: Vec::new(),
-            },
+            message: Message::assistant_reply(content, tool_calls),
             usage: self.usage.unwrap_or_default(),
             finish_reason: self.finish_reason,
         }

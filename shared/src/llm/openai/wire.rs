@@ -296,13 +296,7 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, LlmError> {
         .collect();
     let usage = wire.usage.map(Usage::from).unwrap_or_default();
     Ok(ChatResponse {
-        message: Message {
-            role: Role::Assistant,
-            content: choice.message.content.or(choice.message.refusal),
-            tool_calls,
-            tool_call_id: None,
-            images: Vec::new(),
-        },
+        message: Message::assistant_reply(choice.message.content.or(choice.message.refusal), tool_calls),
         usage,
         finish_reason: choice.finish_reason,
     })
