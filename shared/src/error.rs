@@ -81,6 +81,10 @@ pub enum Error {
     /// What the request names existed but has expired (an undecided paused run).
     #[error("{0}")]
     Gone(String),
+    /// The agent is switched off (`teal disable`): before the run, or between two of its steps
+    /// (then with what it did so far).
+    #[error("{0}")]
+    Disabled(crate::governance::Disabled, Option<Box<RunTrace>>),
 }
 
 impl Error {
@@ -101,7 +105,7 @@ impl Error {
             | Error::Output { .. } => StatusCode::BAD_GATEWAY,
             Error::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::SessionStore(_) | Error::Disabled(..) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
@@ -149,6 +153,7 @@ impl Error {
             Error::Paused(_) => "approval_required",
             Error::NotFound(_) => "not_found",
             Error::Gone(_) => "expired",
+            Error::Disabled(..) => "agent_disabled",
         }
     }
 
@@ -178,6 +183,7 @@ impl Error {
             | Error::Paused(_)
             | Error::NotFound(_)
             | Error::Gone(_)
+            | Error::Disabled(..)
             | Error::Output { .. } => self.to_string(),
             Error::TaskStore(e) => match e {
                 // What the client can act on is said; backend detail stays in the log.
@@ -217,6 +223,7 @@ impl Error {
             | Error::Paused(_)
             | Error::NotFound(_)
             | Error::Gone(_)
+            | Error::Disabled(..)
             | Error::Misconfigured(_) => None,
         }
     }
@@ -225,6 +232,7 @@ impl Error {
     pub fn trace(&self) -> Option<&RunTrace> {
         match self {
             Error::Llm(_, t) | Error::Tool(_, t) | Error::Deadline(t) => Some(t),
+            Error::Disabled(_, t) => t.as_deref(),
             Error::IterationLimit { trace, .. }
             | Error::Output { trace, .. }
             | Error::Budget { trace, .. } => Some(trace),
@@ -287,6 +295,7 @@ impl From<AgentError> for Error {
             AgentError::Llm { source, trace } => Error::Llm(source, Box::new(trace)),
             AgentError::Paused(paused) => Error::Paused(paused),
             AgentError::Tool { source, trace } => Error::Tool(Box::new(source), Box::new(trace)),
+            AgentError::Disabled { disabled, trace } => Error::Disabled(disabled, Some(Box::new(trace))),
             AgentError::Budget { budget, limit, trace } => {
                 Error::Budget { budget, limit, trace: Box::new(trace) }
             }

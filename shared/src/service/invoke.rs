@@ -73,7 +73,8 @@ pub struct Invoked {
     pub cache: CacheStatus,
 }
 
-/// Finds the agent, applies the caller's rate limit and parses the body.
+/// Finds the agent, refuses it when its kill switch is on, applies the caller's rate limit and
+/// parses the body.
 pub async fn prepare(
     state: &AppState,
     name: &str,
@@ -82,6 +83,9 @@ pub async fn prepare(
     body: &[u8],
 ) -> Result<Prepared, Error> {
     let agent = state.find_agent(name, version)?;
+    if let Some(disabled) = state.switch.check(&agent.name, &agent.version).await {
+        return Err(Error::Disabled(disabled, None));
+    }
     if let Some(limiter) = &state.rate_limiter {
         let decision = limiter.check(caller).await;
         if !decision.allowed {
@@ -327,6 +331,7 @@ pub(crate) async fn execute(
                 on_event,
                 output: output.as_ref(),
                 stream,
+                switch: Some(state.switch.guard(&agent.name, &agent.version)),
             };
             run.execute(conversation).await.map_err(Error::from)
         }
@@ -340,6 +345,7 @@ pub(crate) async fn execute(
                 on_event,
                 stream,
                 output: output.as_ref(),
+                switch: Some(state.switch.guard(&agent.name, &agent.version)),
             };
             seq.execute(conversation, inputs).await.map_err(Error::from)
         }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use super::{
     CacheSettings, CatalogCache, CatalogSettings, MemoryCatalogCache, MemoryRateLimiter, MemoryResponseCache,
     MemorySessionStore, MemoryTaskStore, MemoryTokenStore, RateLimitSettings, RateLimiter, RedisCatalogCache,
-    RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore,
-    RedisTokenStore, ResponseCache, SessionStore, TaskStore, TokenStore,
+    RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore, RedisSettings,
+    RedisSwitchStore, RedisTaskStore, RedisTokenStore, ResponseCache, SessionStore, SwitchStore, TaskStore,
+    TokenStore,
 };
 use crate::secrets::SecretStore;
 use crate::settings::SettingsError;
@@ -41,6 +42,8 @@ pub struct Stores {
     pub tokens: Arc<dyn TokenStore>,
     /// `None`: no rate limit configured.
     pub rate_limiter: Option<Arc<dyn RateLimiter>>,
+    /// The kill switches: only with Redis (a process alone has nobody to be told by).
+    pub switches: Option<Arc<dyn SwitchStore>>,
     /// The shared connection when Redis is used (for `/ready` and tests).
     pub redis: Option<RedisConnection>,
 }
@@ -65,6 +68,7 @@ impl Stores {
             rate_limiter: settings
                 .rate_limit
                 .map(|r| Arc::new(RedisRateLimiter::new(conn.clone(), r)) as Arc<dyn RateLimiter>),
+            switches: Some(Arc::new(RedisSwitchStore::new(conn.clone()))),
             redis: Some(conn),
         })
     }
@@ -83,6 +87,7 @@ impl Stores {
             rate_limiter: settings
                 .rate_limit
                 .map(|r| Arc::new(MemoryRateLimiter::new(r)) as Arc<dyn RateLimiter>),
+            switches: None,
             redis: None,
         }
     }

@@ -21,13 +21,15 @@ mod catalog;
 mod memory;
 mod ratelimit;
 mod redis;
+mod switch;
 mod tasks;
 mod tokens;
 
 pub(crate) use self::redis::redact_url;
 pub use self::redis::{
     KeyDump, KeyKind, KeyRead, KeyValue, RedisCatalogCache, RedisConnection, RedisRateLimiter,
-    RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore, RedisTokenStore, RestoreCounts,
+    RedisResponseCache, RedisSessionStore, RedisSettings, RedisSwitchStore, RedisTaskStore, RedisTokenStore,
+    RestoreCounts,
 };
 pub use build::{StoreSettings, Stores};
 pub use cache::{CacheKey, CachePut, CacheSettings, MemoryResponseCache, ResponseCache, canonical_json};
@@ -37,6 +39,7 @@ pub use catalog::{
 };
 pub use memory::MemorySessionStore;
 pub use ratelimit::{MemoryRateLimiter, RateDecision, RateLimitSettings, RateLimiter};
+pub use switch::{MAX_SWITCHES, MemorySwitchStore, SwitchStore};
 pub use tasks::{
     AgentTask, DEFAULT_MAX_TASK_BYTES, MemoryTaskStore, RequestId, TaskContent, TaskId, TaskItem, TaskRole,
     TaskStatus, TaskStore, TaskStoreError,
