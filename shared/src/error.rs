@@ -59,6 +59,19 @@ pub enum Error {
     SessionStore(#[source] StoreError),
     #[error("rate limit exceeded for this API key; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A daily budget of the caller is used up until the UTC day ends.
+    #[error(
+        "the daily {} budget of this API key is used up ({} = {limit} {} per UTC day, {used} used); it resets at {resets_at}",
+        budget.unit().trim_end_matches('s'), budget.variable(), budget.unit()
+    )]
+    OverBudget {
+        budget: crate::store::DailyBudget,
+        limit: u64,
+        used: u64,
+        /// RFC 3339, the next UTC midnight.
+        resets_at: String,
+        retry_after_secs: u64,
+    },
     /// The caller may not do this (another user's task).
     #[error("{0}")]
     Forbidden(String),
@@ -106,7 +119,7 @@ impl Error {
             Error::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::SessionStore(_) | Error::Disabled(..) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } | Error::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TaskStore(e) => match e {
@@ -145,6 +158,7 @@ impl Error {
             Error::Deadline(_) => "deadline_exceeded",
             Error::SessionStore(_) => "session_store_unavailable",
             Error::RateLimited { .. } => "rate_limited",
+            Error::OverBudget { .. } => "daily_budget_exceeded",
             Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "conflict",
             Error::TaskStore(TaskStoreError::Unavailable(_)) => "task_store_unavailable",
@@ -177,6 +191,7 @@ impl Error {
             | Error::Deadline(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
+            | Error::OverBudget { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::AuthChallenge(_)
@@ -217,6 +232,7 @@ impl Error {
             | Error::UnsupportedMediaType { .. }
             | Error::Body(_)
             | Error::RateLimited { .. }
+            | Error::OverBudget { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::AuthChallenge(_)
@@ -243,6 +259,7 @@ impl Error {
             | Error::Body(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
+            | Error::OverBudget { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::TaskStore(_)

@@ -213,5 +213,13 @@ async fn go_on(
         stream: decision.on_event.is_some(),
         switch: Some(state.switch.guard(&agent.name, &agent.version)),
     };
-    Ok(run.resume(paused).await?)
+    // The tokens before the pause were counted when it paused.
+    let before = paused.trace.usage.total_tokens;
+    let report = run.resume(paused).await;
+    let after = match &report {
+        Ok(r) => r.trace.usage.total_tokens,
+        Err(e) => e.trace().usage.total_tokens,
+    };
+    crate::service::invoke::charge(state, user, after.saturating_sub(before)).await;
+    Ok(report?)
 }

@@ -6,7 +6,7 @@
 //! conversation. [`TaskStore`] keeps the tasks of the `tealagents/v1alpha1` API, with optimistic
 //! concurrency. [`ResponseCache`] keeps finished responses by [`CacheKey`]; [`CatalogCache`]
 //! keeps MCP `tools/list` results across containers with stale-while-revalidate; [`RateLimiter`]
-//! is a token bucket per API key; [`TokenStore`] keeps sealed OAuth tokens and leases.
+//! admits requests per API key (a token bucket and daily budgets); [`TokenStore`] keeps sealed OAuth tokens and leases.
 //! [`Stores::build`] picks the adapters from [`StoreSettings`].
 //!
 //! What must not live here: HTTP, agents (beyond messages), deciding *what* is cacheable. Those
@@ -38,7 +38,9 @@ pub use catalog::{
     lookup_catalog,
 };
 pub use memory::MemorySessionStore;
-pub use ratelimit::{MemoryRateLimiter, RateDecision, RateLimitSettings, RateLimiter};
+pub use ratelimit::{
+    Admission, DailyBudget, DailyBudgets, MemoryRateLimiter, Outcome, RateLimitSettings, RateLimiter,
+};
 pub use switch::{MAX_SWITCHES, MemorySwitchStore, SwitchStore};
 pub use tasks::{
     AgentTask, DEFAULT_MAX_TASK_BYTES, MemoryTaskStore, RequestId, TaskContent, TaskId, TaskItem, TaskRole,
