@@ -17,3 +17,4 @@ mod stores;
 mod streaming;
 mod teal;
 mod teal_fixtures;
+mod traces;

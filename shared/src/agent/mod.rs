@@ -471,8 +471,10 @@ pub(crate) async fn chat(
         .await
         .unwrap_or(Err(LlmError::Deadline));
     if let Ok(a) = &answer {
-        span.record("gen_ai.usage.input_tokens", a.usage.prompt_tokens);
-        span.record("gen_ai.usage.output_tokens", a.usage.completion_tokens);
+        // As i64: OpenTelemetry has no unsigned integers (a u64 would be exported as text).
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        span.record("gen_ai.usage.input_tokens", int(a.usage.prompt_tokens));
+        span.record("gen_ai.usage.output_tokens", int(a.usage.completion_tokens));
     }
     let elapsed = started.elapsed();
     trace.llm_time += elapsed;

@@ -11,6 +11,7 @@
 //! an error message: `TA_API_KEY` is only ever named.
 
 mod backup;
+pub mod otlp;
 mod teal;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use crate::store::{
     CacheSettings, CatalogSettings, DailyBudgets, RateLimitSettings, RedisSettings, StoreSettings,
 };
 pub use backup::{BackupSettings, S3Prefix};
+pub use otlp::OtlpSettings;
 pub use teal::TealSettings;
 
 /// Why the settings could not be read. Display names the variable at fault.
@@ -261,6 +263,8 @@ pub struct Settings {
     pub backup: BackupSettings,
     /// Outbound OAuth to MCP servers (`TA_OAUTH_*`, `TA_MCP_OAUTH_*`).
     pub oauth: crate::oauth::OAuthSettings,
+    /// `OTEL_EXPORTER_OTLP_*`: trace export, `None` when off.
+    pub otlp: Option<OtlpSettings>,
 }
 
 impl Settings {
@@ -269,6 +273,7 @@ impl Settings {
         let stores = read_stores(env)?;
         let agents = read_agents(env)?;
         let backup = backup::read(env, agents.location.as_ref())?;
+        let otlp = otlp::read(env)?;
         Ok(Self {
             agents,
             api: ApiSettings {
@@ -295,9 +300,10 @@ impl Settings {
             secrets: read_secrets(env)?,
             lambda: read_lambda(env)?,
             aws_endpoint_url: env.var("TA_AWS_ENDPOINT_URL").map(str::to_owned),
-            teal: teal::read(env)?,
+            teal: teal::read(env, otlp.is_some())?,
             backup,
             oauth: teal::oauth(env)?,
+            otlp,
         })
     }
 }
@@ -705,8 +711,15 @@ mod tests {
         let e = err(&[("TA_TYPES_MODULE", "custom_types.py")]);
         assert!(e.contains("JSON Schema"), "{e}");
         assert!(err(&[("TA_A2A_ENABLED", "true")]).starts_with("TA_A2A_ENABLED=true is not supported"));
-        assert!(err(&[("TA_TELEMETRY_ENABLED", "true")]).contains("OTLP"));
-        assert!(err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).contains("unset it"));
+        assert!(err(&[("TA_TELEMETRY_ENABLED", "true")]).contains("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        assert!(err(&[("TA_METRICS_ENABLED", "true")]).contains("Prometheus"));
+        let traces =
+            [("TA_TELEMETRY_ENABLED", "true"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")];
+        // Served where the exporter is built; refused, naming the feature, where it is not.
+        match read(&traces) {
+            Ok(s) => assert!(otlp::BUILT && s.otlp.is_some()),
+            Err(e) => assert!(!otlp::BUILT && e.to_string().contains("`otlp` feature"), "{e}"),
+        }
         // Teal's own defaults, spelled out, change nothing.
         read(&[("TA_PERSISTENCE_CLASS", "InMemoryPersistenceManager"), ("TA_A2A_ENABLED", "false")])
             .expect("defaults pass");
