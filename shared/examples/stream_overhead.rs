@@ -138,7 +138,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // A run takes ~0.15 s; a function that died (or never booted) fails the run instead of hanging.
     let http = reqwest::Client::builder().tcp_nodelay(true).timeout(Duration::from_secs(30)).build()?;
-    let (mut ttft, mut request_leg, mut token_leg, mut per_token) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ttft, mut request_leg, mut token_leg, mut per_token) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..=runs {
         let body = json!({"chat_history": [{"role": "user", "content": format!("run {run}")}]});
         let sent = Instant::now();
