@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// also measure cache hits and a cold process over a warm shared catalog.
     #[arg(long)]
     redis: Option<String>,
+    /// Tracing on: the server exports its spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT) to a
+    /// receiver on loopback that counts the exports and answers at once.
+    #[arg(long)]
+    otlp: bool,
 }
 
 /// The fake LLM: a tool call to `fs_read_file` when the user asks `[use-tool]` and tools are
@@ -68,6 +72,13 @@ async fn count_requests(State(counter): State<Arc<AtomicU64>>, req: Request, nex
     next.run(req).await
 }
 
+/// The OTLP/HTTP receiver of `--otlp`: counts exports and their bytes, answers an empty success.
+async fn otlp_sink(State(seen): State<Arc<[AtomicU64; 2]>>, body: axum::body::Bytes) -> &'static [u8] {
+    seen[0].fetch_add(1, Ordering::Relaxed);
+    seen[1].fetch_add(body.len() as u64, Ordering::Relaxed);
+    &[]
+}
+
 async fn spawn_local(router: Router) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -92,12 +103,16 @@ async fn start_server(
     fs: &str,
     http: &reqwest::Client,
     redis: Option<(&str, &str)>,
+    otlp: Option<&str>,
 ) -> anyhow::Result<(Server, Duration)> {
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut cmd = Command::new(exe);
     if let Some((url, prefix)) = redis {
         cmd.env("TA_REDIS_URL", url).env("TA_REDIS_PREFIX", prefix);
+    }
+    if let Some(endpoint) = otlp {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
     }
     let mut child = cmd
         .args(["serve", "--addr", "127.0.0.1:0", "--no-bundled-fs", "--config"])
@@ -170,10 +185,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let fs_router = teal_mcp_filesystem::router(fs, teal_mcp_filesystem::SessionMode::Stateful)
         .layer(axum::middleware::from_fn_with_state(mcp_posts.clone(), count_requests));
     let fs_url = spawn_local(fs_router).await?;
+    let otlp_seen = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let otlp = match args.otlp {
+        true => Some(
+            spawn_local(Router::new().route("/v1/traces", post(otlp_sink)).with_state(otlp_seen.clone()))
+                .await?,
+        ),
+        false => None,
+    };
 
     let mut starts = Vec::new();
     for _ in 0..args.starts.max(1) {
-        let (mut server, took) = start_server(&args, &llm, &fs_url, &http, None).await?;
+        let (mut server, took) = start_server(&args, &llm, &fs_url, &http, None, otlp.as_deref()).await?;
         starts.push(took.as_secs_f64() * 1000.0);
         let _ = server.child.kill().await;
     }
@@ -181,7 +204,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let prefix = format!("teal-bench-{}:", std::process::id());
     let redis = args.redis.as_deref().map(|url| (url, prefix.as_str()));
-    let (server, _) = start_server(&args, &llm, &fs_url, &http, redis).await?;
+    let (server, _) = start_server(&args, &llm, &fs_url, &http, redis, otlp.as_deref()).await?;
     let pid = server.child.id().context("server pid")?;
     let chat = format!("{}/chat/1.0", server.base);
     let fs_agent = format!("{}/fs-assistant/0.1", server.base);
@@ -243,7 +266,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // A fresh process over the shared catalog: MCP requests before its first LLM call.
     let cold_posts = match redis {
         Some(_) => {
-            let (fresh, _) = start_server(&args, &llm, &fs_url, &http, redis).await?;
+            let (fresh, _) = start_server(&args, &llm, &fs_url, &http, redis, otlp.as_deref()).await?;
             let before = mcp_posts.load(Ordering::Relaxed);
             invoke(&http, &format!("{}/fs-assistant/0.1", fresh.base), "hello").await?;
             Some(mcp_posts.load(Ordering::Relaxed) - before)
@@ -264,8 +287,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     };
     println!(
-        "teal bench: {n} requests per scenario, fake LLM on loopback, release={}",
-        !cfg!(debug_assertions)
+        "teal bench: {n} requests per scenario, fake LLM on loopback, release={}, tracing={}",
+        !cfg!(debug_assertions),
+        if args.otlp { "OTLP" } else { "off" }
     );
     println!(
         "{:<34} median {:>7.2} ms  (min {:.2}, max {:.2}; {} starts)",
@@ -306,5 +330,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         100 + 2 * n
     );
     drop(server);
+    if args.otlp {
+        println!(
+            "{:<34} {} exports, {:.1} KB (spans of {} requests, flushed every 2 s)",
+            "OTLP (tracing on)",
+            otlp_seen[0].load(Ordering::Relaxed),
+            otlp_seen[1].load(Ordering::Relaxed) as f64 / 1024.0,
+            100 + 2 * n
+        );
+    }
     Ok(())
 }

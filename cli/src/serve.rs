@@ -42,6 +42,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     teal_core::telemetry::init_json_logs();
     teal_core::telemetry::prometheus::install();
     let settings = Settings::read(&Env::process())?;
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set: the finished spans go out every 2 s (and at the end).
+    let _flusher = teal_core::telemetry::otlp::spawn_flusher(std::time::Duration::from_secs(2));
     let config_path = match (args.config, &settings.agents.location) {
         (Some(path), _) => path,
         (None, Some(teal_core::config::s3::ConfigLocation::Path(path))) => path.clone(),
@@ -136,5 +138,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await
     .context("serving")?;
+    teal_core::telemetry::otlp::flush().await;
     Ok(())
 }

@@ -4,6 +4,7 @@ mod helpers;
 
 mod budgets;
 mod concurrency;
+mod daily_budgets;
 mod errors;
 mod faults;
 mod governance;
@@ -16,3 +17,4 @@ mod stores;
 mod streaming;
 mod teal;
 mod teal_fixtures;
+mod traces;

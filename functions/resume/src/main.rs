@@ -10,5 +10,5 @@ use teal_core::lambda::{self, Endpoint};
 async fn main() -> Result<(), lambda_http::Error> {
     teal_core::telemetry::init_json_logs();
     let app = lambda::boot(Endpoint::Resume).await?;
-    lambda_http::run(app).await
+    lambda::run(app).await
 }

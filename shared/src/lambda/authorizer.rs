@@ -142,9 +142,13 @@ pub async fn boot() -> Result<Arc<ApiKeyAuthorizer>, BootError> {
 
 /// Serves authorizer events until the runtime stops.
 pub async fn run(auth: Arc<ApiKeyAuthorizer>) -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+    let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let auth = auth.clone();
         async move { authorize_any(&auth, event.payload).await.map_err(lambda_runtime::Error::from) }
-    }))
-    .await
+    });
+    lambda_runtime::Runtime::new(handler)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(crate::telemetry::flush_layer())
+        .run()
+        .await
 }

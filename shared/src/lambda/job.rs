@@ -201,7 +201,7 @@ pub async fn run(job: Job, app: Arc<JobApp>) -> Result<(), lambda_runtime::Error
                 async move { handle_backup(&app, event).await }
             });
             let runtime = lambda_runtime::Runtime::new(handler).layer(TracingLayer::new());
-            Box::pin(runtime.layer(option_layer(metrics)).run()).await
+            Box::pin(runtime.layer(option_layer(metrics)).layer(crate::telemetry::flush_layer()).run()).await
         }
         Job::Restore => {
             let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
@@ -209,7 +209,7 @@ pub async fn run(job: Job, app: Arc<JobApp>) -> Result<(), lambda_runtime::Error
                 async move { handle_restore(&app, event).await }
             });
             let runtime = lambda_runtime::Runtime::new(handler).layer(TracingLayer::new());
-            Box::pin(runtime.layer(option_layer(metrics)).run()).await
+            Box::pin(runtime.layer(option_layer(metrics)).layer(crate::telemetry::flush_layer()).run()).await
         }
     }
 }

@@ -22,6 +22,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
+use lambda_http::lambda_runtime::layers::TracingLayer;
+use lambda_http::lambda_runtime::tower::util::option_layer;
+use metrics_cloudwatch_embedded::lambda::MetricsLayer;
 
 use crate::api::{self, SharedState};
 use crate::auth::ApiKeyAuthorizer;
@@ -207,27 +210,29 @@ async fn boot_inner(
 }
 
 /// Serves `app`'s invocations until the runtime stops; with the EMF exporter installed
-/// ([`crate::telemetry::init_lambda`]) its metrics are flushed after each one.
+/// ([`crate::telemetry::init_lambda`]) its metrics are flushed after each one, and with the OTLP
+/// exporter its spans ([`crate::telemetry::flush_layer`]).
 pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
-    match crate::telemetry::emf::collector() {
-        Some(collector) => metrics_cloudwatch_embedded::lambda::service::run_http(collector, app).await,
-        None => lambda_http::run(app).await,
-    }
+    let metrics = crate::telemetry::emf::collector().map(MetricsLayer::new);
+    lambda_http::lambda_runtime::Runtime::new(lambda_http::Adapter::from(app))
+        .layer(TracingLayer::new())
+        .layer(option_layer(metrics))
+        .layer(crate::telemetry::flush_layer())
+        .run()
+        .await
 }
 
 /// [`run`] for a streamed response (the SSE function). Metrics recorded after the response
-/// started (the rest of the run) are flushed with the next invocation's.
+/// started (the rest of the run) are flushed with the next invocation's; spans are exported
+/// once the stream has ended.
 pub async fn run_streaming(app: Router) -> Result<(), lambda_http::Error> {
-    match crate::telemetry::emf::collector() {
-        Some(collector) => {
-            lambda_http::streaming_runtime(app)
-                .layer(lambda_http::lambda_runtime::layers::TracingLayer::new())
-                .layer(metrics_cloudwatch_embedded::lambda::MetricsLayer::new(collector))
-                .run()
-                .await
-        }
-        None => lambda_http::run_with_streaming_response(app).await,
-    }
+    let metrics = crate::telemetry::emf::collector().map(MetricsLayer::new);
+    lambda_http::streaming_runtime(app)
+        .layer(TracingLayer::new())
+        .layer(option_layer(metrics))
+        .layer(crate::telemetry::flush_layer())
+        .run()
+        .await
 }
 
 /// The endpoint's router with the Lambda glue around it.

@@ -43,5 +43,10 @@ pub async fn run(state: SharedState) -> Result<(), lambda_runtime::Error> {
     });
     let metrics =
         crate::telemetry::emf::collector().map(metrics_cloudwatch_embedded::lambda::MetricsLayer::new);
-    lambda_runtime::Runtime::new(handler).layer(TracingLayer::new()).layer(option_layer(metrics)).run().await
+    lambda_runtime::Runtime::new(handler)
+        .layer(TracingLayer::new())
+        .layer(option_layer(metrics))
+        .layer(crate::telemetry::flush_layer())
+        .run()
+        .await
 }

@@ -11,6 +11,7 @@
 //! an error message: `TA_API_KEY` is only ever named.
 
 mod backup;
+pub mod otlp;
 mod teal;
 
 use std::collections::HashMap;
@@ -27,8 +28,11 @@ use crate::llm::retry::RetryPolicy;
 use crate::llm::{BedrockSettings, OpenAiSettings};
 use crate::mcp::McpSettings;
 use crate::secrets::{SecretsBackend, SecretsManagerSettings};
-use crate::store::{CacheSettings, CatalogSettings, RateLimitSettings, RedisSettings, StoreSettings};
+use crate::store::{
+    CacheSettings, CatalogSettings, DailyBudgets, RateLimitSettings, RedisSettings, StoreSettings,
+};
 pub use backup::{BackupSettings, S3Prefix};
+pub use otlp::OtlpSettings;
 pub use teal::TealSettings;
 
 /// Why the settings could not be read. Display names the variable at fault.
@@ -159,6 +163,11 @@ impl Env {
         self.positive::<u32>(name, "a whole number > 0")
     }
 
+    /// A whole number > 0 (64 bits).
+    pub fn positive_u64(&self, name: &'static str) -> Result<Option<u64>, SettingsError> {
+        self.positive::<u64>(name, "a whole number > 0")
+    }
+
     /// A whole number ≥ 0.
     pub fn count(&self, name: &'static str, default: u32) -> Result<u32, SettingsError> {
         Ok(self.parse(name, "a whole number >= 0", |v| v.parse::<u32>().ok())?.unwrap_or(default))
@@ -254,6 +263,8 @@ pub struct Settings {
     pub backup: BackupSettings,
     /// Outbound OAuth to MCP servers (`TA_OAUTH_*`, `TA_MCP_OAUTH_*`).
     pub oauth: crate::oauth::OAuthSettings,
+    /// `OTEL_EXPORTER_OTLP_*`: trace export, `None` when off.
+    pub otlp: Option<OtlpSettings>,
 }
 
 impl Settings {
@@ -262,6 +273,7 @@ impl Settings {
         let stores = read_stores(env)?;
         let agents = read_agents(env)?;
         let backup = backup::read(env, agents.location.as_ref())?;
+        let otlp = otlp::read(env)?;
         Ok(Self {
             agents,
             api: ApiSettings {
@@ -288,9 +300,10 @@ impl Settings {
             secrets: read_secrets(env)?,
             lambda: read_lambda(env)?,
             aws_endpoint_url: env.var("TA_AWS_ENDPOINT_URL").map(str::to_owned),
-            teal: teal::read(env)?,
+            teal: teal::read(env, otlp.is_some())?,
             backup,
             oauth: teal::oauth(env)?,
+            otlp,
         })
     }
 }
@@ -395,6 +408,10 @@ fn read_stores(env: &Env) -> Result<StoreSettings, SettingsError> {
             refresh_lease: env.secs("TA_CATALOG_REFRESH_LEASE", catalog.refresh_lease.as_secs())?,
         },
         rate_limit: read_rate_limit(env)?,
+        daily: DailyBudgets {
+            requests: env.positive_u64("TA_DAILY_REQUEST_BUDGET")?,
+            tokens: env.positive_u64("TA_DAILY_TOKEN_BUDGET")?,
+        },
         // Teal's TA_REDIS_TTL is the lifetime of its state: ours when TA_SESSION_TTL is not set.
         session_ttl: match env.var("TA_SESSION_TTL") {
             Some(_) => env.secs("TA_SESSION_TTL", 3600)?,
@@ -534,6 +551,14 @@ mod tests {
             (&[("TA_CONFIG_TTL", "0")], "invalid env var TA_CONFIG_TTL=0 (a whole number of seconds > 0)"),
             (&[("TA_RATE_LIMIT_RPS", "inf")], "invalid env var TA_RATE_LIMIT_RPS=inf (a number > 0)"),
             (
+                &[("TA_DAILY_TOKEN_BUDGET", "1e6")],
+                "invalid env var TA_DAILY_TOKEN_BUDGET=1e6 (a whole number > 0)",
+            ),
+            (
+                &[("TA_DAILY_REQUEST_BUDGET", "0")],
+                "invalid env var TA_DAILY_REQUEST_BUDGET=0 (a whole number > 0)",
+            ),
+            (
                 &[("TA_RATE_LIMIT_BURST", "3")],
                 "invalid env var TA_RATE_LIMIT_BURST=3 (only together with TA_RATE_LIMIT_RPS)",
             ),
@@ -613,6 +638,11 @@ mod tests {
         assert!(!shown.contains("pw"), "{shown}");
         assert!(shown.contains("user:***@primary"), "{shown}");
         let rl = s.stores.rate_limit.expect("rate limit");
+        assert_eq!(s.stores.daily, DailyBudgets::default());
+        let d =
+            read(&[("TA_DAILY_REQUEST_BUDGET", "500"), ("TA_DAILY_TOKEN_BUDGET", "2000000")]).expect("ok");
+        assert_eq!(d.stores.daily, DailyBudgets { requests: Some(500), tokens: Some(2_000_000) });
+        assert!(d.stores.limits(), "a budget alone admits through the limiter");
         assert_eq!((rl.rate_per_sec, rl.burst), (2.5, 3));
         assert_eq!(s.stores.catalog.keep_for, Duration::from_secs(7200), "kept at least as long as fresh");
         assert_eq!(s.mcp.catalog_ttl, Duration::from_secs(7200));
@@ -681,8 +711,15 @@ mod tests {
         let e = err(&[("TA_TYPES_MODULE", "custom_types.py")]);
         assert!(e.contains("JSON Schema"), "{e}");
         assert!(err(&[("TA_A2A_ENABLED", "true")]).starts_with("TA_A2A_ENABLED=true is not supported"));
-        assert!(err(&[("TA_TELEMETRY_ENABLED", "true")]).contains("OTLP"));
-        assert!(err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).contains("unset it"));
+        assert!(err(&[("TA_TELEMETRY_ENABLED", "true")]).contains("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        assert!(err(&[("TA_METRICS_ENABLED", "true")]).contains("Prometheus"));
+        let traces =
+            [("TA_TELEMETRY_ENABLED", "true"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")];
+        // Served where the exporter is built; refused, naming the feature, where it is not.
+        match read(&traces) {
+            Ok(s) => assert!(otlp::BUILT && s.otlp.is_some()),
+            Err(e) => assert!(!otlp::BUILT && e.to_string().contains("`otlp` feature"), "{e}"),
+        }
         // Teal's own defaults, spelled out, change nothing.
         read(&[("TA_PERSISTENCE_CLASS", "InMemoryPersistenceManager"), ("TA_A2A_ENABLED", "false")])
             .expect("defaults pass");

@@ -6,7 +6,8 @@
 //! plugin catalog, `TA_PLUGIN_CATALOG_FILE` the plugin catalog whose `requires_hitl` tools are
 //! held, `TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL` the model that repairs structured output,
 //! `TA_LOG_LEVEL` the default log level. Refused, with what to use instead: the variables
-//! that load Python classes (`*_MODULE`, `*_CLASS`), A2A, and telemetry export (not built yet).
+//! that load Python classes (`*_MODULE`, `*_CLASS`), A2A, OTLP metrics (`TA_METRICS_ENABLED`), and
+//! `TA_TELEMETRY_ENABLED=true` unless OTLP trace export is configured ([`super::otlp`]).
 //! Teal's OAuth variables (`TA_OAUTH_*`, `TA_MCP_OAUTH_*`) configure outbound OAuth to MCP servers
 //! ([`oauth`]); a switch that would turn off what the MCP specification requires is refused.
 //! Variables that only configure what is not served (A2A card fields) are accepted.
@@ -108,7 +109,8 @@ pub struct TealSettings {
 }
 
 /// Checks the refused variables and reads the honoured ones.
-pub(super) fn read(env: &Env) -> Result<TealSettings, SettingsError> {
+/// `otlp_configured`: OTLP trace export is on (what `TA_TELEMETRY_ENABLED=true` asks for).
+pub(super) fn read(env: &Env, otlp_configured: bool) -> Result<TealSettings, SettingsError> {
     for (name, teal_default, instead) in PYTHON_CLASS_VARS {
         if let Some(v) = env.var(name)
             && Some(v) != teal_default
@@ -123,27 +125,24 @@ pub(super) fn read(env: &Env) -> Result<TealSettings, SettingsError> {
             instead: "A2A (deprecated in Teal) is not served: call the agents' invoke API, or set it to false",
         });
     }
-    for name in ["TA_TELEMETRY_ENABLED", "TA_METRICS_ENABLED"] {
-        if env.parse(name, "true or false", parse_bool)?.unwrap_or(false) {
-            return Err(SettingsError::Refused {
-                name,
-                value: "true".to_owned(),
-                instead: "exporting traces and metrics over OTLP is not built yet: metrics are always \
-                          on (EMF lines in Lambda, Prometheus text at teal serve's /metrics) and the \
-                          run's spans are in the JSON logs; set it to false",
-            });
-        }
+    // Teal's switch for traces: served by the OTLP exporter, which `OTEL_EXPORTER_OTLP_ENDPOINT`
+    // turns on (Teal's own TA_OTEL_ENDPOINT is gRPC, which is not built).
+    if env.parse("TA_TELEMETRY_ENABLED", "true or false", parse_bool)?.unwrap_or(false) && !otlp_configured {
+        return Err(SettingsError::Refused {
+            name: "TA_TELEMETRY_ENABLED",
+            value: "true".to_owned(),
+            instead: "traces are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (e.g. \
+                      http://localhost:4318, in a build with the `otlp` feature; Teal's TA_OTEL_ENDPOINT \
+                      is gRPC, not served): set that, or set this to false",
+        });
     }
-    for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
-        if let Some(v) = env.var(name) {
-            return Err(SettingsError::Refused {
-                name,
-                value: v.to_owned(),
-                instead: "exporting spans over OTLP is not built yet (nothing would reach it): the \
-                          run's spans are in the JSON logs and metrics are EMF lines / teal serve's \
-                          /metrics; unset it",
-            });
-        }
+    if env.parse("TA_METRICS_ENABLED", "true or false", parse_bool)?.unwrap_or(false) {
+        return Err(SettingsError::Refused {
+            name: "TA_METRICS_ENABLED",
+            value: "true".to_owned(),
+            instead: "metrics are not exported over OTLP: they are always on (EMF lines in Lambda, \
+                      Prometheus text at teal serve's /metrics); set it to false",
+        });
     }
     Ok(TealSettings {
         remote_plugin_path: env.var("TA_REMOTE_PLUGIN_PATH").map(PathBuf::from),
@@ -238,7 +237,7 @@ pub(super) fn redis_url(env: &Env) -> Result<Option<String>, SettingsError> {
     }
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
+pub(super) fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
         "false" | "0" | "no" | "off" => Some(false),

@@ -1,19 +1,27 @@
-//! Logs and metrics: JSON lines through `tracing`, one subscriber per process; every metric
-//! through [`metrics`], exported as EMF in Lambda ([`emf`]) or Prometheus text locally
-//! (`prometheus`, feature `prometheus`).
+//! Logs, metrics and traces: JSON lines through `tracing`, one subscriber per process; every
+//! metric through [`metrics`], exported as EMF in Lambda ([`emf`]) or Prometheus text locally
+//! (`prometheus`, feature `prometheus`); the spans over OTLP/HTTP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`otlp`, feature `otlp`: without the variable nothing of
+//! it is built).
 //!
 //! Owns the subscriber and exporter set-up. Secrets never reach a log line because they are
 //! `SecretString`s everywhere else; nothing here filters text.
 
 pub mod emf;
 pub mod metrics;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use lambda_http::lambda_runtime::tower::layer::util::Identity;
+use lambda_http::lambda_runtime::tower::util::{Either, option_layer};
 use tracing_subscriber::EnvFilter;
+
+use crate::settings::Env;
 
 static STARTED: OnceLock<Instant> = OnceLock::new();
 
@@ -32,17 +40,93 @@ pub fn init_finished() {
     }
 }
 
-/// Installs a JSON subscriber filtered by `RUST_LOG` (default `info`, rmcp at `warn`). Safe to call twice: the
-/// second call does nothing.
+/// Installs a JSON subscriber filtered by `RUST_LOG` (default `info`, rmcp at `warn`), with
+/// OTLP trace export when the process environment configures it. Safe to call twice: the second
+/// call does nothing.
 pub fn init_json_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    init_json_logs_from(&Env::process());
+}
+
+/// [`init_json_logs`] with the OTLP settings read from `env` (`RUST_LOG` is still the
+/// process's). Settings that do not read (or a build without the `otlp` feature) give plain JSON
+/// logs: the start fails on them with the variable named ([`crate::settings::Settings::read`]).
+pub fn init_json_logs_from(env: &Env) {
+    #[cfg(feature = "otlp")]
+    if let Ok(Some(settings)) = crate::settings::otlp::read(env) {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        match otlp::layer(&settings) {
+            Ok(Some(traces)) => {
+                let _ = tracing_subscriber::registry()
+                    .with(json_layer().with_filter(log_filter()))
+                    .with(traces.with_filter(span_filter()))
+                    .try_init();
+                tracing::info!(endpoint = %settings.endpoint, service = %settings.service_name, "exporting spans over OTLP");
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                init_plain_json_logs();
+                tracing::error!(error = %error_chain(&e), "spans are not exported");
+                return;
+            }
+        }
+    }
+    let _ = env;
+    init_plain_json_logs();
+}
+
+fn init_plain_json_logs() {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter())
         .with_current_span(true)
         .with_span_list(true)
         .with_target(false)
         .try_init();
+}
+
+fn log_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"))
+}
+
+#[cfg(feature = "otlp")]
+fn json_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(true).with_target(false)
+}
+
+/// What is exported: spans and their events at `info` and above, never a client library's
+/// own debug spans (the exporter's HTTP client would otherwise trace its own exports), rmcp's
+/// at `warn` as in the logs.
+#[cfg(feature = "otlp")]
+fn span_filter() -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("rmcp", tracing::Level::WARN)
+}
+
+/// The Lambda runtime layer that exports each invocation's spans after it
+/// (`otlp::FlushLayer`); nothing without the `otlp` feature or an exporter.
+pub fn flush_layer() -> Either<FlushLayer, Identity> {
+    option_layer(flush_layer_installed())
+}
+
+/// What [`flush_layer`] wraps the runtime in.
+#[cfg(feature = "otlp")]
+pub type FlushLayer = otlp::FlushLayer;
+/// What [`flush_layer`] wraps the runtime in.
+#[cfg(not(feature = "otlp"))]
+pub type FlushLayer = Identity;
+
+fn flush_layer_installed() -> Option<FlushLayer> {
+    #[cfg(feature = "otlp")]
+    return otlp::FlushLayer::installed();
+    #[cfg(not(feature = "otlp"))]
+    None
 }
 
 /// Installs a human-readable subscriber on stderr filtered by `RUST_LOG` (default `default`),

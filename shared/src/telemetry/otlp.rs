@@ -1,0 +1,247 @@
+//! OTLP/HTTP trace export (feature `otlp`): the run's `tracing` spans (the request, and the
+//! OpenTelemetry GenAI `invoke_agent` / `chat` / `execute_tool` spans) as OTLP protobuf to the
+//! collector `OTEL_EXPORTER_OTLP_ENDPOINT` names ([`crate::settings::otlp`] reads it).
+//!
+//! Built only when that variable is set: otherwise no layer, no client, no buffer exists.
+//! `tracing-opentelemetry` turns spans into OpenTelemetry spans and `opentelemetry-otlp` encodes
+//! and sends them over the reqwest client the process already links. Finished spans wait in a
+//! bounded buffer ([`Buffer`]) and go out in one request when [`flush`] runs: after every Lambda
+//! invocation ([`FlushLayer`], before the runtime asks for the next event, so a frozen container
+//! holds nothing back), every few seconds under `teal serve` ([`spawn_flusher`]). The export is
+//! async on the caller's runtime (the SDK's batch processor exports from a thread of its own,
+//! where an async client has no runtime), bounded by the export timeout; a failure is a log line,
+//! never the request's failure. Header values (a backend's API key) are only handed to the
+//! exporter: never logged. Must not install anything by itself: [`super::init_json_logs_from`]
+//! composes [`layer`] with the JSON logs.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use lambda_http::lambda_runtime::LambdaInvocation;
+use lambda_http::lambda_runtime::tower::{Layer, Service};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanExporter as _, SpanProcessor};
+use secrecy::ExposeSecret;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::settings::OtlpSettings;
+
+/// Finished spans held between flushes; beyond it spans are dropped (and counted in the log).
+const MAX_BUFFERED: usize = 8192;
+
+/// Why the exporter could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    #[error("the OTLP HTTP client could not be built")]
+    Client(#[source] reqwest::Error),
+    #[error("the OTLP exporter could not be built")]
+    Exporter(#[source] opentelemetry_otlp::ExporterBuildError),
+}
+
+/// Finished spans waiting for [`flush`].
+#[derive(Default)]
+struct Pending {
+    spans: Mutex<Vec<SpanData>>,
+    dropped: AtomicUsize,
+}
+
+/// The span processor: keeps finished spans for [`flush`] (no thread, no timer of its own).
+#[derive(Clone)]
+struct Buffer(Arc<Pending>);
+
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("otlp::Buffer")
+    }
+}
+
+impl SpanProcessor for Buffer {
+    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        let mut spans = self.0.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if spans.len() < MAX_BUFFERED {
+            spans.push(span);
+        } else {
+            self.0.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Exporting is async ([`flush`]); the SDK's blocking flush has nothing to do.
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// The installed exporter.
+struct Export {
+    pending: Arc<Pending>,
+    exporter: tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>,
+    timeout: Duration,
+    endpoint: String,
+    /// Kept for the life of the process (the tracer holds it too).
+    _provider: SdkTracerProvider,
+}
+
+static EXPORT: OnceLock<Export> = OnceLock::new();
+
+/// The `tracing` layer that records spans for export to `settings`' collector, and installs
+/// the exporter [`flush`] uses. Once per process: `None` when an exporter is already installed.
+pub fn layer<S>(settings: &OtlpSettings) -> Result<Option<impl tracing_subscriber::Layer<S>>, OtlpError>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    if EXPORT.get().is_some() {
+        return Ok(None);
+    }
+    let client = reqwest::Client::builder().timeout(settings.timeout).build().map_err(OtlpError::Client)?;
+    let headers: HashMap<String, String> =
+        settings.headers.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_owned())).collect();
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(client)
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(settings.endpoint.clone())
+        .with_timeout(settings.timeout)
+        .with_headers(headers)
+        .build()
+        .map_err(OtlpError::Exporter)?;
+    let resource = Resource::builder_empty()
+        .with_service_name(settings.service_name.clone())
+        .with_attributes(
+            settings.resource.iter().map(|(k, v)| opentelemetry::KeyValue::new(k.clone(), v.clone())),
+        )
+        .build();
+    exporter.set_resource(&resource);
+    let pending = Arc::new(Pending::default());
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(Buffer(pending.clone()))
+        .with_resource(resource)
+        .build();
+    let tracer = provider.tracer("teal");
+    let installed = Export {
+        pending,
+        exporter: tokio::sync::Mutex::new(exporter),
+        timeout: settings.timeout,
+        endpoint: settings.endpoint.clone(),
+        _provider: provider,
+    };
+    if EXPORT.set(installed).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false),
+    ))
+}
+
+/// Whether an exporter is installed.
+pub fn installed() -> bool {
+    EXPORT.get().is_some()
+}
+
+/// Sends every finished span to the collector in one request, within the export timeout. A
+/// failure (collector down, timeout) is logged and the spans are dropped: telemetry never fails
+/// or holds up the work it describes for longer than the timeout.
+pub async fn flush() {
+    let Some(export) = EXPORT.get() else { return };
+    let batch = std::mem::take(&mut *export.pending.spans.lock().unwrap_or_else(PoisonError::into_inner));
+    let dropped = export.pending.dropped.swap(0, Ordering::Relaxed);
+    if dropped > 0 {
+        tracing::warn!(dropped, max = MAX_BUFFERED, "spans dropped: the export buffer was full");
+    }
+    if batch.is_empty() {
+        return;
+    }
+    let spans = batch.len();
+    let exporter = export.exporter.lock().await;
+    match tokio::time::timeout(export.timeout, exporter.export(batch)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, spans, endpoint = %export.endpoint, "spans not exported");
+        }
+        Err(_) => tracing::warn!(
+            spans,
+            endpoint = %export.endpoint,
+            timeout_ms = export.timeout.as_millis() as u64,
+            "span export timed out"
+        ),
+    }
+}
+
+/// Flushes every `every` until the process ends (`teal serve`); `None` without an exporter.
+pub fn spawn_flusher(every: Duration) -> Option<tokio::task::JoinHandle<()>> {
+    installed().then(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                flush().await;
+            }
+        })
+    })
+}
+
+/// The Lambda runtime layer that runs [`flush`] after each invocation (its response already
+/// sent), before the runtime asks for the next one.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushLayer;
+
+impl FlushLayer {
+    /// The layer when an exporter is installed.
+    pub fn installed() -> Option<Self> {
+        installed().then_some(Self)
+    }
+}
+
+impl<S> Layer<S> for FlushLayer {
+    type Service = FlushService<S>;
+
+    fn layer(&self, inner: S) -> FlushService<S> {
+        FlushService(inner)
+    }
+}
+
+/// [`FlushLayer`]'s service.
+#[derive(Debug, Clone)]
+pub struct FlushService<S>(S);
+
+impl<S> Service<LambdaInvocation> for FlushService<S>
+where
+    S: Service<LambdaInvocation>,
+    S::Future: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    // Not `Send`: the runtime awaits invocations in place, and the EMF layer's future is not.
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        let done = self.0.call(invocation);
+        Box::pin(async move {
+            let result = done.await;
+            flush().await;
+            result
+        })
+    }
+}
