@@ -83,6 +83,17 @@ pub enum BootError {
     RemotePlugins(#[from] OpenApiError),
     #[error("TA_PLUGIN_CATALOG_FILE")]
     PluginCatalog(#[from] HitlCatalogError),
+    #[error(transparent)]
+    Unpriced(#[from] crate::service::Unpriced),
+}
+
+/// Every cost budget of `registry` can be counted: each agent with `max_cost_usd` has its
+/// model's price in `TA_MODEL_PRICES` (a refreshed config that breaks this is refused per run).
+pub fn check_prices(settings: &Settings, registry: &Registry) -> Result<(), BootError> {
+    match registry.iter().find_map(|config| crate::service::unpriced(&settings.api, config)) {
+        Some(unpriced) => Err(unpriced.into()),
+        None => Ok(()),
+    }
 }
 
 /// Whether the offline model may stand in when no LLM is configured.

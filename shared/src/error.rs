@@ -48,9 +48,10 @@ pub enum Error {
     /// The deployment cannot serve this agent as configured (the detail is in the log).
     #[error("the agent is misconfigured for this deployment: {0}")]
     Misconfigured(String),
-    /// A run budget (`spec.agent.max_tool_calls`, `max_tokens_total`) ended the run.
+    /// A run budget (`spec.agent.max_tool_calls`, `max_tokens_total`, `max_cost_usd`) ended
+    /// the run.
     #[error("the run reached its budget spec.agent.{budget} = {limit} before a final answer")]
-    Budget { budget: &'static str, limit: u64, trace: Box<RunTrace> },
+    Budget { budget: &'static str, limit: crate::agent::Limit, trace: Box<RunTrace> },
     #[error("the agent gave no final answer within {max} iteration(s) (spec.agent.max_iterations)")]
     IterationLimit { max: u32, trace: Box<RunTrace> },
     #[error("deadline reached before the agent finished")]

@@ -246,6 +246,7 @@ pub async fn start_api(configs: &Path, llm_uri: &str, opts: &StackOptions) -> (S
     settings.api.body_limit = opts.body_limit;
     settings.api.request_timeout = opts.request_timeout;
     let (registry, _) = bootstrap::load_registry(configs, env.vars()).expect("configs load");
+    bootstrap::check_prices(&settings, &registry).expect("every cost budget priced");
     let secrets: Arc<dyn teal_core::secrets::SecretStore> =
         Arc::new(opts.secrets.iter().fold(EnvSecretStore::new(), |s, (k, v)| s.with(*k, *v)));
     let stores = bootstrap::build_stores(&settings, secrets.clone()).await.expect("stores");

@@ -20,7 +20,8 @@ use tracing::Instrument;
 
 use crate::config::AgentSpec;
 use crate::llm::{
-    ChatRequest, ChatResponse, LlmClient, LlmError, Message, ResponseFormat, Role, ToolCall, Usage,
+    ChatRequest, ChatResponse, Cost, LlmClient, LlmError, Message, ModelPrices, Price, ResponseFormat, Role,
+    ToolCall, Usage,
 };
 use crate::mcp::McpPool;
 use crate::telemetry::metrics;
@@ -42,6 +43,9 @@ pub struct RunTrace {
     pub iterations: u32,
     pub usage: Usage,
     pub tool_calls: Vec<ToolCallRecord>,
+    /// What the LLM calls cost in US dollars, at `TA_MODEL_PRICES` (absent: no price known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<Cost>,
     /// What the run was waiting for last (`llm`, `mcp:NAME`, `plugin:NAME`): the upstream a
     /// deadline names.
     #[serde(skip)]
@@ -126,9 +130,10 @@ pub enum AgentError {
     /// LLM or tool call.
     #[error("{disabled}")]
     Disabled { disabled: crate::governance::Disabled, trace: RunTrace },
-    /// A run budget of the agent (`max_tool_calls`, `max_tokens_total`) was reached.
+    /// A run budget of the agent (`max_tool_calls`, `max_tokens_total`, `max_cost_usd`) was
+    /// reached.
     #[error("the run reached its budget {budget} = {limit}")]
-    Budget { budget: &'static str, limit: u64, trace: RunTrace },
+    Budget { budget: &'static str, limit: Limit, trace: RunTrace },
     #[error("no final answer after {max} iteration(s) (max_iterations)")]
     IterationLimit { max: u32, trace: RunTrace },
     /// A Sequential task's instructions could not be rendered with this request's input.
@@ -147,6 +152,22 @@ pub enum AgentError {
         source: OutputError,
         trace: RunTrace,
     },
+}
+
+/// The limit of a run budget: a count (tool calls, tokens) or US dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Count(u64),
+    Usd(Cost),
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::Count(n) => write!(f, "{n}"),
+            Limit::Usd(c) => write!(f, "{c}"),
+        }
+    }
 }
 
 impl AgentError {
@@ -180,6 +201,8 @@ pub struct Run<'a> {
     pub stream: bool,
     /// The agent's kill switch, checked before every LLM call and every round of tool calls.
     pub switch: Option<crate::governance::SwitchGuard<'a>>,
+    /// `TA_MODEL_PRICES`: what each call costs goes to the trace.
+    pub prices: &'a ModelPrices,
 }
 
 impl Run<'_> {
@@ -257,7 +280,16 @@ impl Run<'_> {
             if let Some(limit) = self.agent.max_tokens_total
                 && trace.usage.total_tokens >= limit
             {
-                return Err(AgentError::Budget { budget: "max_tokens_total", limit, trace });
+                return Err(AgentError::Budget {
+                    budget: "max_tokens_total",
+                    limit: Limit::Count(limit),
+                    trace,
+                });
+            }
+            if let Some(limit) = self.agent.max_cost_usd
+                && trace.cost_usd.unwrap_or_default() >= limit
+            {
+                return Err(AgentError::Budget { budget: "max_cost_usd", limit: Limit::Usd(limit), trace });
             }
             let reply = match self.complete(messages, self.output.map(OutputCheck::format), &mut trace).await
             {
@@ -280,7 +312,11 @@ impl Run<'_> {
             if let Some(limit) = self.agent.max_tool_calls
                 && trace.tool_calls.len() + calls.len() > limit as usize
             {
-                return Err(AgentError::Budget { budget: "max_tool_calls", limit: u64::from(limit), trace });
+                return Err(AgentError::Budget {
+                    budget: "max_tool_calls",
+                    limit: Limit::Count(u64::from(limit)),
+                    trace,
+                });
             }
             if let Some(disabled) = self.switched_off().await {
                 return Err(AgentError::Disabled { disabled, trace });
@@ -363,7 +399,8 @@ impl Run<'_> {
                 self.llm.complete(request, self.deadline).await
             }
         };
-        let answer = match chat(&spec.model, self.deadline, trace, call).await {
+        let price = self.prices.get(&spec.model);
+        let answer = match chat(&spec.model, price, self.deadline, trace, call).await {
             Err(LlmError::Deadline) => return Err(Failure::Deadline),
             Err(source) => return Err(Failure::Llm(source)),
             Ok(answer) => answer,
@@ -451,9 +488,11 @@ impl Run<'_> {
 type CallResult = Result<Option<(String, ToolCallRecord)>, (ToolError, ToolCallRecord)>;
 
 /// One LLM call (`call`, to `model`) within `deadline` (`LlmError::Deadline` when it passes):
-/// its usage and time go to `trace`, and it is recorded once in the metrics, whoever calls.
+/// its usage, cost (at `price`) and time go to `trace`, and it is recorded once in the metrics,
+/// whoever calls.
 pub(crate) async fn chat(
     model: &str,
+    price: Option<Price>,
     deadline: Instant,
     trace: &mut RunTrace,
     call: impl Future<Output = Result<ChatResponse, LlmError>>,
@@ -481,6 +520,9 @@ pub(crate) async fn chat(
     metrics::llm_call(model, answer.as_ref().ok().map(|a| a.usage), elapsed);
     if let Ok(a) = &answer {
         trace.usage += a.usage;
+        if let Some(price) = price {
+            *trace.cost_usd.get_or_insert_default() += price.cost(a.usage);
+        }
     }
     answer
 }

@@ -102,13 +102,19 @@ impl OutputCheck {
         request.max_tokens = run.agent.max_tokens;
         // The transformer model (`TA_STRUCTURED_OUTPUT_TRANSFORMER_MODEL`) is the deployment's.
         request.endpoint = if self.repair_model.is_some() { None } else { run.agent.provider.as_ref() };
-        let answer =
-            match super::chat(model, run.deadline, &mut trace, run.llm.complete(request, run.deadline)).await
-            {
-                Err(LlmError::Deadline) => return Err(AgentError::Deadline { trace }),
-                Err(source) => return Err(AgentError::Llm { source, trace }),
-                Ok(answer) => answer,
-            };
+        let answer = match super::chat(
+            model,
+            run.prices.get(model),
+            run.deadline,
+            &mut trace,
+            run.llm.complete(request, run.deadline),
+        )
+        .await
+        {
+            Err(LlmError::Deadline) => return Err(AgentError::Deadline { trace }),
+            Err(source) => return Err(AgentError::Llm { source, trace }),
+            Ok(answer) => answer,
+        };
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         let text = reply.content.clone().unwrap_or_default();

@@ -51,6 +51,8 @@ pub struct Sequential<'a> {
     pub output: Option<&'a OutputCheck>,
     /// The config's kill switch, checked before every step of every task.
     pub switch: Option<crate::governance::SwitchGuard<'a>>,
+    /// `TA_MODEL_PRICES`, for every task's run.
+    pub prices: &'a crate::llm::ModelPrices,
 }
 
 impl Sequential<'_> {
@@ -79,6 +81,7 @@ impl Sequential<'_> {
                 output: if last { self.output } else { None },
                 stream: self.stream && last,
                 switch: self.switch,
+                prices: self.prices,
             };
             let before = trace.usage;
             let report = run.execute_with(history, trace).await?;

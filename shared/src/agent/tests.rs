@@ -71,6 +71,7 @@ impl Harness {
             output: None,
             stream: false,
             switch: None,
+            prices: &ModelPrices::default(),
         };
         run.execute(vec![Message::user("hi")]).await
     }

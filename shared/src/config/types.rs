@@ -178,6 +178,9 @@ pub struct AgentSpec {
     pub max_tool_calls: Option<u32>,
     /// `max_tokens_total` (ours): a run stops before an LLM call once it used this many tokens.
     pub max_tokens_total: Option<u64>,
+    /// `max_cost_usd` (ours): a run stops before an LLM call once it cost this much, at the
+    /// deployment's prices (`TA_MODEL_PRICES`).
+    pub max_cost_usd: Option<crate::llm::Cost>,
     pub mcp_servers: Vec<McpServerConfig>,
     /// `provider` (our extension): this agent's own model endpoint and key source; `None`: the
     /// deployment's (`TA_BASE_URL`), or Bedrock for a `bedrock:` model.

@@ -172,6 +172,7 @@ async fn boot_inner(
     sdk: Option<aws_config::SdkConfig>,
 ) -> Result<(SharedState, Option<Arc<ApiKeyAuthorizer>>), BootError> {
     let (agents, warnings) = bootstrap::load_agents(settings, env, sdk).await?;
+    bootstrap::check_prices(settings, &agents.current())?;
     for w in &warnings {
         tracing::warn!(warning = %w, "config");
     }

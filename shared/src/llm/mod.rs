@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub mod bedrock;
 pub mod offline;
 pub mod openai;
+pub mod price;
 mod providers;
 pub mod retry;
 mod rotating;
@@ -21,6 +22,7 @@ mod rotating;
 pub use bedrock::BedrockClient;
 pub use offline::OfflineModel;
 pub use openai::{ClientError, OpenAiClient, OpenAiSettings};
+pub use price::{Cost, ModelPrices, Price};
 pub use providers::{BedrockSettings, Endpoint, Provider, Providers};
 pub use rotating::{KeyError, RotatingKeyLlm};
 

@@ -358,6 +358,7 @@ pub(crate) async fn execute(
     on_event: Option<&(dyn Fn(RunEvent) + Send + Sync)>,
     stream: bool,
 ) -> Result<RunReport, Error> {
+    super::priced(&state.settings, agent)?;
     let toolboxes = try_join_all(agent.agents.iter().map(|spec| state.toolbox(agent, spec, caller))).await?;
     let output =
         agent.output.as_ref().map(|t| OutputCheck::new(t, state.settings.structured_output_model.clone()));
@@ -375,6 +376,7 @@ pub(crate) async fn execute(
                 output: output.as_ref(),
                 stream,
                 switch: Some(state.switch.guard(&agent.name, &agent.version)),
+                prices: &state.settings.model_prices,
             };
             run.execute(conversation).await.map_err(Error::from)
         }
@@ -389,6 +391,7 @@ pub(crate) async fn execute(
                 stream,
                 output: output.as_ref(),
                 switch: Some(state.switch.guard(&agent.name, &agent.version)),
+                prices: &state.settings.model_prices,
             };
             seq.execute(conversation, inputs).await.map_err(Error::from)
         }

@@ -42,6 +42,8 @@ pub struct ApiSettings {
     pub hitl_timeout: Duration,
     /// `TA_HITL_APPROVERS`: API key ids that may approve or reject any caller's paused run.
     pub approvers: Arc<[String]>,
+    /// `TA_MODEL_PRICES`: what each model costs, for `max_cost_usd` budgets.
+    pub model_prices: Arc<crate::llm::ModelPrices>,
 }
 
 impl Default for ApiSettings {
@@ -53,6 +55,48 @@ impl Default for ApiSettings {
             structured_output_model: None,
             hitl_timeout: Duration::from_secs(3600),
             approvers: Arc::from([]),
+            model_prices: Arc::default(),
+        }
+    }
+}
+
+/// A cost budget that cannot be counted: `agent` has `max_cost_usd` but `model` (its own, or
+/// the structured output repair model it may call) has no price in `TA_MODEL_PRICES`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "agent {config} ({agent}) has max_cost_usd but its model `{model}` has no price in TA_MODEL_PRICES: \
+     add {{\"{model}\": {{\"input_per_million\": …, \"output_per_million\": …}}}} or remove the budget"
+)]
+pub struct Unpriced {
+    /// `name/version` of the config.
+    pub config: String,
+    pub agent: String,
+    pub model: String,
+}
+
+/// The first agent of `config` whose cost budget cannot be counted at `settings`' prices.
+pub fn unpriced(settings: &ApiSettings, config: &AgentConfig) -> Option<Unpriced> {
+    let repair = config.output.as_ref().and(settings.structured_output_model.as_deref());
+    config.agents.iter().filter(|spec| spec.max_cost_usd.is_some()).find_map(|spec| {
+        let model = [Some(spec.model.as_str()), repair]
+            .into_iter()
+            .flatten()
+            .find(|m| settings.model_prices.get(m).is_none())?;
+        Some(Unpriced {
+            config: format!("{}/{}", config.name, config.version),
+            agent: spec.name.clone(),
+            model: model.to_owned(),
+        })
+    })
+}
+
+/// [`unpriced`] for one run (a config refreshed from S3 after start): refused before any call.
+pub(crate) fn priced(settings: &ApiSettings, config: &AgentConfig) -> Result<(), Error> {
+    match unpriced(settings, config) {
+        None => Ok(()),
+        Some(e) => {
+            tracing::error!(error = %e, "cost budget cannot be counted");
+            Err(Error::Misconfigured(format!("model {} has no price", e.model)))
         }
     }
 }

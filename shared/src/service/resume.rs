@@ -197,6 +197,7 @@ async fn go_on(
     if agent.kind != AgentKind::Chat {
         return Err(Error::Misconfigured("only a single agent's run can be resumed".into()));
     }
+    super::priced(&state.settings, agent)?;
     let spec = &agent.agents[0];
     let tools = state.toolbox(agent, spec, user).await?;
     let output =
@@ -212,6 +213,7 @@ async fn go_on(
         output: output.as_ref(),
         stream: decision.on_event.is_some(),
         switch: Some(state.switch.guard(&agent.name, &agent.version)),
+        prices: &state.settings.model_prices,
     };
     // The tokens before the pause were counted when it paused.
     let before = paused.trace.usage.total_tokens;

@@ -12,6 +12,7 @@
 
 mod backup;
 pub mod otlp;
+mod prices;
 mod teal;
 
 use std::collections::HashMap;
@@ -292,6 +293,7 @@ impl Settings {
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
                     .collect(),
+                model_prices: std::sync::Arc::new(prices::read(env)?),
             },
             mcp: McpSettings { catalog_ttl: stores.catalog.fresh_for },
             stores,

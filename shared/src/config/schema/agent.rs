@@ -8,14 +8,12 @@ use std::collections::HashMap;
 
 use crate::config::reader::{Ctx, Fields};
 use crate::config::types::AgentSpec;
-use crate::llm::Endpoint;
+use crate::llm::{Cost, Endpoint};
 
 use super::mcp::mcp_server;
 
 const DEFAULT_AGENT_NAME: &str = "default";
 const DEFAULT_MAX_ITERATIONS: u32 = 10;
-const MAX_COST_REFUSED: &str = "a cost budget is not enforced yet: bound the run with \
-                                max_tokens_total and max_tool_calls instead";
 pub(super) const PLUGINS_REFUSED: &str = "Python plugins cannot run here: serve the plugin as an MCP \
      server on ECS Fargate (its tools keep their names) and list it under `mcp_servers`; see \
      docs/migrating-from-teal.md";
@@ -42,10 +40,7 @@ pub(super) fn agent_spec(
         None => Some(None),
         Some(r) => r.non_empty_string(cx).map(Some),
     };
-    // A cost budget we do not enforce yet: refused, never ignored (a run would spend past it).
-    if let Some(c) = f.opt("max_cost_usd") {
-        c.error_at_key(cx, MAX_COST_REFUSED);
-    }
+    let max_cost_usd = max_cost_usd(cx, f);
     // `role` names the agent for people reading the file; Teal does not send it to the model
     // either: left for the unknown-field warning.
     if let Some(p) = f.opt("plugins")
@@ -86,6 +81,7 @@ pub(super) fn agent_spec(
         max_iterations: max_iterations?,
         max_tool_calls: max_tool_calls?,
         max_tokens_total: max_tokens_total?,
+        max_cost_usd: max_cost_usd?,
         mcp_servers: servers,
         provider: provider?,
     })
@@ -205,6 +201,22 @@ fn positive(cx: &mut Ctx, f: &mut Fields<'_>, key: &str) -> Option<Option<u64>> 
         Ok(v) if v > 0 => Some(Some(v)),
         _ => {
             t.error(cx, "must be a whole number greater than 0");
+            None
+        }
+    }
+}
+
+/// `max_cost_usd`: US dollars > 0 as a plain decimal, at most 12 decimals (priced by
+/// `TA_MODEL_PRICES`, checked at start).
+fn max_cost_usd(cx: &mut Ctx, f: &mut Fields<'_>) -> Option<Option<Cost>> {
+    let Some(t) = f.opt("max_cost_usd") else {
+        return Some(None);
+    };
+    t.number(cx)?;
+    match Cost::parse_usd(&t.text(cx)?) {
+        Some(c) if c > Cost::default() => Some(Some(c)),
+        _ => {
+            t.error(cx, "must be US dollars greater than 0, written as a plain decimal (e.g. 0.50)");
             None
         }
     }

@@ -743,15 +743,22 @@ fn a_provider_field_that_would_be_ignored_is_an_error_naming_it() {
 }
 
 #[test]
-fn a_cost_budget_is_refused_with_the_budgets_that_are_enforced() {
-    let e = errs(&with_agent("    max_cost_usd: 0.5\n"));
-    assert_eq!(e.len(), 1, "{e:?}");
-    assert!(
-        e[0].starts_with("a.yaml:9 spec.agent.max_cost_usd: a cost budget is not enforced yet"),
-        "{}",
-        e[0]
-    );
-    assert!(e[0].contains("max_tokens_total"), "{}", e[0]);
-    let p = ok(&with_agent("    max_tokens_total: 1000\n    max_tool_calls: 3\n"));
-    assert_eq!(p.agents[0].agents[0].max_tokens_total, Some(1000));
+fn a_cost_budget_is_exact_dollars_greater_than_zero() {
+    let p =
+        ok(&with_agent("    max_cost_usd: 0.000075\n    max_tokens_total: 1000\n    max_tool_calls: 3\n"));
+    let spec = &p.agents[0].agents[0];
+    assert_eq!(spec.max_cost_usd.map(crate::llm::Cost::picodollars), Some(75_000_000));
+    assert_eq!(spec.max_tokens_total, Some(1000));
+    for bad in ["0", "-1", "1e-3", "0.0000000000001"] {
+        let e = errs(&with_agent(&format!("    max_cost_usd: {bad}\n")));
+        assert_eq!(
+            e,
+            [
+                "a.yaml:9 spec.agent.max_cost_usd: must be US dollars greater than 0, written as a plain decimal (e.g. 0.50)"
+            ],
+            "{bad}"
+        );
+    }
+    let e = errs(&with_agent("    max_cost_usd: lots\n"));
+    assert!(e[0].starts_with("a.yaml:9 spec.agent.max_cost_usd: expected a number"), "{e:?}");
 }
