@@ -124,6 +124,8 @@ mod tests {
         assert_eq!((c.picodollars(), c.to_string()), (45_000_000, "0.000045".to_owned()));
         assert_eq!(Cost::parse_usd("3").map(|c| c.to_string()), Some("3".to_owned()));
         assert_eq!(serde_json::to_value(c).expect("json"), "0.000045");
+        // A paused run keeps its cost in the task store: it reads back as it was written.
+        assert_eq!(serde_json::from_value::<Cost>(serde_json::json!("0.000045")).expect("read"), c);
     }
 
     #[test]

@@ -108,5 +108,11 @@ mod tests {
         assert!(e.contains("at most 6 decimals, not 1e-7"), "{e}");
         let e = read_with(&format!("{{\"m\": \"{}\"}}", "x".repeat(MAX_BYTES))).expect_err("too long");
         assert_eq!(e, "TA_MODEL_PRICES: longer than 65536 bytes");
+        let many = (0..=MAX_MODELS)
+            .map(|i| format!("\"m{i}\": {{\"input_per_million\": 1, \"output_per_million\": 1}}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let e = read_with(&format!("{{{many}}}")).expect_err("too many");
+        assert_eq!(e, "TA_MODEL_PRICES: more than 1000 models");
     }
 }
