@@ -1,5 +1,6 @@
 //! `teal`: run the API locally (`serve`), check agent configs (`validate`), measure (`bench`),
-//! back up and restore (`backup`, `restore`, `backups`).
+//! back up and restore (`backup`, `restore`, `backups`), switch agents off and on (`disable`,
+//! `enable`).
 //!
 //! Thin: every behaviour lives in teal-core (the API, the agent loop) or in the filesystem MCP
 //! server crate; this binary wires them with local defaults.
@@ -7,6 +8,7 @@
 mod backup;
 mod bench;
 mod serve;
+mod switch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,12 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// List the backups in a bucket with their size and completeness.
     Backups(backup::ListArgs),
+    /// Kill switch: stop an agent (NAME or NAME/VERSION) in every container within a second
+    /// (503 to new requests; runs in flight stop before their next LLM or tool call). Needs
+    /// the deployment's Redis (TA_REDIS_URL).
+    Disable(switch::DisableArgs),
+    /// Turn a kill switch off again (NAME or NAME/VERSION, as it was disabled).
+    Enable(switch::EnableArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +59,8 @@ fn main() -> ExitCode {
         Command::Backup(args) => quiet_logs(|| run_async(backup::backup(args))),
         Command::Restore(args) => quiet_logs(|| run_async(backup::restore(args))),
         Command::Backups(args) => quiet_logs(|| run_async(backup::list(args))),
+        Command::Disable(args) => quiet_logs(|| run_async(switch::disable(args))),
+        Command::Enable(args) => quiet_logs(|| run_async(switch::enable(args))),
     }
 }
 

@@ -6,6 +6,8 @@
 mod backup;
 #[path = "cli/metrics.rs"]
 mod metrics;
+#[path = "cli/switch.rs"]
+mod switch;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

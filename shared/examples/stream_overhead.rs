@@ -13,6 +13,11 @@
 //! - TTFT overhead = (client's first `partial-response` - request sent)
 //!   - (fake's first delta written - fake's request received);
 //! - per-token delay = client's receipt of delta i - fake's write of delta i (i > 0).
+//!
+//! The TTFT overhead is the sum of two legs, printed too: the request's (request sent -> the
+//! fake receives the LLM call: routing, auth, agent load, and under `cargo lambda watch` the
+//! emulator handing the event to the function) and the first token's (fake writes it -> client
+//! reads it). `scripts/stream-ttft.sh` runs the `cargo lambda watch` case.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -131,8 +136,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(b) => b,
         None => in_process_api(&llm_uri).await?,
     };
-    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let (mut ttft, mut per_token) = (Vec::new(), Vec::new());
+    // A run takes ~0.15 s; a function that died (or never booted) fails the run instead of hanging.
+    let http = reqwest::Client::builder().tcp_nodelay(true).timeout(Duration::from_secs(30)).build()?;
+    let (mut ttft, mut request_leg, mut token_leg, mut per_token) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..=runs {
         let body = json!({"chat_history": [{"role": "user", "content": format!("run {run}")}]});
         let sent = Instant::now();
@@ -163,6 +170,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let client_ttft = got[0].duration_since(sent).as_secs_f64() * 1e3;
         let llm_ttft = first.duration_since(received).as_secs_f64() * 1e3;
         ttft.push(client_ttft - llm_ttft);
+        request_leg.push(received.duration_since(sent).as_secs_f64() * 1e3);
+        token_leg.push(got[0].duration_since(*first).as_secs_f64() * 1e3);
         for (at, written) in got.iter().zip(&s.written).skip(1) {
             per_token.push(at.duration_since(*written).as_secs_f64() * 1e3);
         }
@@ -172,6 +181,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "TTFT overhead (client TTFT - LLM TTFT): median {:.3} ms, p95 {:.3} ms",
         percentile(ttft.clone(), 0.5),
         percentile(ttft, 0.95)
+    );
+    println!(
+        "  request leg (sent -> LLM called): median {:.3} ms, p95 {:.3} ms",
+        percentile(request_leg.clone(), 0.5),
+        percentile(request_leg, 0.95)
+    );
+    println!(
+        "  first-token leg (LLM wrote -> client read): median {:.3} ms, p95 {:.3} ms",
+        percentile(token_leg.clone(), 0.5),
+        percentile(token_leg, 0.95)
     );
     println!(
         "per-token delay (LLM write -> client read): median {:.3} ms, p95 {:.3} ms",

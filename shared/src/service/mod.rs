@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::config::{AgentConfig, AgentKind, AgentSource, AgentSpec, ApiVersion, Registry};
-use crate::governance::Gate;
+use crate::governance::{Gate, KillSwitch};
 use crate::llm::LlmClient;
 use crate::mcp::McpPool;
 use crate::store::{RateLimiter, RedisConnection, ResponseCache, SessionStore, TaskStore};
@@ -76,6 +76,8 @@ pub struct AppState {
     pub cache: Arc<dyn ResponseCache>,
     /// Per-caller token buckets; `None` is unlimited.
     pub rate_limiter: Option<Arc<dyn RateLimiter>>,
+    /// Which agents are switched off (`teal disable`), read at most once a second.
+    pub switch: KillSwitch,
     /// The shared Redis connection, when Redis backs the stores (for `/ready`).
     pub redis: Option<RedisConnection>,
     pub settings: ApiSettings,

@@ -139,6 +139,12 @@ pub async fn resume(
     if unix_ms() > held.expires_at {
         return Err(Error::Gone(format!("the paused run of request {rid} expired undecided")));
     }
+    // A switched-off agent is not resumed: the run stays paused until it is switched on again.
+    if action == Action::Approve
+        && let Some(disabled) = state.switch.check(&held.agent, &held.version).await
+    {
+        return Err(Error::Disabled(disabled, None));
+    }
 
     // The claim: written only if nobody decided since the task was read.
     let (text, status) = match action {
@@ -205,6 +211,15 @@ async fn go_on(
         on_event: decision.on_event.unwrap_or(&no_events),
         output: output.as_ref(),
         stream: decision.on_event.is_some(),
+        switch: Some(state.switch.guard(&agent.name, &agent.version)),
     };
-    Ok(run.resume(paused).await?)
+    // The tokens before the pause were counted when it paused.
+    let before = paused.trace.usage.total_tokens;
+    let report = run.resume(paused).await;
+    let after = match &report {
+        Ok(r) => r.trace.usage.total_tokens,
+        Err(e) => e.trace().usage.total_tokens,
+    };
+    crate::service::invoke::charge(state, user, after.saturating_sub(before)).await;
+    Ok(report?)
 }

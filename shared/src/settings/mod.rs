@@ -28,7 +28,9 @@ use crate::llm::retry::RetryPolicy;
 use crate::llm::{BedrockSettings, OpenAiSettings};
 use crate::mcp::McpSettings;
 use crate::secrets::{SecretsBackend, SecretsManagerSettings};
-use crate::store::{CacheSettings, CatalogSettings, RateLimitSettings, RedisSettings, StoreSettings};
+use crate::store::{
+    CacheSettings, CatalogSettings, DailyBudgets, RateLimitSettings, RedisSettings, StoreSettings,
+};
 pub use backup::{BackupSettings, S3Prefix};
 pub use otlp::OtlpSettings;
 pub use teal::TealSettings;
@@ -159,6 +161,11 @@ impl Env {
     /// A whole number > 0.
     pub fn positive_u32(&self, name: &'static str) -> Result<Option<u32>, SettingsError> {
         self.positive::<u32>(name, "a whole number > 0")
+    }
+
+    /// A whole number > 0 (64 bits).
+    pub fn positive_u64(&self, name: &'static str) -> Result<Option<u64>, SettingsError> {
+        self.positive::<u64>(name, "a whole number > 0")
     }
 
     /// A whole number ≥ 0.
@@ -401,6 +408,10 @@ fn read_stores(env: &Env) -> Result<StoreSettings, SettingsError> {
             refresh_lease: env.secs("TA_CATALOG_REFRESH_LEASE", catalog.refresh_lease.as_secs())?,
         },
         rate_limit: read_rate_limit(env)?,
+        daily: DailyBudgets {
+            requests: env.positive_u64("TA_DAILY_REQUEST_BUDGET")?,
+            tokens: env.positive_u64("TA_DAILY_TOKEN_BUDGET")?,
+        },
         // Teal's TA_REDIS_TTL is the lifetime of its state: ours when TA_SESSION_TTL is not set.
         session_ttl: match env.var("TA_SESSION_TTL") {
             Some(_) => env.secs("TA_SESSION_TTL", 3600)?,
@@ -540,6 +551,14 @@ mod tests {
             (&[("TA_CONFIG_TTL", "0")], "invalid env var TA_CONFIG_TTL=0 (a whole number of seconds > 0)"),
             (&[("TA_RATE_LIMIT_RPS", "inf")], "invalid env var TA_RATE_LIMIT_RPS=inf (a number > 0)"),
             (
+                &[("TA_DAILY_TOKEN_BUDGET", "1e6")],
+                "invalid env var TA_DAILY_TOKEN_BUDGET=1e6 (a whole number > 0)",
+            ),
+            (
+                &[("TA_DAILY_REQUEST_BUDGET", "0")],
+                "invalid env var TA_DAILY_REQUEST_BUDGET=0 (a whole number > 0)",
+            ),
+            (
                 &[("TA_RATE_LIMIT_BURST", "3")],
                 "invalid env var TA_RATE_LIMIT_BURST=3 (only together with TA_RATE_LIMIT_RPS)",
             ),
@@ -619,6 +638,11 @@ mod tests {
         assert!(!shown.contains("pw"), "{shown}");
         assert!(shown.contains("user:***@primary"), "{shown}");
         let rl = s.stores.rate_limit.expect("rate limit");
+        assert_eq!(s.stores.daily, DailyBudgets::default());
+        let d =
+            read(&[("TA_DAILY_REQUEST_BUDGET", "500"), ("TA_DAILY_TOKEN_BUDGET", "2000000")]).expect("ok");
+        assert_eq!(d.stores.daily, DailyBudgets { requests: Some(500), tokens: Some(2_000_000) });
+        assert!(d.stores.limits(), "a budget alone admits through the limiter");
         assert_eq!((rl.rate_per_sec, rl.burst), (2.5, 3));
         assert_eq!(s.stores.catalog.keep_for, Duration::from_secs(7200), "kept at least as long as fresh");
         assert_eq!(s.mcp.catalog_ttl, Duration::from_secs(7200));

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    CacheSettings, CatalogCache, CatalogSettings, MemoryCatalogCache, MemoryRateLimiter, MemoryResponseCache,
-    MemorySessionStore, MemoryTaskStore, MemoryTokenStore, RateLimitSettings, RateLimiter, RedisCatalogCache,
-    RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore,
-    RedisTokenStore, ResponseCache, SessionStore, TaskStore, TokenStore,
+    CacheSettings, CatalogCache, CatalogSettings, DailyBudgets, MemoryCatalogCache, MemoryRateLimiter,
+    MemoryResponseCache, MemorySessionStore, MemoryTaskStore, MemoryTokenStore, RateLimitSettings,
+    RateLimiter, RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore,
+    RedisSettings, RedisSwitchStore, RedisTaskStore, RedisTokenStore, ResponseCache, SessionStore,
+    SwitchStore, TaskStore, TokenStore,
 };
 use crate::secrets::SecretStore;
 use crate::settings::SettingsError;
@@ -25,8 +26,17 @@ pub struct StoreSettings {
     pub catalog: CatalogSettings,
     /// `TA_RATE_LIMIT_*`; `None` is unlimited.
     pub rate_limit: Option<RateLimitSettings>,
+    /// `TA_DAILY_REQUEST_BUDGET`, `TA_DAILY_TOKEN_BUDGET`: per caller per UTC day.
+    pub daily: DailyBudgets,
     /// `TA_SESSION_TTL` seconds (default 3600).
     pub session_ttl: Duration,
+}
+
+impl StoreSettings {
+    /// Whether requests are admitted through a limiter (a rate limit or a daily budget is set).
+    pub fn limits(&self) -> bool {
+        self.rate_limit.is_some() || self.daily.any()
+    }
 }
 
 /// The chosen adapters, to put in `AppState`.
@@ -39,8 +49,10 @@ pub struct Stores {
     pub catalog: Arc<dyn CatalogCache>,
     /// Sealed OAuth tokens and flows in flight.
     pub tokens: Arc<dyn TokenStore>,
-    /// `None`: no rate limit configured.
+    /// `None`: no rate limit and no daily budget configured.
     pub rate_limiter: Option<Arc<dyn RateLimiter>>,
+    /// The kill switches: only with Redis (a process alone has nobody to be told by).
+    pub switches: Option<Arc<dyn SwitchStore>>,
     /// The shared connection when Redis is used (for `/ready` and tests).
     pub redis: Option<RedisConnection>,
 }
@@ -62,9 +74,11 @@ impl Stores {
             cache: Arc::new(RedisResponseCache::new(conn.clone(), settings.cache.max_entry_bytes)),
             catalog: Arc::new(RedisCatalogCache::new(conn.clone())),
             tokens: Arc::new(RedisTokenStore::new(conn.clone())),
-            rate_limiter: settings
-                .rate_limit
-                .map(|r| Arc::new(RedisRateLimiter::new(conn.clone(), r)) as Arc<dyn RateLimiter>),
+            rate_limiter: settings.limits().then(|| {
+                Arc::new(RedisRateLimiter::new(conn.clone(), settings.rate_limit, settings.daily))
+                    as Arc<dyn RateLimiter>
+            }),
+            switches: Some(Arc::new(RedisSwitchStore::new(conn.clone()))),
             redis: Some(conn),
         })
     }
@@ -80,9 +94,10 @@ impl Stores {
             cache: Arc::new(MemoryResponseCache::new(1024, settings.cache.max_entry_bytes)),
             catalog: Arc::new(MemoryCatalogCache::default()),
             tokens: Arc::new(MemoryTokenStore::default()),
-            rate_limiter: settings
-                .rate_limit
-                .map(|r| Arc::new(MemoryRateLimiter::new(r)) as Arc<dyn RateLimiter>),
+            rate_limiter: settings.limits().then(|| {
+                Arc::new(MemoryRateLimiter::new(settings.rate_limit, settings.daily)) as Arc<dyn RateLimiter>
+            }),
+            switches: None,
             redis: None,
         }
     }

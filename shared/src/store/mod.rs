@@ -6,7 +6,7 @@
 //! conversation. [`TaskStore`] keeps the tasks of the `tealagents/v1alpha1` API, with optimistic
 //! concurrency. [`ResponseCache`] keeps finished responses by [`CacheKey`]; [`CatalogCache`]
 //! keeps MCP `tools/list` results across containers with stale-while-revalidate; [`RateLimiter`]
-//! is a token bucket per API key; [`TokenStore`] keeps sealed OAuth tokens and leases.
+//! admits requests per API key (a token bucket and daily budgets); [`TokenStore`] keeps sealed OAuth tokens and leases.
 //! [`Stores::build`] picks the adapters from [`StoreSettings`].
 //!
 //! What must not live here: HTTP, agents (beyond messages), deciding *what* is cacheable. Those
@@ -21,13 +21,15 @@ mod catalog;
 mod memory;
 mod ratelimit;
 mod redis;
+mod switch;
 mod tasks;
 mod tokens;
 
 pub(crate) use self::redis::redact_url;
 pub use self::redis::{
     KeyDump, KeyKind, KeyRead, KeyValue, RedisCatalogCache, RedisConnection, RedisRateLimiter,
-    RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore, RedisTokenStore, RestoreCounts,
+    RedisResponseCache, RedisSessionStore, RedisSettings, RedisSwitchStore, RedisTaskStore, RedisTokenStore,
+    RestoreCounts,
 };
 pub use build::{StoreSettings, Stores};
 pub use cache::{CacheKey, CachePut, CacheSettings, MemoryResponseCache, ResponseCache, canonical_json};
@@ -36,7 +38,10 @@ pub use catalog::{
     lookup_catalog,
 };
 pub use memory::MemorySessionStore;
-pub use ratelimit::{MemoryRateLimiter, RateDecision, RateLimitSettings, RateLimiter};
+pub use ratelimit::{
+    Admission, DailyBudget, DailyBudgets, MemoryRateLimiter, Outcome, RateLimitSettings, RateLimiter,
+};
+pub use switch::{MAX_SWITCHES, MemorySwitchStore, SwitchStore};
 pub use tasks::{
     AgentTask, DEFAULT_MAX_TASK_BYTES, MemoryTaskStore, RequestId, TaskContent, TaskId, TaskItem, TaskRole,
     TaskStatus, TaskStore, TaskStoreError,

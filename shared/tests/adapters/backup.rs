@@ -17,9 +17,10 @@ use teal_core::config::s3::s3_client;
 use teal_core::llm::Message;
 use teal_core::settings::{BackupSettings, S3Prefix};
 use teal_core::store::{
-    AgentTask, CacheKey, CatalogCache, CatalogKey, RateLimitSettings, RateLimiter, RedisCatalogCache,
-    RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore, RedisSettings, RedisTaskStore,
-    RequestId, ResponseCache, SessionId, SessionStore, TaskId, TaskItem, TaskRole, TaskStore,
+    AgentTask, CacheKey, CatalogCache, CatalogKey, DailyBudgets, RateLimitSettings, RateLimiter,
+    RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache, RedisSessionStore,
+    RedisSettings, RedisTaskStore, RequestId, ResponseCache, SessionId, SessionStore, TaskId, TaskItem,
+    TaskRole, TaskStore,
 };
 
 use crate::helpers::*;
@@ -171,9 +172,13 @@ pub async fn fill_redis(conn: &RedisConnection, n: usize) -> Vec<SessionId> {
             .await
             .expect("lease")
     );
-    RedisRateLimiter::new(conn.clone(), RateLimitSettings { rate_per_sec: 1.0, burst: 1 })
-        .check("ci-bot")
-        .await;
+    RedisRateLimiter::new(
+        conn.clone(),
+        Some(RateLimitSettings { rate_per_sec: 1.0, burst: 1 }),
+        DailyBudgets::default(),
+    )
+    .admit("ci-bot", None)
+    .await;
     let url = format!("redis://{}", conn.addr());
     let mut r = raw(&url).await;
     let p = conn.prefix();

@@ -19,9 +19,10 @@ use teal_core::config::s3::{Refresh, S3ConfigSource, s3_client};
 use teal_core::llm::Message;
 use teal_core::secrets::{SecretError, SecretStore, SecretsManagerSettings, SecretsManagerStore};
 use teal_core::store::{
-    CacheKey, CachePut, CatalogCache, CatalogEntry, CatalogKey, CatalogLookup, CatalogSettings,
-    RateLimitSettings, RateLimiter, RedisCatalogCache, RedisConnection, RedisRateLimiter, RedisResponseCache,
-    RedisSessionStore, ResponseCache, SessionId, SessionStore, StoreError, lookup_catalog,
+    CacheKey, CachePut, CatalogCache, CatalogEntry, CatalogKey, CatalogLookup, CatalogSettings, DailyBudgets,
+    Outcome, RateLimitSettings, RateLimiter, RedisCatalogCache, RedisConnection, RedisRateLimiter,
+    RedisResponseCache, RedisSessionStore, ResponseCache, SessionId, SessionStore, StoreError,
+    lookup_catalog,
 };
 
 /// Polls the async `ready` until it holds or `deadline` passes.
@@ -173,23 +174,31 @@ async fn stale_catalog_entries_are_served_while_exactly_one_caller_refreshes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limiter_allows_the_burst_then_refuses_with_a_retry_after() {
     let conn = shared_redis().await;
-    let limiter = Arc::new(RedisRateLimiter::new(conn, RateLimitSettings { rate_per_sec: 0.5, burst: 5 }));
+    let limiter = Arc::new(RedisRateLimiter::new(
+        conn,
+        Some(RateLimitSettings { rate_per_sec: 0.5, burst: 5 }),
+        DailyBudgets::default(),
+    ));
     // Twenty concurrent requests from one key: exactly the burst passes (the script is atomic).
     let decisions = futures::future::join_all((0..20).map(|_| {
         let limiter = limiter.clone();
-        async move { limiter.check("key-a").await }
+        async move { limiter.admit("key-a", None).await.outcome }
     }))
     .await;
-    assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 5);
-    let refused = decisions.iter().find(|d| !d.allowed).expect("refusals");
+    assert_eq!(decisions.iter().filter(|d| **d == Outcome::Allowed).count(), 5);
+    let retry_after = decisions
+        .iter()
+        .find_map(|d| match d {
+            Outcome::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        })
+        .expect("refusals");
     assert!(
-        refused.retry_after > Duration::from_millis(1000)
-            && refused.retry_after <= Duration::from_millis(2000),
-        "one token every 2 s: {refused:?}"
+        retry_after > Duration::from_millis(1000) && retry_after <= Duration::from_millis(2000),
+        "one token every 2 s: {retry_after:?}"
     );
-    let other = limiter.check("key-b").await;
-    assert!(other.allowed, "buckets are per key");
-    assert_eq!(other.remaining, 4);
+    let other = limiter.admit("key-b", None).await.outcome;
+    assert_eq!(other, Outcome::Allowed, "buckets are per key");
 }
 
 // ---------------------------------------------------------------- Redis faults
@@ -201,13 +210,17 @@ async fn a_redis_that_goes_down_is_bypassed_quickly_and_used_again_when_it_comes
     let cache = RedisResponseCache::new(conn.clone(), 1 << 20);
     let catalog = RedisCatalogCache::new(conn.clone());
     let sessions = RedisSessionStore::new(conn.clone(), Duration::from_secs(60));
-    let limiter = RedisRateLimiter::new(conn.clone(), RateLimitSettings { rate_per_sec: 1.0, burst: 1 });
+    let limiter = RedisRateLimiter::new(
+        conn.clone(),
+        Some(RateLimitSettings { rate_per_sec: 1.0, burst: 1 }),
+        DailyBudgets::default(),
+    );
     let key = CacheKey::new("a", "1", &json!("q"));
     let ckey = CatalogKey::new("http://mcp/mcp", "");
     let id = SessionId::generate();
     cache.put(&key, b"v", Duration::from_secs(60)).await.expect("put while up");
-    assert!(limiter.check("k").await.allowed);
-    assert!(!limiter.check("k").await.allowed, "limited while Redis is up");
+    assert_eq!(limiter.admit("k", None).await.outcome, Outcome::Allowed);
+    assert_ne!(limiter.admit("k", None).await.outcome, Outcome::Allowed, "limited while Redis is up");
 
     emf_metrics();
     flush_emf();
@@ -224,7 +237,7 @@ async fn a_redis_that_goes_down_is_bypassed_quickly_and_used_again_when_it_comes
     assert!(matches!(within(sessions.load(&id)).await, Err(StoreError::Unavailable(_))));
     let appended = within(sessions.append(&id, &[Message::user("x")])).await;
     assert!(matches!(appended, Err(StoreError::Unavailable(_))));
-    assert!(within(limiter.check("k")).await.allowed, "the limiter fails open");
+    assert_eq!(within(limiter.admit("k", None)).await.outcome, Outcome::Allowed, "the limiter fails open");
     assert!(within(conn.ping()).await.is_err());
     drop(guard);
     let logs = logs(&logs_buf);

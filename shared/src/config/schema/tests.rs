@@ -557,9 +557,7 @@ fn merge_chains_are_expanded_once() {
     text.push_str("spec:\n  <<: *x59\n");
     // Each level merges the one before three times: refused at the line where the aliases
     // cross the bound, before anything reads the tree.
-    let started = std::time::Instant::now();
     let e = errs(&text);
-    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].starts_with("a.yaml:8: aliases expand to more than 10000 nodes"), "{e:?}");
     // A short chain is read with each mapping merged once.

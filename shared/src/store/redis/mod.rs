@@ -11,13 +11,15 @@
 //! `{p}cache:{sha256}` (bytes), `{p}catalog:{sha256}` (JSON entry), `{p}catalog-lock:{sha256}`
 //! (refresh lease), `{p}rate:{subject}` (bucket hash), `{p}task:{id}` (hash of revision and JSON)
 //! and `{p}task-req:{request_id}` (task id), `{p}oauth:{sha256}` (sealed OAuth record) and
-//! `{p}oauth-lease:{sha256}` (token request lease). Backups copy the durable ones whole (`dump`).
+//! `{p}oauth-lease:{sha256}` (token request lease), `{p}switch` (the kill switches: hash of
+//! `NAME[/VERSION]` -> note). Backups copy the durable ones whole (`dump`).
 
 mod cache;
 mod catalog;
 mod dump;
 mod ratelimit;
 mod session;
+mod switch;
 mod tasks;
 mod tokens;
 
@@ -35,6 +37,7 @@ pub use catalog::RedisCatalogCache;
 pub use dump::{KeyDump, KeyKind, KeyRead, KeyValue, RestoreCounts};
 pub use ratelimit::RedisRateLimiter;
 pub use session::RedisSessionStore;
+pub use switch::RedisSwitchStore;
 pub use tasks::RedisTaskStore;
 pub use tokens::RedisTokenStore;
 
