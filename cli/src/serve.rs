@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use teal_core::bootstrap::{self, OfflinePolicy};
+use teal_core::bootstrap::{self, BootError, OfflinePolicy};
 use teal_core::secrets::EnvSecretStore;
 use teal_core::settings::{Env, Settings};
 use teal_mcp_filesystem::{FsConfig, SessionMode};
@@ -75,12 +75,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let vars = config_vars(bundled.as_deref());
-    let parsed = teal_core::config::load_path_with_vars(&config_path, vars.vars())
-        .map_err(|e| anyhow::anyhow!("agent configs in {} are invalid:\n{e}", config_path.display()))?;
-    for w in &parsed.warnings {
+    // The same loader as every Lambda: agents and the tool policies beside them.
+    let (registry, warnings) = bootstrap::load_registry(&config_path, vars.vars()).map_err(|e| match e {
+        BootError::Config(e) => {
+            anyhow::anyhow!("agent configs in {} are invalid:\n{e}", config_path.display())
+        }
+        e => anyhow::anyhow!("{e}"),
+    })?;
+    for w in &warnings {
         tracing::warn!(warning = %w, "config");
     }
-    let registry = teal_core::config::Registry::new(parsed.agents).map_err(|e| anyhow::anyhow!("{e}"))?;
     bootstrap::check_prices(&settings, &registry)?;
     let secrets: Arc<dyn teal_core::secrets::SecretStore> = Arc::new(EnvSecretStore::new());
     let llm = bootstrap::build_llm(&settings, secrets.clone(), OfflinePolicy::Allow, true).await?;

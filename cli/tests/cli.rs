@@ -21,13 +21,30 @@ pub fn teal() -> Command {
     cmd
 }
 
-struct Served(std::process::Child);
+/// A child process, killed when dropped.
+pub struct Killed(pub std::process::Child);
 
-impl Drop for Served {
+impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts `serve` (a `teal()` command with its arguments and environment set): the process and
+/// the base URL it printed. The rest of its output is drained, or printing it would fail it.
+pub fn serve(mut cmd: Command) -> (Killed, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn teal serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let served = Killed(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("teal serve: listening on ").map(|b| b.trim().to_owned()))
+        .expect("teal serve printed no listening line");
+    std::thread::spawn(move || lines.for_each(drop));
+    (served, base)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +56,7 @@ async fn serve_answers_the_readme_request_with_the_offline_model_through_mcp() {
         .spawn()
         .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
-    let served = Served(child);
+    let served = Killed(child);
     let mut banner = Vec::new();
     let mut base = None;
     for line in BufReader::new(stdout).lines() {
@@ -119,4 +136,45 @@ fn validate_accepts_the_examples_and_rejects_a_bad_file_with_its_line() {
         )),
         "{err}"
     );
+}
+
+/// `teal serve --config examples/governance` enforces the tool policies beside the agent, as the
+/// Lambda functions do: a write outside `drafts/` is denied by the policy that names it (and never
+/// reaches the filesystem server), a write under `drafts/` goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_enforces_the_tool_policies_beside_the_configs() {
+    let data = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(data.path().join("drafts")).expect("mkdir");
+    let mut cmd = teal();
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--config", "examples/governance", "--data"])
+        .arg(data.path());
+    let (served, base) = serve(cmd);
+
+    let http = reqwest::Client::new();
+    let write = |path: &str| {
+        let call = format!("fs_write_file {}", json!({"path": path, "content": "a note"}));
+        json!({"items": [{"content_type": "text", "content": call}]})
+    };
+    let resp =
+        http.post(format!("{base}/fs-writer/0.1")).json(&write("notes.txt")).send().await.expect("invoke");
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.expect("json");
+    let out = v["output_raw"].as_str().unwrap_or_default();
+    assert!(out.contains("fs-writes-under-drafts"), "the denial names the policy: {v}");
+    assert!(!data.path().join("notes.txt").exists(), "a denied call never reaches the MCP server");
+
+    let resp = http
+        .post(format!("{base}/fs-writer/0.1"))
+        .json(&write("drafts/note.txt"))
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("drafts/note.txt")).ok().as_deref(),
+        Some("a note"),
+        "{v}"
+    );
+    drop(served);
 }

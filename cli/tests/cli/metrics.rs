@@ -2,22 +2,12 @@
 //! on PATH) with the shipped `infra/prometheus/prometheus.yml` and its alert rules: after one
 //! invoke, the series come back through Prometheus's HTTP API.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::teal;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use super::{Killed, teal};
 
 fn repo(path: &str) -> std::path::PathBuf {
     std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(path)
@@ -25,23 +15,9 @@ fn repo(path: &str) -> std::path::PathBuf {
 
 /// `teal serve` on a free port; its base URL.
 fn serve() -> (Killed, String) {
-    let mut child = teal()
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn teal serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let served = Killed(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let base = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("teal serve: listening on ").map(|b| b.trim().to_owned()))
-        .expect("teal serve printed no listening line");
-    // The rest of the banner must have a reader, or printing it fails the server.
-    std::thread::spawn(move || lines.for_each(drop));
-    (served, base)
+    let mut cmd = teal();
+    cmd.args(["serve", "--addr", "127.0.0.1:0"]);
+    super::serve(cmd)
 }
 
 fn free_port() -> u16 {

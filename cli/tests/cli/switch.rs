@@ -3,8 +3,6 @@
 //! The server answers 503 naming the switch within a second of the command, a run held at the
 //! LLM when the switch was flipped ends before its tool call, and `teal enable` brings it back.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,15 +14,6 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::teal;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(Default)]
 struct Llm {
@@ -106,26 +95,14 @@ async fn teal_disable_stops_a_served_agent_within_a_second_and_its_run_in_flight
     )
     .expect("write");
     let prefix = format!("teal-cli-switch-{}:", std::process::id());
-    let mut child = teal()
-        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+    let mut cmd = teal();
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--config"])
         .arg(configs.path())
         .env("TA_REDIS_URL", redis_url())
         .env("TA_REDIS_PREFIX", &prefix)
         .env("TA_BASE_URL", &llm_url)
-        .env("TA_API_KEY", "test-key")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn teal serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let _served = Killed(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let base = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("teal serve: listening on ").map(|b| b.trim().to_owned()))
-        .expect("teal serve printed no listening line");
-    std::thread::spawn(move || lines.for_each(drop));
+        .env("TA_API_KEY", "test-key");
+    let (_served, base) = super::serve(cmd);
     let url = format!("{base}/switched/1");
     let http = reqwest::Client::new();
     assert_eq!(say(&http, &url, "hello").await.0, 200);
