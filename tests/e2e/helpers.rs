@@ -175,6 +175,23 @@ impl Respond for ScriptedLlm {
     }
 }
 
+/// The value of the secret MCP header of [`StackOptions::with_secret_mcp_header`], for tests
+/// that check it never leaks.
+pub const MCP_SECRET: &str = "mcp-header-secret-4f9c2e";
+
+impl StackOptions {
+    /// A stack whose fs-agent sends its MCP server `X-Mcp-Token: ${secret:MCP_TOKEN}`, that
+    /// secret being [`MCP_SECRET`], with `env` for the process.
+    pub fn with_secret_mcp_header(env: Vec<(&'static str, String)>) -> Self {
+        Self {
+            env,
+            secrets: vec![("MCP_TOKEN", MCP_SECRET)],
+            mcp_header: Some(("X-Mcp-Token", "${secret:MCP_TOKEN}")),
+            ..Default::default()
+        }
+    }
+}
+
 /// Knobs a test may turn.
 pub struct StackOptions {
     pub request_timeout: Duration,

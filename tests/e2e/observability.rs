@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{API_KEY, mount_script, spawn_stack};
+use crate::helpers::{API_KEY, MCP_SECRET, mount_script, spawn_stack};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -63,7 +63,6 @@ async fn json_logs_carry_request_ids_and_never_the_api_key() {
 /// the lines carry the request id and caller and the spans the OpenTelemetry GenAI names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_stay_out_of_logs_and_spans_which_carry_the_genai_names() {
-    const MCP_SECRET: &str = "mcp-header-secret-4f9c2e";
     let logs = Captured::default();
     let writer = logs.clone();
     tracing_subscriber::fmt()
@@ -74,12 +73,8 @@ async fn secrets_stay_out_of_logs_and_spans_which_carry_the_genai_names() {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(move || writer.clone())
         .init();
-    let app = crate::helpers::spawn_stack_with(crate::helpers::StackOptions {
-        secrets: vec![("MCP_TOKEN", MCP_SECRET)],
-        mcp_header: Some(("X-Mcp-Token", "${secret:MCP_TOKEN}")),
-        ..Default::default()
-    })
-    .await;
+    let app =
+        crate::helpers::spawn_stack_with(crate::helpers::StackOptions::with_secret_mcp_header(vec![])).await;
     mount_script(&app).await;
     let (status, _, body) = app.say("fs-agent/1", r#"call:fs_read_file {"path":"hello.txt"}"#).await;
     assert_eq!(status, 200, "{body}");

@@ -21,7 +21,7 @@ use teal_core::settings::Env;
 use teal_core::telemetry::otlp;
 use tokio::sync::mpsc;
 
-use crate::helpers::{API_KEY, StackOptions, mount_script, spawn_stack_with};
+use crate::helpers::{API_KEY, MCP_SECRET, StackOptions, mount_script, spawn_stack_with};
 
 /// One export the receiver took: its headers, raw body and decoded request.
 struct Export {
@@ -79,7 +79,6 @@ fn int(span: &Span, key: &str) -> i64 {
 /// Each nextest test is its own process, so the global subscriber and exporter are this test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_exports_its_genai_span_tree_over_otlp_and_no_secret() {
-    const MCP_SECRET: &str = "mcp-header-secret-7d1e0b";
     const BACKEND_TOKEN: &str = "otlp-backend-token-55aa31";
     let (endpoint, mut exports) = receiver().await;
     let env = vec![
@@ -90,13 +89,7 @@ async fn a_run_exports_its_genai_span_tree_over_otlp_and_no_secret() {
     ];
     teal_core::telemetry::init_json_logs_from(&Env::from_pairs(env.iter().map(|(k, v)| (*k, v.as_str()))));
     assert!(otlp::installed(), "the endpoint set: an exporter is built");
-    let app = spawn_stack_with(StackOptions {
-        env,
-        secrets: vec![("MCP_TOKEN", MCP_SECRET)],
-        mcp_header: Some(("X-Mcp-Token", "${secret:MCP_TOKEN}")),
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_stack_with(StackOptions::with_secret_mcp_header(env)).await;
     mount_script(&app).await;
     let (status, _, body) = app.say("fs-agent/1", r#"call:fs_read_file {"path":"hello.txt"}"#).await;
     assert_eq!(status, 200, "{body}");
