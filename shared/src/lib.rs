@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod config;
 mod error;
 pub mod governance;
+mod http_client;
 pub mod lambda;
 pub mod llm;
 pub mod mcp;

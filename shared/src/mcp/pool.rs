@@ -159,7 +159,7 @@ pub struct ToolOutcome {
 
 impl McpPool {
     pub fn new(settings: McpSettings, secrets: Arc<dyn SecretStore>) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(Duration::from_secs(5))

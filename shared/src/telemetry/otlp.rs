@@ -106,7 +106,8 @@ where
     if EXPORT.get().is_some() {
         return Ok(None);
     }
-    let client = reqwest::Client::builder().timeout(settings.timeout).build().map_err(OtlpError::Client)?;
+    let client =
+        crate::http_client::builder().timeout(settings.timeout).build().map_err(OtlpError::Client)?;
     let headers: HashMap<String, String> =
         settings.headers.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_owned())).collect();
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()

@@ -73,7 +73,7 @@ impl OpenAiClient {
                 Some((name, value))
             }
         };
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("teal-serverless/", env!("CARGO_PKG_VERSION")))

@@ -118,7 +118,7 @@ impl OpenApiClient {
                 attempt.stop()
             }
         });
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(settings.connect_timeout)
