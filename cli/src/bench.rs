@@ -172,6 +172,19 @@ async fn invoke(http: &reqwest::Client, url: &str, text: &str) -> anyhow::Result
     Ok(())
 }
 
+/// Stops `server` as a container runtime does (SIGTERM) and waits for it to exit.
+async fn stop_gracefully(mut server: Server, pid: u32) -> anyhow::Result<()> {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .context("kill -TERM")?;
+    anyhow::ensure!(sent.success(), "kill -TERM {pid} failed");
+    tokio::time::timeout(Duration::from_secs(10), server.child.wait())
+        .await
+        .context("teal serve did not exit within 10 s of SIGTERM")??;
+    Ok(())
+}
+
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
@@ -329,10 +342,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         hwm as f64 / 1024.0,
         100 + 2 * n
     );
-    drop(server);
     if args.otlp {
+        // Stopped with SIGTERM, so the spans of the last two seconds are exported too.
+        stop_gracefully(server, pid).await?;
         println!(
-            "{:<34} {} exports, {:.1} KB (spans of {} requests, flushed every 2 s)",
+            "{:<34} {} exports, {:.1} KB (spans of {} requests, flushed every 2 s and at exit)",
             "OTLP (tracing on)",
             otlp_seen[0].load(Ordering::Relaxed),
             otlp_seen[1].load(Ordering::Relaxed) as f64 / 1024.0,

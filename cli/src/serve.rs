@@ -138,11 +138,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let app = teal_core::api::router(state).merge(teal_core::telemetry::prometheus::router());
     // Read timeouts, idle keep-alive and a connection cap (teal_net::Limits), TCP_NODELAY.
     teal_net::serve(listener, app, teal_net::Limits::default(), async move {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_requested().await;
         let _ = shutdown_tx.send(true);
     })
     .await
     .context("serving")?;
     teal_core::telemetry::otlp::flush().await;
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what `docker stop`, ECS and systemd send): the server
+/// then stops accepting, finishes the requests in flight and exports their spans before it exits.
+async fn stop_requested() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGTERM cannot be handled; only Ctrl-C stops the server gracefully")
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -6,6 +6,8 @@
 mod backup;
 #[path = "cli/metrics.rs"]
 mod metrics;
+#[path = "cli/shutdown.rs"]
+mod shutdown;
 #[path = "cli/switch.rs"]
 mod switch;
 
