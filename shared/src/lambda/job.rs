@@ -192,8 +192,7 @@ pub async fn handle_restore(
 pub async fn run(job: Job, app: Arc<JobApp>) -> Result<(), lambda_runtime::Error> {
     use lambda_runtime::layers::TracingLayer;
     use lambda_runtime::tower::util::option_layer;
-    let metrics =
-        crate::telemetry::emf::collector().map(metrics_cloudwatch_embedded::lambda::MetricsLayer::new);
+    let metrics = crate::telemetry::emf::layer();
     match job {
         Job::Backup => {
             let handler = service_fn(move |event: LambdaEvent<EventBridgeEvent>| {

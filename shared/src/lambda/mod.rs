@@ -24,7 +24,6 @@ use axum::Router;
 use axum::middleware;
 use lambda_http::lambda_runtime::layers::TracingLayer;
 use lambda_http::lambda_runtime::tower::util::option_layer;
-use metrics_cloudwatch_embedded::lambda::MetricsLayer;
 
 use crate::api::{self, SharedState};
 use crate::auth::ApiKeyAuthorizer;
@@ -214,7 +213,7 @@ async fn boot_inner(
 /// ([`crate::telemetry::init_lambda`]) its metrics are flushed after each one, and with the OTLP
 /// exporter its spans ([`crate::telemetry::flush_layer`]).
 pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
-    let metrics = crate::telemetry::emf::collector().map(MetricsLayer::new);
+    let metrics = crate::telemetry::emf::layer();
     lambda_http::lambda_runtime::Runtime::new(lambda_http::Adapter::from(app))
         .layer(TracingLayer::new())
         .layer(option_layer(metrics))
@@ -227,7 +226,7 @@ pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
 /// started (the rest of the run) are flushed with the next invocation's; spans are exported
 /// once the stream has ended.
 pub async fn run_streaming(app: Router) -> Result<(), lambda_http::Error> {
-    let metrics = crate::telemetry::emf::collector().map(MetricsLayer::new);
+    let metrics = crate::telemetry::emf::layer();
     lambda_http::streaming_runtime(app)
         .layer(TracingLayer::new())
         .layer(option_layer(metrics))

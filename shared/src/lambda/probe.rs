@@ -41,8 +41,7 @@ pub async fn run(state: SharedState) -> Result<(), lambda_runtime::Error> {
         let state = state.clone();
         async move { handle(&state, event).await }
     });
-    let metrics =
-        crate::telemetry::emf::collector().map(metrics_cloudwatch_embedded::lambda::MetricsLayer::new);
+    let metrics = crate::telemetry::emf::layer();
     lambda_runtime::Runtime::new(handler)
         .layer(TracingLayer::new())
         .layer(option_layer(metrics))
