@@ -10,7 +10,9 @@
 //! Lambda function's name, else `teal`), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SDK_DISABLED=true`
 //! (no export). The SDK itself reads the sampler (`OTEL_TRACES_SAMPLER`, `_ARG`) and span limits.
 //! Refused, with the way forward: a protocol other than `http/protobuf` (gRPC is not built),
-//! compression (not built), and any of it in a build without the `otlp` feature.
+//! compression (not built), a collector CA or client certificate and key (`_CERTIFICATE`,
+//! `_CLIENT_CERTIFICATE`, `_CLIENT_KEY`: the platform's roots are trusted; `SSL_CERT_FILE`
+//! replaces them for every HTTPS client), and any of it in a build without the `otlp` feature.
 
 use std::time::Duration;
 
@@ -104,6 +106,25 @@ pub fn read(env: &Env) -> Result<Option<OtlpSettings>, SettingsError> {
             });
         }
     }
+    #[rustfmt::skip]
+    let tls_files = [
+        "OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    ];
+    for name in tls_files {
+        if let Some(v) = env.var(name) {
+            return Err(SettingsError::Refused {
+                name,
+                value: v.to_owned(),
+                instead: "the exporter trusts the platform's root certificates and sends no client \
+                          certificate: unset it and add the collector's CA to the system store, or \
+                          point SSL_CERT_FILE at a bundle of the system's roots plus that CA (it \
+                          replaces the store for every HTTPS client), or export to a local \
+                          collector (the ADOT layer) over http",
+            });
+        }
+    }
     let headers = match env.var("OTEL_EXPORTER_OTLP_TRACES_HEADERS") {
         Some(v) => pairs("OTEL_EXPORTER_OTLP_TRACES_HEADERS", v, true)?,
         None => match env.var("OTEL_EXPORTER_OTLP_HEADERS") {
@@ -181,6 +202,20 @@ mod tests {
     fn a_build_without_the_exporter_refuses_the_endpoint_naming_the_feature() {
         let e = read_pairs(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).expect_err("refused");
         assert!(e.to_string().contains("`otlp` feature"), "{e}");
+    }
+
+    #[cfg(feature = "otlp")]
+    #[test]
+    fn a_collector_ca_or_client_certificate_is_refused_naming_the_way_forward() {
+        for name in ["OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"] {
+            let e = read_pairs(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example"),
+                (name, "/ca.pem"),
+            ])
+            .expect_err("refused");
+            let text = e.to_string();
+            assert!(text.contains(name) && text.contains("SSL_CERT_FILE"), "{text}");
+        }
     }
 
     #[cfg(feature = "otlp")]
