@@ -2,8 +2,9 @@
 //! `OTEL_EXPORTER_OTLP_*`, a run with one tool call against the real MCP server and the fake
 //! LLM, then the flush every Lambda invocation ends with. An OTLP/HTTP receiver in the test
 //! decodes what arrives with the upstream protobuf types (`opentelemetry-proto`) and checks the
-//! GenAI span tree, its attributes, the resource and the backend header, and that no secret
-//! (the LLM key, a secret MCP header, the backend's own header) is in any span.
+//! GenAI span tree (joined to the caller's `traceparent`), its attributes, the resource and the
+//! backend header, and that no secret (the LLM key, a secret MCP header, the backend's own
+//! header) is in any span.
 
 use std::time::Duration;
 
@@ -91,7 +92,19 @@ async fn a_run_exports_its_genai_span_tree_over_otlp_and_no_secret() {
     assert!(otlp::installed(), "the endpoint set: an exporter is built");
     let app = spawn_stack_with(StackOptions::with_secret_mcp_header(env)).await;
     mount_script(&app).await;
-    let (status, _, body) = app.say("fs-agent/1", r#"call:fs_read_file {"path":"hello.txt"}"#).await;
+    // The caller's own trace (W3C trace context): the run's spans must join it.
+    const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let resp = app
+        .http
+        .post(format!("{}/fs-agent/1", app.base))
+        .header("traceparent", format!("00-{CALLER_TRACE}-00f067aa0ba902b7-01"))
+        .json(&serde_json::json!({"items": [{"content_type": "text",
+            "content": r#"call:fs_read_file {"path":"hello.txt"}"#}]}))
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.expect("JSON body");
     assert_eq!(status, 200, "{body}");
     // What the Lambda runtime layer runs after each invocation.
     otlp::flush().await;
@@ -126,6 +139,8 @@ async fn a_run_exports_its_genai_span_tree_over_otlp_and_no_secret() {
     assert_eq!(text(agent, "gen_ai.agent.name"), "fs-agent");
     assert_eq!(text(agent, "enduser.id"), "anonymous");
     assert_eq!(text(agent, "gen_ai.conversation.id"), body["session_id"].as_str().expect("session id"));
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(hex(&agent.trace_id), CALLER_TRACE, "the run joined the caller's trace");
     let chats: Vec<&Span> = spans.iter().filter(|s| s.name == "chat").collect();
     for chat in &chats {
         assert_eq!(chat.trace_id, agent.trace_id, "one trace");

@@ -149,6 +149,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         agent = tracing::field::Empty,
         version = tracing::field::Empty,
     );
+    crate::telemetry::join_caller_trace(&span, req.headers());
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();

@@ -109,6 +109,15 @@ fn span_filter() -> tracing_subscriber::filter::Targets {
         .with_target("rmcp", tracing::Level::WARN)
 }
 
+/// Joins a request's span to the caller's trace (`traceparent`, else an X-Ray header) when
+/// spans are exported; nothing otherwise.
+pub fn join_caller_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    #[cfg(feature = "otlp")]
+    otlp::join_caller_trace(span, headers);
+    #[cfg(not(feature = "otlp"))]
+    let _ = (span, headers);
+}
+
 /// The Lambda runtime layer that exports each invocation's spans after it
 /// (`otlp::FlushLayer`); nothing without the `otlp` feature or an exporter.
 pub fn flush_layer() -> Either<FlushLayer, Identity> {

@@ -156,6 +156,73 @@ pub fn installed() -> bool {
     EXPORT.get().is_some()
 }
 
+/// Makes `span` (a request's) a child of the caller's trace when `headers` carry a valid W3C
+/// `traceparent` (with its `tracestate`), else of an AWS X-Ray trace in `x-amzn-trace-id`
+/// (`Root=1-…-…;Parent=…;Sampled=…`, as API Gateway forwards it with active tracing). Nothing
+/// without an exporter or a valid header: the request then starts a trace of its own.
+pub fn join_caller_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if !installed() {
+        return;
+    }
+    let propagator = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+    let mut cx = propagator.extract(&Headers(headers));
+    if !cx.span().span_context().is_valid()
+        && let Some(parent) =
+            headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).and_then(xray_parent)
+    {
+        cx = opentelemetry::Context::new().with_remote_span_context(parent);
+    }
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The span context an X-Ray trace header names: `Root=1-{8 hex}-{24 hex}` is the 128-bit trace
+/// id, `Parent={16 hex}` the span id, `Sampled=1` the sampled flag. `None` when either is
+/// missing or malformed.
+fn xray_parent(header: &str) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let (mut trace, mut parent, mut sampled) = (None, None, false);
+    for part in header.split(';') {
+        match part.trim().split_once('=') {
+            Some(("Root", v)) => {
+                let mut pieces = v.split('-');
+                let (Some("1"), Some(time), Some(rest), None) =
+                    (pieces.next(), pieces.next(), pieces.next(), pieces.next())
+                else {
+                    return None;
+                };
+                if time.len() != 8 || rest.len() != 24 {
+                    return None;
+                }
+                trace = TraceId::from_hex(&format!("{time}{rest}")).ok();
+            }
+            Some(("Parent", v)) if v.len() == 16 => parent = SpanId::from_hex(v).ok(),
+            Some(("Sampled", v)) => sampled = v == "1",
+            _ => {}
+        }
+    }
+    let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+    let context = SpanContext::new(trace?, parent?, flags, true, TraceState::default());
+    context.is_valid().then_some(context)
+}
+
+/// The request's headers as the propagator reads them.
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
 /// Sends every finished span to the collector in one request, within the export timeout. A
 /// failure (collector down, timeout) is logged and the spans are dropped: telemetry never fails
 /// or holds up the work it describes for longer than the timeout.
@@ -244,5 +311,32 @@ where
             flush().await;
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xray_parent;
+
+    #[test]
+    fn an_xray_header_names_the_trace_and_parent_and_a_malformed_one_nothing() {
+        let cx = xray_parent("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+            .expect("a valid header");
+        assert_eq!(cx.trace_id().to_string(), "5759e988bd862e3fe1be46a994272793");
+        assert_eq!(cx.span_id().to_string(), "53995c3f42cd8ad8");
+        assert!(cx.is_sampled() && cx.is_remote());
+        let unsampled =
+            xray_parent("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0");
+        assert!(!unsampled.expect("valid").is_sampled());
+        for bad in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3f;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=xyz",
+            "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8",
+        ] {
+            assert!(xray_parent(bad).is_none(), "{bad}");
+        }
     }
 }
