@@ -148,7 +148,7 @@ pub async fn run(auth: Arc<ApiKeyAuthorizer>) -> Result<(), lambda_runtime::Erro
     });
     lambda_runtime::Runtime::new(handler)
         .layer(lambda_runtime::layers::TracingLayer::new())
-        .layer(crate::telemetry::flush_layer())
+        .layer(crate::telemetry::runtime::layer())
         .run()
         .await
 }

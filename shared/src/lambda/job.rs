@@ -191,8 +191,6 @@ pub async fn handle_restore(
 /// metrics are flushed after each event.
 pub async fn run(job: Job, app: Arc<JobApp>) -> Result<(), lambda_runtime::Error> {
     use lambda_runtime::layers::TracingLayer;
-    use lambda_runtime::tower::util::option_layer;
-    let metrics = crate::telemetry::emf::layer();
     match job {
         Job::Backup => {
             let handler = service_fn(move |event: LambdaEvent<EventBridgeEvent>| {
@@ -200,7 +198,7 @@ pub async fn run(job: Job, app: Arc<JobApp>) -> Result<(), lambda_runtime::Error
                 async move { handle_backup(&app, event).await }
             });
             let runtime = lambda_runtime::Runtime::new(handler).layer(TracingLayer::new());
-            Box::pin(runtime.layer(option_layer(metrics)).layer(crate::telemetry::flush_layer()).run()).await
+            Box::pin(runtime.layer(crate::telemetry::runtime::layer()).run()).await
         }
         Job::Restore => {
             let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
@@ -208,7 +206,7 @@ pub async fn run(job: Job, app: Arc<JobApp>) -> Result<(), lambda_runtime::Error
                 async move { handle_restore(&app, event).await }
             });
             let runtime = lambda_runtime::Runtime::new(handler).layer(TracingLayer::new());
-            Box::pin(runtime.layer(option_layer(metrics)).layer(crate::telemetry::flush_layer()).run()).await
+            Box::pin(runtime.layer(crate::telemetry::runtime::layer()).run()).await
         }
     }
 }

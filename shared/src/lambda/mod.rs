@@ -23,7 +23,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware;
 use lambda_http::lambda_runtime::layers::TracingLayer;
-use lambda_http::lambda_runtime::tower::util::option_layer;
 
 use crate::api::{self, SharedState};
 use crate::auth::ApiKeyAuthorizer;
@@ -211,13 +210,11 @@ async fn boot_inner(
 
 /// Serves `app`'s invocations until the runtime stops; with the EMF exporter installed
 /// ([`crate::telemetry::init_lambda`]) its metrics are flushed after each one, and with the OTLP
-/// exporter its spans ([`crate::telemetry::flush_layer`]).
+/// exporter its spans ([`crate::telemetry::runtime`]).
 pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
-    let metrics = crate::telemetry::emf::layer();
     lambda_http::lambda_runtime::Runtime::new(lambda_http::Adapter::from(app))
         .layer(TracingLayer::new())
-        .layer(option_layer(metrics))
-        .layer(crate::telemetry::flush_layer())
+        .layer(crate::telemetry::runtime::layer())
         .run()
         .await
 }
@@ -226,11 +223,9 @@ pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
 /// started (the rest of the run) are flushed with the next invocation's; spans are exported
 /// once the stream has ended.
 pub async fn run_streaming(app: Router) -> Result<(), lambda_http::Error> {
-    let metrics = crate::telemetry::emf::layer();
     lambda_http::streaming_runtime(app)
         .layer(TracingLayer::new())
-        .layer(option_layer(metrics))
-        .layer(crate::telemetry::flush_layer())
+        .layer(crate::telemetry::runtime::layer())
         .run()
         .await
 }

@@ -4,7 +4,6 @@
 //! server that is down is a result (0), never a function error: the alarm reads the metric.
 
 use lambda_http::lambda_runtime::layers::TracingLayer;
-use lambda_http::lambda_runtime::tower::util::option_layer;
 use lambda_http::lambda_runtime::{self, Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 
@@ -41,11 +40,9 @@ pub async fn run(state: SharedState) -> Result<(), lambda_runtime::Error> {
         let state = state.clone();
         async move { handle(&state, event).await }
     });
-    let metrics = crate::telemetry::emf::layer();
     lambda_runtime::Runtime::new(handler)
         .layer(TracingLayer::new())
-        .layer(option_layer(metrics))
-        .layer(crate::telemetry::flush_layer())
+        .layer(crate::telemetry::runtime::layer())
         .run()
         .await
 }

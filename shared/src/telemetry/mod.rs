@@ -13,12 +13,11 @@ pub mod metrics;
 pub mod otlp;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+pub mod runtime;
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use lambda_http::lambda_runtime::tower::layer::util::Identity;
-use lambda_http::lambda_runtime::tower::util::{Either, option_layer};
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::Env;
@@ -116,26 +115,6 @@ pub fn join_caller_trace(span: &tracing::Span, headers: &http::HeaderMap) {
     otlp::join_caller_trace(span, headers);
     #[cfg(not(feature = "otlp"))]
     let _ = (span, headers);
-}
-
-/// The Lambda runtime layer that exports each invocation's spans after it
-/// (`otlp::FlushLayer`); nothing without the `otlp` feature or an exporter.
-pub fn flush_layer() -> Either<FlushLayer, Identity> {
-    option_layer(flush_layer_installed())
-}
-
-/// What [`flush_layer`] wraps the runtime in.
-#[cfg(feature = "otlp")]
-pub type FlushLayer = otlp::FlushLayer;
-/// What [`flush_layer`] wraps the runtime in.
-#[cfg(not(feature = "otlp"))]
-pub type FlushLayer = Identity;
-
-fn flush_layer_installed() -> Option<FlushLayer> {
-    #[cfg(feature = "otlp")]
-    return otlp::FlushLayer::installed();
-    #[cfg(not(feature = "otlp"))]
-    None
 }
 
 /// Installs a human-readable subscriber on stderr filtered by `RUST_LOG` (default `default`),

@@ -6,8 +6,8 @@
 //! `tracing-opentelemetry` turns spans into OpenTelemetry spans and `opentelemetry-otlp` encodes
 //! and sends them over the reqwest client the process already links. Finished spans wait in a
 //! bounded buffer ([`Buffer`]) and go out in one request when [`flush`] runs: after every Lambda
-//! invocation ([`FlushLayer`], before the runtime asks for the next event, so a frozen container
-//! holds nothing back), every few seconds under `teal serve` ([`spawn_flusher`]). The export is
+//! invocation (`telemetry::runtime`, before the runtime asks for the next event, so a frozen
+//! container holds nothing back), every few seconds under `teal serve` ([`spawn_flusher`]). The export is
 //! async on the caller's runtime (the SDK's batch processor exports from a thread of its own,
 //! where an async client has no runtime), bounded by the export timeout; a failure is a log line,
 //! never the request's failure. Header values (a backend's API key) are only handed to the
@@ -15,15 +15,10 @@
 //! composes [`layer`] with the JSON logs.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use lambda_http::lambda_runtime::LambdaInvocation;
-use lambda_http::lambda_runtime::tower::{Layer, Service};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
@@ -264,54 +259,6 @@ pub fn spawn_flusher(every: Duration) -> Option<tokio::task::JoinHandle<()>> {
             }
         })
     })
-}
-
-/// The Lambda runtime layer that runs [`flush`] after each invocation (its response already
-/// sent), before the runtime asks for the next one.
-#[derive(Debug, Clone, Copy)]
-pub struct FlushLayer;
-
-impl FlushLayer {
-    /// The layer when an exporter is installed.
-    pub fn installed() -> Option<Self> {
-        installed().then_some(Self)
-    }
-}
-
-impl<S> Layer<S> for FlushLayer {
-    type Service = FlushService<S>;
-
-    fn layer(&self, inner: S) -> FlushService<S> {
-        FlushService(inner)
-    }
-}
-
-/// [`FlushLayer`]'s service.
-#[derive(Debug, Clone)]
-pub struct FlushService<S>(S);
-
-impl<S> Service<LambdaInvocation> for FlushService<S>
-where
-    S: Service<LambdaInvocation>,
-    S::Future: 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    // Not `Send`: the runtime awaits invocations in place, and the EMF layer's future is not.
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
-        let done = self.0.call(invocation);
-        Box::pin(async move {
-            let result = done.await;
-            flush().await;
-            result
-        })
-    }
 }
 
 #[cfg(test)]
