@@ -164,6 +164,22 @@ impl Env {
         self.positive::<u32>(name, "a whole number > 0")
     }
 
+    /// Refuses `name` when it is set to anything but `served` (the one value that changes
+    /// nothing here; `None`: every value is refused), naming what to do `instead`.
+    pub fn refuse_unless(
+        &self,
+        name: &'static str,
+        served: Option<&str>,
+        instead: &'static str,
+    ) -> Result<(), SettingsError> {
+        match self.var(name) {
+            Some(v) if Some(v) != served => {
+                Err(SettingsError::Refused { name, value: v.to_owned(), instead })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A whole number > 0 (64 bits).
     pub fn positive_u64(&self, name: &'static str) -> Result<Option<u64>, SettingsError> {
         self.positive::<u64>(name, "a whole number > 0")

@@ -51,6 +51,38 @@ impl std::fmt::Debug for OtlpSettings {
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 
+/// Variables of the specification whose values are not served: the variables (generic and
+/// traces-only), the one value that changes nothing (`None`: any value is refused), and what to
+/// do instead.
+const NOT_SERVED: [(&[&str], Option<&str>, &str); 3] = [
+    (
+        &["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"],
+        Some("http/protobuf"),
+        "spans are exported over OTLP/HTTP with protobuf only: set it to http/protobuf (a collector \
+         listens on port 4318 for it)",
+    ),
+    (
+        &["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"],
+        Some("none"),
+        "exports are not compressed (the collector is local): set it to none or unset it",
+    ),
+    (
+        &[
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+        ],
+        None,
+        "the exporter trusts the platform's root certificates and sends no client certificate: \
+         unset it and add the collector's CA to the system store, or point SSL_CERT_FILE at a \
+         bundle of the system's roots plus that CA (it replaces the store for every HTTPS client), \
+         or export to a local collector (the ADOT layer) over http",
+    ),
+];
+
 /// Whether this build can export (teal-core's `otlp` feature).
 pub const BUILT: bool = cfg!(feature = "otlp");
 
@@ -83,46 +115,9 @@ pub fn read(env: &Env) -> Result<Option<OtlpSettings>, SettingsError> {
             expected: "an absolute http(s) URL (OTLP/HTTP, e.g. http://localhost:4318)",
         });
     }
-    for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
-        if let Some(v) = env.var(name)
-            && v != "http/protobuf"
-        {
-            return Err(SettingsError::Refused {
-                name,
-                value: v.to_owned(),
-                instead: "spans are exported over OTLP/HTTP with protobuf only: set it to \
-                          http/protobuf (a collector listens on port 4318 for it)",
-            });
-        }
-    }
-    for name in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"] {
-        if let Some(v) = env.var(name)
-            && v != "none"
-        {
-            return Err(SettingsError::Refused {
-                name,
-                value: v.to_owned(),
-                instead: "exports are not compressed (the collector is local): set it to none or unset it",
-            });
-        }
-    }
-    #[rustfmt::skip]
-    let tls_files = [
-        "OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
-        "OTEL_EXPORTER_OTLP_CLIENT_KEY", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
-    ];
-    for name in tls_files {
-        if let Some(v) = env.var(name) {
-            return Err(SettingsError::Refused {
-                name,
-                value: v.to_owned(),
-                instead: "the exporter trusts the platform's root certificates and sends no client \
-                          certificate: unset it and add the collector's CA to the system store, or \
-                          point SSL_CERT_FILE at a bundle of the system's roots plus that CA (it \
-                          replaces the store for every HTTPS client), or export to a local \
-                          collector (the ADOT layer) over http",
-            });
+    for (names, served, instead) in NOT_SERVED {
+        for name in names {
+            env.refuse_unless(name, served, instead)?;
         }
     }
     let headers = match env.var("OTEL_EXPORTER_OTLP_TRACES_HEADERS") {

@@ -112,11 +112,7 @@ pub struct TealSettings {
 /// `otlp_configured`: OTLP trace export is on (what `TA_TELEMETRY_ENABLED=true` asks for).
 pub(super) fn read(env: &Env, otlp_configured: bool) -> Result<TealSettings, SettingsError> {
     for (name, teal_default, instead) in PYTHON_CLASS_VARS {
-        if let Some(v) = env.var(name)
-            && Some(v) != teal_default
-        {
-            return Err(SettingsError::Refused { name, value: v.to_owned(), instead });
-        }
+        env.refuse_unless(name, teal_default, instead)?;
     }
     if env.parse("TA_A2A_ENABLED", "true or false", parse_bool)?.unwrap_or(false) {
         return Err(SettingsError::Refused {

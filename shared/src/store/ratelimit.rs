@@ -172,6 +172,19 @@ impl MemoryRateLimiter {
         }
     }
 
+    /// `subject`'s counts for `today` (a new day starts at zero). Bounded: before a new subject
+    /// past `max_subjects`, the counts of other days are dropped.
+    fn today<'a>(&self, days: &'a mut HashMap<String, Day>, subject: &str, today: u64) -> &'a mut Day {
+        if !days.contains_key(subject) && days.len() >= self.max_subjects {
+            days.retain(|_, d| d.day == today);
+        }
+        let d = days.entry(subject.to_owned()).or_default();
+        if d.day != today {
+            *d = Day { day: today, ..Day::default() };
+        }
+        d
+    }
+
     async fn take_token(&self, s: &RateLimitSettings, subject: &str) -> (bool, u64) {
         let mut buckets = self.buckets.lock().await;
         let now = Instant::now();
@@ -225,14 +238,7 @@ impl RateLimiter for MemoryRateLimiter {
             }
         }
         if self.daily.any() {
-            if !days.contains_key(subject) && days.len() >= self.max_subjects {
-                days.retain(|_, d| d.day == today);
-            }
-            let d = days.entry(subject.to_owned()).or_default();
-            if d.day != today {
-                *d = Day { day: today, ..Day::default() };
-            }
-            d.requests += 1;
+            self.today(&mut days, subject, today).requests += 1;
         }
         Admission::open()
     }
@@ -243,11 +249,7 @@ impl RateLimiter for MemoryRateLimiter {
         }
         let (today, _) = day_of(crate::util::unix_ms());
         let mut days = self.days.lock().await;
-        let d = days.entry(subject.to_owned()).or_default();
-        if d.day != today {
-            *d = Day { day: today, ..Day::default() };
-        }
-        d.tokens += tokens;
+        self.today(&mut days, subject, today).tokens += tokens;
     }
 
     fn counts_tokens(&self) -> bool {

@@ -77,20 +77,17 @@ pub fn init_json_logs_from(env: &Env) {
 }
 
 fn init_plain_json_logs() {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(log_filter())
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_target(false)
-        .try_init();
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry().with(json_layer().with_filter(log_filter())).try_init();
 }
 
 fn log_filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"))
 }
 
-#[cfg(feature = "otlp")]
+/// The JSON log lines: each with the span it is in and the list of spans above it.
 fn json_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
