@@ -33,7 +33,9 @@ cd "$root"
 # Build first, so a compile error shows here and the invocation timeout only covers the run.
 cargo build --quiet --bin "teal-$fn"
 
-port=${LOCAL_INVOKE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+# shellcheck source=scripts/watch-lib.sh
+. "$root/scripts/watch-lib.sh"
+port=${LOCAL_INVOKE_PORT:-$(free_port)}
 log=$(mktemp)
 # Its own process group, so the watcher, cargo and the function all stop together.
 setsid cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$port" \
@@ -53,11 +55,7 @@ fail() {
 }
 
 # Wait for the emulator to listen (it compiles the function first when needed).
-for _ in $(seq 1 1200); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  kill -0 "$watch_pid" 2>/dev/null || fail "cargo lambda watch exited early"
-  sleep 0.5
-done
+wait_listening "$port" "$watch_pid" 1200
 
 if [ "$fn" = stream ]; then
   # Method, path, headers and body from the event, to the emulated function URL.

@@ -24,7 +24,8 @@ cargo build --profile "$profile" --quiet -p teal-fn-stream --bin teal-stream
 cargo build --profile "$profile" --quiet -p teal-core --example stream_overhead
 out="${CARGO_TARGET_DIR:-target}/$([ "$profile" = dev ] && echo debug || echo "$profile")"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/watch-lib.sh
+. "$root/scripts/watch-lib.sh"
 port=${STREAM_TTFT_PORT:-$(free_port)}
 llm_port=${STREAM_TTFT_LLM_PORT:-$(free_port)}
 configs=$(mktemp -d)
@@ -66,11 +67,7 @@ fail() {
   exit 1
 }
 
-for _ in $(seq 1 600); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  kill -0 "$watch_pid" 2>/dev/null || fail "cargo lambda watch exited early"
-  sleep 0.5
-done
+wait_listening "$port" "$watch_pid" 600
 
 AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt/teal-stream" AWS_LAMBDA_FUNCTION_NAME=teal-stream \
   AWS_LAMBDA_FUNCTION_VERSION='$LATEST' AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \

@@ -23,6 +23,14 @@ pub fn teal() -> Command {
     cmd
 }
 
+/// Serves `router` on a free loopback port (a fake LLM, a receiver); its base URL.
+pub async fn listen(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
 /// A child process, killed when dropped.
 pub struct Killed(pub std::process::Child);
 

@@ -107,9 +107,11 @@ async fn in_process_api(llm_uri: &str) -> Result<String, Box<dyn std::error::Err
     Ok(base)
 }
 
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
+/// One line: `label`'s median and p95 in milliseconds.
+fn report(label: &str, mut ms: Vec<f64>) {
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms.get(((ms.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+    println!("{label}: median {:.3} ms, p95 {:.3} ms", at(0.5), at(0.95));
 }
 
 #[tokio::main]
@@ -177,25 +179,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("{runs} runs of {DELTAS} deltas through {base}/plain/1/sse");
-    println!(
-        "TTFT overhead (client TTFT - LLM TTFT): median {:.3} ms, p95 {:.3} ms",
-        percentile(ttft.clone(), 0.5),
-        percentile(ttft, 0.95)
-    );
-    println!(
-        "  request leg (sent -> LLM called): median {:.3} ms, p95 {:.3} ms",
-        percentile(request_leg.clone(), 0.5),
-        percentile(request_leg, 0.95)
-    );
-    println!(
-        "  first-token leg (LLM wrote -> client read): median {:.3} ms, p95 {:.3} ms",
-        percentile(token_leg.clone(), 0.5),
-        percentile(token_leg, 0.95)
-    );
-    println!(
-        "per-token delay (LLM write -> client read): median {:.3} ms, p95 {:.3} ms",
-        percentile(per_token.clone(), 0.5),
-        percentile(per_token, 0.95)
-    );
+    report("TTFT overhead (client TTFT - LLM TTFT)", ttft);
+    report("  request leg (sent -> LLM called)", request_leg);
+    report("  first-token leg (LLM wrote -> client read)", token_leg);
+    report("per-token delay (LLM write -> client read)", per_token);
     Ok(())
 }

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::{serve, teal};
+use super::{listen, serve, teal};
 
 #[derive(Default)]
 struct Llm {
@@ -36,13 +36,6 @@ type Exports = Arc<Mutex<Vec<Bytes>>>;
 async fn receive(State(seen): State<Exports>, body: Bytes) -> &'static str {
     seen.lock().expect("lock").push(body);
     ""
-}
-
-async fn listen(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

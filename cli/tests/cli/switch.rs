@@ -82,10 +82,8 @@ async fn until_status(http: &reqwest::Client, url: &str, want: u16, from: Instan
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teal_disable_stops_a_served_agent_within_a_second_and_its_run_in_flight() {
     let state = Arc::new(Llm::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let llm_url = format!("http://{}/v1", listener.local_addr().expect("addr"));
     let router = Router::new().route("/v1/chat/completions", post(llm)).with_state(state.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let llm_url = format!("{}/v1", super::listen(router).await);
 
     let configs = tempfile::tempdir().expect("configs");
     std::fs::write(
