@@ -222,6 +222,10 @@ pub async fn raw_state(url: &str, prefix: &str) -> RawState {
     let mut out = BTreeMap::new();
     for key in keys {
         let t: String = redis::cmd("TYPE").arg(&key).query_async(&mut r).await.expect("type");
+        if t == "none" {
+            // Expired since KEYS listed it (the rate bucket lives 2 s): no longer part of the state.
+            continue;
+        }
         let mut value: Vec<Vec<u8>> = match t.as_str() {
             "string" => vec![redis::cmd("GET").arg(&key).query_async(&mut r).await.expect("get")],
             "list" => {
