@@ -11,6 +11,9 @@
 # the median and p95 of (client's time to first token - the fake's own) and of each later
 # token's delay from the fake's write to the client's read. Measures this machine, not Lambda's.
 # STREAM_TTFT_PORT / STREAM_TTFT_LLM_PORT pick the ports (default: free ones).
+# STREAM_TTFT_CAPTURE=1 also captures the loopback traffic (tcpdump, as root) and splits each
+# token's way into the function's leg and the emulator's (scripts/stream-legs.py).
+# STREAM_TTFT_FUNCTION=PATH runs another build of the function (say, an older commit's).
 set -euo pipefail
 
 runs=${1:-50}
@@ -54,7 +57,10 @@ setsid cargo lambda watch --only-lambda-apis --invoke-address 127.0.0.1 --invoke
   >"$log" 2>&1 &
 watch_pid=$!
 fn_pid=
+pcap= tcpdump_pid=
 cleanup() {
+  if [ -n "$tcpdump_pid" ]; then kill -INT "$tcpdump_pid" 2>/dev/null || true; fi
+  if [ -n "$pcap" ]; then rm -f "$pcap" "$pcap.log"; fi
   if [ -n "$fn_pid" ]; then kill -TERM "$fn_pid" 2>/dev/null || true; wait "$fn_pid" 2>/dev/null || true; fi
   kill -TERM -- "-$watch_pid" 2>/dev/null || true
   wait "$watch_pid" 2>/dev/null || true
@@ -69,12 +75,28 @@ fail() {
 
 wait_listening "$port" "$watch_pid" 600
 
+if [ -n "${STREAM_TTFT_CAPTURE:-}" ]; then
+  command -v tcpdump >/dev/null || fail "STREAM_TTFT_CAPTURE needs tcpdump (apt-get install tcpdump)"
+  pcap=$(mktemp --suffix=.pcap)
+  tcpdump -i lo -U -w "$pcap" "tcp port $port or tcp port $llm_port" 2>"$pcap.log" &
+  tcpdump_pid=$!
+  # Ready once it says it listens.
+  for _ in $(seq 1 100); do grep -q "listening on" "$pcap.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "listening on" "$pcap.log" || fail "tcpdump did not start: $(cat "$pcap.log")"
+fi
+
 AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt/teal-stream" AWS_LAMBDA_FUNCTION_NAME=teal-stream \
   AWS_LAMBDA_FUNCTION_VERSION='$LATEST' AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
-  "$out/teal-stream" >"$fn_log" 2>&1 &
+  "${STREAM_TTFT_FUNCTION:-$out/teal-stream}" >"$fn_log" 2>&1 &
 fn_pid=$!
 
 TEAL_FAKE_LLM_PORT=$llm_port "$out/examples/stream_overhead" "$runs" \
   "http://127.0.0.1:$port/lambda-url/teal-stream" || fail "the measurement failed"
 kill -0 "$fn_pid" 2>/dev/null || fail "the function exited"
+if [ -n "$pcap" ]; then
+  kill -INT "$tcpdump_pid"
+  wait "$tcpdump_pid" 2>/dev/null || true
+  tcpdump_pid=
+  python3 "$root/scripts/stream-legs.py" "$pcap" "$llm_port" "$port"
+fi
 

@@ -9,3 +9,4 @@ mod local_invoke;
 mod metrics;
 mod probe;
 mod runtime_api;
+mod stream_runtime;

@@ -17,6 +17,7 @@ pub mod context;
 #[cfg(feature = "backup")]
 pub mod job;
 pub mod probe;
+pub mod stream_runtime;
 
 use std::sync::Arc;
 
@@ -219,15 +220,13 @@ pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
         .await
 }
 
-/// [`run`] for a streamed response (the SSE function). Metrics recorded after the response
+/// [`run`] for a streamed response (the SSE function), on our own Runtime API loop
+/// ([`stream_runtime`]: the same layers, with `TCP_NODELAY`). Metrics recorded after the response
 /// started (the rest of the run) are flushed with the next invocation's; spans are exported
 /// once the stream has ended.
 pub async fn run_streaming(app: Router) -> Result<(), lambda_http::Error> {
-    lambda_http::streaming_runtime(app)
-        .layer(TracingLayer::new())
-        .layer(crate::telemetry::runtime::layer())
-        .run()
-        .await
+    let api = crate::settings::RuntimeApiSettings::read(&Env::process())?;
+    stream_runtime::run(app, api).await
 }
 
 /// The endpoint's router with the Lambda glue around it.

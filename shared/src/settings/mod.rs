@@ -13,6 +13,7 @@
 mod backup;
 pub mod otlp;
 mod prices;
+mod runtime_api;
 mod teal;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use crate::store::{
 };
 pub use backup::{BackupSettings, S3Prefix};
 pub use otlp::OtlpSettings;
+pub use runtime_api::RuntimeApiSettings;
 pub use teal::TealSettings;
 
 /// Why the settings could not be read. Display names the variable at fault.
