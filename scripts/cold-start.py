@@ -109,8 +109,11 @@ def main():
                 sys.exit("the function did not start or answer")
             inits.append(init * 1000)
             firsts.append((result["at"] - t0) * 1000)
-        status = json.loads(result["body"]).get("statusCode")
-        print(f"{name}: {runs} cold starts, last statusCode {status}")
+        try:
+            last = f"statusCode {json.loads(result['body']).get('statusCode')}"
+        except ValueError:  # a streamed response: the function's body itself
+            last = f"streamed, {len(result['body'])} bytes: {result['body'][:40]!r}"
+        print(f"{name}: {runs} cold starts, last {last}")
         print(f"  process start -> init done     median {statistics.median(inits):6.1f} ms  (min {min(inits):.1f}, max {max(inits):.1f})")
         print(f"  process start -> first response median {statistics.median(firsts):6.1f} ms  (min {min(firsts):.1f}, max {max(firsts):.1f})")
     finally:

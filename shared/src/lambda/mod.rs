@@ -39,7 +39,7 @@ use crate::telemetry::error_chain;
 pub enum Endpoint {
     /// `POST /{name}/{version}`
     Invoke,
-    /// `POST /{name}/{version}/sse` (response streaming, behind a function URL)
+    /// `POST /{name}/{version}/sse` (response streaming, behind the REST API)
     Stream,
     /// `GET /health`
     Health,

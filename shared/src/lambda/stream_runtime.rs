@@ -49,6 +49,8 @@ use crate::settings::RuntimeApiSettings;
 /// larger, so a larger one is refused (to `/error`) rather than read.
 const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 const NEXT: &str = "/2018-06-01/runtime/invocation/next";
+/// The pause before asking again after an empty `GET /next` (204).
+const EMPTY_POLL_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 /// Echoed on `/response` and `/error` so the Runtime API can refuse a stale answer.
 const INVOCATION_ID: &str = "lambda-runtime-invocation-id";
 const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
@@ -74,8 +76,13 @@ pub async fn run(app: Router, api: RuntimeApiSettings) -> Result<(), BoxError> {
     loop {
         let next = client.call(build_request().method(Method::GET).uri(NEXT).body(Body::empty())?).await?;
         match next.status() {
-            // The emulator's "nothing yet, ask again".
-            StatusCode::NO_CONTENT => continue,
+            // `cargo lambda watch`'s "nothing queued for this function yet" (it answers at once
+            // until the function's first invocation; Lambda's own API never does): ask again,
+            // without spinning.
+            StatusCode::NO_CONTENT => {
+                tokio::time::sleep(EMPTY_POLL_PAUSE).await;
+                continue;
+            }
             s if !s.is_success() => return Err(format!("the Runtime API answered GET /next with {s}").into()),
             _ => {}
         }
@@ -87,35 +94,19 @@ pub async fn run(app: Router, api: RuntimeApiSettings) -> Result<(), BoxError> {
             return Err("the Runtime API sent an event without lambda-runtime-deadline-ms".into());
         }
         let ids = Ids { request_id, invocation_id: header(&parts.headers, INVOCATION_ID).map(str::to_owned) };
-        let context = match Context::new(&ids.request_id, config.clone(), &parts.headers) {
-            Ok(context) => context,
-            Err(e) => {
-                tracing::error!(error = %e, request_id = %ids.request_id, "the event's context headers are malformed");
-                let message = format!("the event's context headers are malformed: {e}");
-                post_error(
-                    &client,
-                    &ids,
-                    Diagnostic { error_type: "Runtime.InvalidEvent".into(), error_message: message },
-                )
-                .await?;
-                continue;
-            }
+        let prepared = match Context::new(&ids.request_id, config.clone(), &parts.headers) {
+            Err(e) => Err(format!("the event's context headers are malformed: {e}")),
+            Ok(context) => match Limited::new(body, MAX_EVENT_BYTES).collect().await {
+                Ok(body) => Ok((context, body.to_bytes())),
+                Err(e) => Err(format!("the event could not be read (at most {MAX_EVENT_BYTES} bytes): {e}")),
+            },
         };
-        let body = match Limited::new(body, MAX_EVENT_BYTES).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => {
-                tracing::error!(error = %e, request_id = %ids.request_id, "the event could not be read");
-                let message = format!("the event could not be read (at most {MAX_EVENT_BYTES} bytes): {e}");
-                post_error(
-                    &client,
-                    &ids,
-                    Diagnostic { error_type: "Runtime.InvalidEvent".into(), error_message: message },
-                )
-                .await?;
-                continue;
+        match prepared {
+            Ok((context, body)) => {
+                service.ready().await?.call(LambdaInvocation { parts, body, context }).await?
             }
-        };
-        service.ready().await?.call(LambdaInvocation { parts, body, context }).await?;
+            Err(message) => refuse_event(&client, &ids, message).await?,
+        }
     }
 }
 
@@ -156,14 +147,8 @@ impl Service<LambdaInvocation> for StreamInvoke {
         Box::pin(async move {
             let response = match handled {
                 Err(e) => {
-                    tracing::error!(error = %e, "the event is not an HTTP event; the handler is not called");
                     let message = format!("the event is not an API Gateway or function URL HTTP event: {e}");
-                    return post_error(
-                        &client,
-                        &ids,
-                        Diagnostic { error_type: "Runtime.InvalidEvent".into(), error_message: message },
-                    )
-                    .await;
+                    return refuse_event(&client, &ids, message).await;
                 }
                 Ok(handling) => match AssertUnwindSafe(handling).catch_unwind().await {
                     Ok(Ok(response)) => response,
@@ -216,6 +201,13 @@ where
     let body = StreamedBody { head: head.into_iter(), stream, done: false };
     answered(client.call(request.body(Body::new(body))?).await?.status());
     Ok(())
+}
+
+/// An invocation the router cannot be handed: logged, and `/error` as `Runtime.InvalidEvent`.
+async fn refuse_event(client: &PooledClient, ids: &Ids, message: String) -> Result<(), BoxError> {
+    tracing::error!(request_id = %ids.request_id, error = %message, "the event is refused; the handler is not called");
+    let error = Diagnostic { error_type: "Runtime.InvalidEvent".into(), error_message: message };
+    post_error(client, ids, error).await
 }
 
 /// `POST /error`: the invocation failed before a response existed.
