@@ -99,6 +99,29 @@ async fn panics() -> &'static str {
     panic!("handler bug")
 }
 
+/// The loop's settings for a Runtime API at `endpoint`.
+fn settings(endpoint: &str) -> RuntimeApiSettings {
+    RuntimeApiSettings {
+        endpoint: endpoint.parse().expect("uri"),
+        config: Config {
+            function_name: FUNCTION.into(),
+            memory: 512,
+            version: "$LATEST".into(),
+            ..Config::default()
+        },
+    }
+}
+
+/// Runs the loop on a thread of its own, as the function's `main` would (its future is not
+/// `Send`: the runtime layers' are not).
+fn spawn_loop(app: Router, api: RuntimeApiSettings) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let ended = rt.block_on(stream_runtime::run(app, api));
+        eprintln!("the loop ended: {ended:?}");
+    });
+}
+
 struct Harness {
     _emulator: Child,
     base: String,
@@ -110,22 +133,8 @@ impl Harness {
     async fn start() -> (Self, mpsc::Sender<Bytes>) {
         let (emulator, port) = emulator().await;
         let (chunks, rx) = mpsc::channel(1);
-        let api = RuntimeApiSettings {
-            endpoint: format!("http://127.0.0.1:{port}/.rt/{FUNCTION}").parse().expect("uri"),
-            config: Config {
-                function_name: FUNCTION.into(),
-                memory: 512,
-                version: "$LATEST".into(),
-                ..Config::default()
-            },
-        };
-        // The loop's future is not `Send` (the runtime layers' are not): a thread of its own, as
-        // the function's `main` would run it.
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            let ended = rt.block_on(stream_runtime::run(router(rx), api));
-            eprintln!("the loop ended: {ended:?}");
-        });
+        let api = settings(&format!("http://127.0.0.1:{port}/.rt/{FUNCTION}"));
+        spawn_loop(router(rx), api);
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         (Self { _emulator: emulator, base: format!("http://127.0.0.1:{port}"), client }, chunks)
     }
@@ -212,12 +221,14 @@ async fn each_chunk_reaches_the_client_before_the_next_is_made_and_failures_are_
     assert!(ctx.ends_with(FUNCTION), "{ctx}");
 }
 
+/// What the loop posted for an invocation: `response` or `error`, headers, body chunks, trailers.
+type Posted = (String, HeaderMap, Vec<Bytes>, Option<HeaderMap>);
+
 /// The Runtime API side of one invocation, as a minimal server on loopback: `GET /next` hands out
-/// `event` once (later polls wait), `POST .../response` is read to the end, trailers included.
-/// The emulator drops trailers, so this is where the loop's trailers are seen.
-async fn one_invocation(
-    event: String,
-) -> (String, mpsc::Receiver<(HeaderMap, Vec<Bytes>, Option<HeaderMap>)>) {
+/// `event` once (later polls wait), with or without its deadline header; `POST .../response` or
+/// `.../error` is read to the end, trailers included. The emulator drops trailers, so this is
+/// where the loop's trailers are seen.
+async fn one_invocation(event: String, deadline: bool) -> (String, mpsc::Receiver<Posted>) {
     use axum::extract::Request;
     use axum::routing::post;
     let (tx, rx) = mpsc::channel(1);
@@ -231,39 +242,37 @@ async fn one_invocation(
                     if handed_out.swap(true, std::sync::atomic::Ordering::SeqCst) {
                         std::future::pending::<()>().await;
                     }
-                    (
-                        [
-                            ("lambda-runtime-aws-request-id", "req-1"),
-                            ("lambda-runtime-deadline-ms", "4102444800000"),
-                            (
-                                "lambda-runtime-invoked-function-arn",
-                                "arn:aws:lambda:us-east-1:123456789012:function:teal-stream",
-                            ),
-                            ("lambda-runtime-invocation-id", "inv-1"),
-                        ],
-                        event,
-                    )
+                    let mut headers = HeaderMap::new();
+                    headers.insert("lambda-runtime-aws-request-id", "req-1".parse().expect("value"));
+                    headers.insert("lambda-runtime-invocation-id", "inv-1".parse().expect("value"));
+                    if deadline {
+                        headers.insert("lambda-runtime-deadline-ms", "4102444800000".parse().expect("value"));
+                    }
+                    (headers, event)
                 }
             }),
         )
         .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(move |axum::extract::Path(id): axum::extract::Path<String>, req: Request| {
-                let tx = tx.clone();
-                async move {
-                    assert_eq!(id, "req-1");
-                    let (parts, mut body) = req.into_parts();
-                    let (mut chunks, mut trailers) = (Vec::new(), None);
-                    while let Some(frame) = body.frame().await {
-                        match frame.expect("a frame").into_data() {
-                            Ok(d) => chunks.push(d),
-                            Err(f) => trailers = f.into_trailers().ok(),
+            "/2018-06-01/runtime/invocation/{id}/{what}",
+            post(
+                move |axum::extract::Path((id, what)): axum::extract::Path<(String, String)>,
+                      req: Request| {
+                    let tx = tx.clone();
+                    async move {
+                        assert_eq!(id, "req-1");
+                        let (parts, mut body) = req.into_parts();
+                        let (mut chunks, mut trailers) = (Vec::new(), None);
+                        while let Some(frame) = body.frame().await {
+                            match frame.expect("a frame").into_data() {
+                                Ok(d) => chunks.push(d),
+                                Err(f) => trailers = f.into_trailers().ok(),
+                            }
                         }
+                        let _ = tx.send((what, parts.headers, chunks, trailers)).await;
+                        http::StatusCode::ACCEPTED
                     }
-                    let _ = tx.send((parts.headers, chunks, trailers)).await;
-                    http::StatusCode::ACCEPTED
-                }
-            }),
+                },
+            ),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -277,23 +286,13 @@ async fn the_response_is_posted_in_streaming_mode_and_a_failed_body_ends_with_th
     event["rawPath"] = "/boom".into();
     event["requestContext"]["http"]["method"] = "GET".into();
     event["requestContext"]["http"]["path"] = "/boom".into();
-    let (endpoint, mut posted) = one_invocation(event.to_string()).await;
-    let api = RuntimeApiSettings {
-        endpoint: endpoint.parse().expect("uri"),
-        config: Config {
-            function_name: FUNCTION.into(),
-            memory: 512,
-            version: "$LATEST".into(),
-            ..Config::default()
-        },
-    };
+    let (endpoint, mut posted) = one_invocation(event.to_string(), true).await;
+    let api = settings(&endpoint);
     let (_chunks, rx) = mpsc::channel(1);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let _ = rt.block_on(stream_runtime::run(router(rx), api));
-    });
-    let (headers, chunks, trailers) =
+    spawn_loop(router(rx), api);
+    let (what, headers, chunks, trailers) =
         timeout(LIMIT, posted.recv()).await.expect("in time").expect("a response");
+    assert_eq!(what, "response");
     assert_eq!(headers["lambda-runtime-function-response-mode"], "streaming");
     assert_eq!(headers["content-type"], "application/vnd.awslambda.http-integration-response");
     assert_eq!(headers["lambda-runtime-invocation-id"], "inv-1", "the invocation id is echoed");
@@ -309,4 +308,21 @@ async fn the_response_is_posted_in_streaming_mode_and_a_failed_body_ends_with_th
     let document: Value = serde_json::from_slice(&document).expect("an error document");
     assert_eq!(document["errorType"], "Runtime.StreamError");
     assert_eq!(document["errorMessage"], "the response stream failed", "no detail: {document}");
+}
+
+#[tokio::test]
+async fn an_event_without_a_deadline_is_refused_to_error_not_a_panic() {
+    let (endpoint, mut posted) = one_invocation(crate::helpers::event_text("stream.json"), false).await;
+    let (_chunks, rx) = mpsc::channel(1);
+    spawn_loop(router(rx), settings(&endpoint));
+    let (what, headers, chunks, _) =
+        timeout(LIMIT, posted.recv()).await.expect("in time").expect("an answer");
+    assert_eq!(what, "error");
+    assert_eq!(headers["lambda-runtime-invocation-id"], "inv-1");
+    let error: Value = serde_json::from_slice(&chunks.concat()).expect("an error document");
+    assert_eq!(error["errorType"], "Runtime.InvalidEvent");
+    assert!(
+        error["errorMessage"].as_str().is_some_and(|m| m.contains("lambda-runtime-deadline-ms")),
+        "{error}"
+    );
 }

@@ -90,11 +90,15 @@ pub async fn run(app: Router, api: RuntimeApiSettings) -> Result<(), BoxError> {
         let request_id = header(&parts.headers, "lambda-runtime-aws-request-id")
             .ok_or("the Runtime API sent an event without lambda-runtime-aws-request-id")?
             .to_owned();
-        if header(&parts.headers, "lambda-runtime-deadline-ms").is_none() {
-            return Err("the Runtime API sent an event without lambda-runtime-deadline-ms".into());
-        }
         let ids = Ids { request_id, invocation_id: header(&parts.headers, INVOCATION_ID).map(str::to_owned) };
-        let prepared = match Context::new(&ids.request_id, config.clone(), &parts.headers) {
+        // (`Context::new` panics without a deadline.)
+        let context = match header(&parts.headers, "lambda-runtime-deadline-ms") {
+            None => Err("the event has no lambda-runtime-deadline-ms header".to_owned()),
+            Some(_) => {
+                Context::new(&ids.request_id, config.clone(), &parts.headers).map_err(|e| e.to_string())
+            }
+        };
+        let prepared = match context {
             Err(e) => Err(format!("the event's context headers are malformed: {e}")),
             Ok(context) => match Limited::new(body, MAX_EVENT_BYTES).collect().await {
                 Ok(body) => Ok((context, body.to_bytes())),
