@@ -109,6 +109,7 @@ fn settings(endpoint: &str) -> RuntimeApiSettings {
             version: "$LATEST".into(),
             ..Config::default()
         },
+        max_concurrency: None,
     }
 }
 

@@ -69,6 +69,12 @@ pub async fn run(app: Router, api: RuntimeApiSettings) -> Result<(), BoxError> {
             .with_pool_size(1)
             .build(),
     );
+    if let Some(n) = api.max_concurrency.filter(|n| *n > 1) {
+        tracing::warn!(
+            max_concurrency = n,
+            "AWS_LAMBDA_MAX_CONCURRENCY is set; this loop answers one invocation at a time"
+        );
+    }
     let config = Arc::new(api.config);
     let invoke = StreamInvoke { adapter: StreamAdapter::from(app), client: client.clone() };
     // Outermost first, as `Runtime::layer` stacks them for the other functions.

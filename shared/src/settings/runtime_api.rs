@@ -16,6 +16,9 @@ pub struct RuntimeApiSettings {
     /// `AWS_LAMBDA_FUNCTION_NAME`, `_MEMORY_SIZE`, `_VERSION`, `AWS_LAMBDA_LOG_STREAM_NAME`,
     /// `AWS_LAMBDA_LOG_GROUP_NAME`: the context's configuration, as lambda_runtime reads it.
     pub config: Config,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY` (Lambda Managed Instances): the loop still answers one
+    /// invocation at a time, as lambda_runtime's `run` does, and says so in the log.
+    pub max_concurrency: Option<u32>,
 }
 
 const SET_BY_LAMBDA: &str = "set by Lambda; outside it, run the function under `cargo lambda watch`";
@@ -38,6 +41,13 @@ impl RuntimeApiSettings {
                 v.parse::<i32>().ok().filter(|m| *m > 0)
             })?
             .ok_or_else(|| SettingsError::missing("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", SET_BY_LAMBDA))?;
+        if env.var("AWS_LAMBDA_INITIALIZATION_TYPE") == Some("snap-start") {
+            return Err(SettingsError::Refused {
+                name: "AWS_LAMBDA_INITIALIZATION_TYPE",
+                value: "snap-start".into(),
+                instead: "the streaming function's Runtime API loop has no SnapStart hooks (Lambda offers SnapStart only for managed runtimes); turn SnapStart off for it",
+            });
+        }
         let config = Config {
             function_name: required("AWS_LAMBDA_FUNCTION_NAME")?,
             memory,
@@ -45,7 +55,7 @@ impl RuntimeApiSettings {
             log_stream: env.var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default().to_owned(),
             log_group: env.var("AWS_LAMBDA_LOG_GROUP_NAME").unwrap_or_default().to_owned(),
         };
-        Ok(Self { endpoint, config })
+        Ok(Self { endpoint, config, max_concurrency: env.positive_u32("AWS_LAMBDA_MAX_CONCURRENCY")? })
     }
 }
 
@@ -75,6 +85,20 @@ mod tests {
     }
 
     #[test]
+    fn snapstart_is_refused_with_the_way_forward_and_the_concurrency_is_read() {
+        let env = Env::from_pairs(LAMBDA).with("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start");
+        let e = RuntimeApiSettings::read(&env).expect_err("snap-start");
+        assert!(
+            e.to_string().starts_with("AWS_LAMBDA_INITIALIZATION_TYPE=snap-start is not supported: "),
+            "{e}"
+        );
+        let env = Env::from_pairs(LAMBDA)
+            .with("AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances")
+            .with("AWS_LAMBDA_MAX_CONCURRENCY", "8");
+        assert_eq!(RuntimeApiSettings::read(&env).expect("managed instances").max_concurrency, Some(8));
+    }
+
+    #[test]
     fn a_missing_or_malformed_variable_is_named() {
         for (name, value) in [
             ("AWS_LAMBDA_RUNTIME_API", ""),
@@ -83,6 +107,7 @@ mod tests {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots"),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""),
             ("AWS_LAMBDA_FUNCTION_NAME", ""),
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "0"),
         ] {
             let pairs = LAMBDA
                 .into_iter()
