@@ -2,22 +2,24 @@
 //! with `TCP_NODELAY` on the socket to the Runtime API.
 //!
 //! Why our own: lambda_runtime (1.5) connects without `TCP_NODELAY` and offers no way to set it.
-//! A streamed response is many small writes: the prelude's eight NUL bytes, then each token. With
-//! Nagle's algorithm a small write waits while an earlier one is unacknowledged, and a receiver
-//! that delays its ACK (Linux: up to ~40 ms) holds the first token that long (README,
-//! "Streaming"). Here every write leaves at once.
+//! A streamed response is many small writes: the prelude, its eight NUL bytes, then each token.
+//! With Nagle's algorithm a small write waits while an earlier one is unacknowledged, and a
+//! receiver that delays its ACK (Linux: up to ~40 ms) holds the token that long (README, the
+//! streaming measurements under `cargo lambda watch`). Here every write leaves at once.
 //!
 //! What stays lambda_runtime's and lambda_http's: the client (`PooledClient`, with our connector),
 //! the invocation [`Context`] and its `Config`, the event types and their conversion into the
 //! request our router sees ([`StreamAdapter`]: the lambda context, the X-Ray header), the tracing
-//! span ([`TracingLayer`]) and our telemetry layer around each invocation, the wire format
-//! (`GET /next`; `POST /response` in streaming mode: the prelude, eight NULs, the body, each
-//! written as it is ready; a body
-//! that fails mid-way ends with the error trailers; `POST /error` before a response exists).
-//! One thing lambda_runtime does is not done: setting `_X_AMZN_TRACE_ID` in the process
-//! environment for each invocation (`std::env::set_var` is `unsafe` in edition 2024 and this
-//! workspace forbids `unsafe`). Its only reader here is the AWS SDK's recursion-detection
-//! header; the trace id still reaches our router as the request's `X-Amzn-Trace-Id`.
+//! span ([`TracingLayer`]) and our telemetry layer around each invocation, and the wire format:
+//! `GET /next`; `POST /response` in streaming mode (the prelude, the eight NULs, the body, each
+//! written as it is ready; a body that fails mid-way ends with the error trailers); `POST /error`
+//! before a response exists.
+//! What is not done: setting `_X_AMZN_TRACE_ID` in the process environment for each invocation
+//! (`std::env::set_var` is `unsafe` in edition 2024 and this workspace forbids `unsafe`; its only
+//! reader here is the AWS SDK's recursion-detection header, and the trace id still reaches our
+//! router as the request's `X-Amzn-Trace-Id`); SnapStart hooks (refused at start by
+//! [`RuntimeApiSettings`]); polling concurrently under `AWS_LAMBDA_MAX_CONCURRENCY` (one
+//! invocation at a time, as lambda_runtime's `run`, with a warning).
 
 use std::convert::Infallible;
 use std::future::Future;
