@@ -9,8 +9,10 @@ hop: the fake LLM's (`"content":"tN "`, from LLM_PORT), the function's to the em
 (`"output_partial":"tN "`, to EMULATOR_PORT) and the emulator's to the client (the same, from
 EMULATOR_PORT). Prints the medians and p95 of the function's leg (LLM segment -> function's
 segment: our code and our socket) and of the emulator's leg (function's segment -> emulator's
-segment to the client), for the first token and for the later ones. The first run is a warm-up,
-as in stream-ttft.sh. Kernel timestamps, one clock: no stamping inside the processes measured.
+segment to the client), for the first token and for the later ones. The first run in the capture
+is left out (stream-ttft.sh's warm-up, or the first measured run when tcpdump attached after the
+warm-up began), and so is a last run cut short by the capture's end: a few fewer runs than
+stream-ttft.sh's. Kernel timestamps, one clock: no stamping inside the processes measured.
 """
 import re
 import struct
