@@ -81,7 +81,12 @@ fn router(chunks: mpsc::Receiver<Bytes>) -> Router {
         .route(
             "/boom",
             get(|| async {
-                let items = [Ok(Bytes::from_static(b"partial;")), Err(std::io::Error::other("disk on fire"))];
+                // An empty chunk on the way must not end the chunked body before the trailers.
+                let items = [
+                    Ok(Bytes::from_static(b"partial;")),
+                    Ok(Bytes::new()),
+                    Err(std::io::Error::other("disk on fire")),
+                ];
                 Body::from_stream(futures::stream::iter(items))
             }),
         )

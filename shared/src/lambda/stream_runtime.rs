@@ -98,7 +98,7 @@ pub async fn run(app: Router, api: RuntimeApiSettings) -> Result<(), BoxError> {
         let request_id = header(&parts.headers, "lambda-runtime-aws-request-id")
             .ok_or("the Runtime API sent an event without lambda-runtime-aws-request-id")?
             .to_owned();
-        let ids = Ids { request_id, invocation_id: header(&parts.headers, INVOCATION_ID).map(str::to_owned) };
+        let ids = Ids::of(request_id, &parts.headers);
         // (`Context::new` panics without a deadline.)
         let context = match header(&parts.headers, "lambda-runtime-deadline-ms") {
             None => Err("the event has no lambda-runtime-deadline-ms header".to_owned()),
@@ -132,6 +132,24 @@ struct Ids {
     invocation_id: Option<String>,
 }
 
+impl Ids {
+    /// The request id and the invocation id `GET /next`'s `headers` carry.
+    fn of(request_id: String, headers: &HeaderMap) -> Self {
+        Self { request_id, invocation_id: header(headers, INVOCATION_ID).map(str::to_owned) }
+    }
+
+    /// `POST .../invocation/{request id}/{what}` (`response` or `error`), the invocation id echoed.
+    fn answer(&self, what: &str) -> http::request::Builder {
+        let request = build_request()
+            .method(Method::POST)
+            .uri(format!("/2018-06-01/runtime/invocation/{}/{what}", self.request_id));
+        match &self.invocation_id {
+            Some(id) => request.header(INVOCATION_ID, id),
+            None => request,
+        }
+    }
+}
+
 /// One invocation: the event into the router's request, its response streamed to the Runtime API.
 struct StreamInvoke {
     adapter: StreamAdapter<'static, Router, axum::body::Body>,
@@ -149,10 +167,7 @@ impl Service<LambdaInvocation> for StreamInvoke {
 
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let LambdaInvocation { parts, body, context } = invocation;
-        let ids = Ids {
-            request_id: context.request_id.clone(),
-            invocation_id: header(&parts.headers, INVOCATION_ID).map(str::to_owned),
-        };
+        let ids = Ids::of(context.request_id.clone(), &parts.headers);
         let client = self.client.clone();
         let handled = serde_json::from_slice::<LambdaRequest>(&body)
             .map(|event| self.adapter.call(LambdaEvent::new(event, context)));
@@ -198,21 +213,16 @@ where
         .entry(CONTENT_TYPE)
         .or_insert(HeaderValue::from_static("application/octet-stream"));
     let prelude = serde_json::to_vec(&metadata_prelude)?;
-    let mut request = build_request()
-        .method(Method::POST)
-        .uri(format!("/2018-06-01/runtime/invocation/{}/response", ids.request_id))
+    let request = ids
+        .answer("response")
         .header("lambda-runtime-function-response-mode", "streaming")
         .header(CONTENT_TYPE, "application/vnd.awslambda.http-integration-response")
         .header("transfer-encoding", "chunked")
         .header("trailer", ERROR_TYPE)
         .header("trailer", ERROR_BODY);
-    if let Some(id) = &ids.invocation_id {
-        request = request.header(INVOCATION_ID, id);
-    }
     let head = [Bytes::from(prelude), Bytes::from_static(&[0; 8])];
     let body = StreamedBody { head: head.into_iter(), stream, done: false };
-    answered(client.call(request.body(Body::new(body))?).await?.status());
-    Ok(())
+    send_answer(client, request.body(Body::new(body))?).await
 }
 
 /// An invocation the router cannot be handed: logged, and `/error` as `Runtime.InvalidEvent`.
@@ -224,24 +234,18 @@ async fn refuse_event(client: &PooledClient, ids: &Ids, message: String) -> Resu
 
 /// `POST /error`: the invocation failed before a response existed.
 async fn post_error(client: &PooledClient, ids: &Ids, error: Diagnostic) -> Result<(), BoxError> {
-    let mut request = build_request()
-        .method(Method::POST)
-        .uri(format!("/2018-06-01/runtime/invocation/{}/error", ids.request_id))
-        .header(ERROR_TYPE, "unhandled");
-    if let Some(id) = &ids.invocation_id {
-        request = request.header(INVOCATION_ID, id);
-    }
     let body = Body::from(serde_json::to_vec(&error)?);
-    answered(client.call(request.body(body)?).await?.status());
-    Ok(())
+    send_answer(client, ids.answer("error").header(ERROR_TYPE, "unhandled").body(body)?).await
 }
 
-/// A refused answer is logged and the loop goes on, as lambda_runtime's does (410: the invocation
-/// timed out, or the answer was stale).
-fn answered(status: StatusCode) {
+/// Sends an invocation's answer. A refused one is logged and the loop goes on, as lambda_runtime's
+/// does (410: the invocation timed out, or the answer was stale).
+async fn send_answer(client: &PooledClient, answer: http::Request<Body>) -> Result<(), BoxError> {
+    let status = client.call(answer).await?.status();
     if !status.is_success() {
         tracing::error!(%status, "the Runtime API refused the invocation's answer");
     }
+    Ok(())
 }
 
 /// The prelude and its separator, each its own chunk (the emulator reads them chunk by chunk;
@@ -267,20 +271,22 @@ where
         if let Some(head) = self.head.next() {
             return Poll::Ready(Some(Ok(Frame::data(head))));
         }
-        while !self.done {
-            match ready!(self.stream.poll_next_unpin(cx)) {
-                // An empty chunk would end the chunked body.
-                Some(Ok(data)) if data.is_empty() => continue,
-                Some(Ok(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Some(Err(e)) => {
-                    self.done = true;
-                    tracing::error!(error = %e, "the response body failed mid-stream");
-                    return Poll::Ready(Some(Ok(Frame::trailers(error_trailers()))));
-                }
-                None => self.done = true,
+        if self.done {
+            return Poll::Ready(None);
+        }
+        // (hyper drops an empty chunk itself: it would otherwise end the chunked body.)
+        match ready!(self.stream.poll_next_unpin(cx)) {
+            Some(Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Some(Err(e)) => {
+                self.done = true;
+                tracing::error!(error = %e, "the response body failed mid-stream");
+                Poll::Ready(Some(Ok(Frame::trailers(error_trailers()))))
+            }
+            None => {
+                self.done = true;
+                Poll::Ready(None)
             }
         }
-        Poll::Ready(None)
     }
 }
 

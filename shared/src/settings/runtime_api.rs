@@ -26,21 +26,15 @@ const SET_BY_LAMBDA: &str = "set by Lambda; outside it, run the function under `
 impl RuntimeApiSettings {
     /// Reads the variables above; the first three function variables and the endpoint are required.
     pub fn read(env: &Env) -> Result<Self, SettingsError> {
-        let required = |name: &'static str| {
-            env.var(name).map(str::to_owned).ok_or_else(|| SettingsError::missing(name, SET_BY_LAMBDA))
-        };
-        let endpoint = env
-            .parse("AWS_LAMBDA_RUNTIME_API", "host:port or an http:// URL", |v| {
-                v.parse::<Uri>()
-                    .ok()
-                    .filter(|u| u.authority().is_some() && u.scheme_str().is_none_or(|s| s == "http"))
-            })?
-            .ok_or_else(|| SettingsError::missing("AWS_LAMBDA_RUNTIME_API", SET_BY_LAMBDA))?;
-        let memory = env
-            .parse("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "megabytes, a whole number > 0", |v| {
+        let endpoint = required(env, "AWS_LAMBDA_RUNTIME_API", "host:port or an http:// URL", |v| {
+            v.parse::<Uri>()
+                .ok()
+                .filter(|u| u.authority().is_some() && u.scheme_str().is_none_or(|s| s == "http"))
+        })?;
+        let memory =
+            required(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "megabytes, a whole number > 0", |v| {
                 v.parse::<i32>().ok().filter(|m| *m > 0)
-            })?
-            .ok_or_else(|| SettingsError::missing("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", SET_BY_LAMBDA))?;
+            })?;
         if env.var("AWS_LAMBDA_INITIALIZATION_TYPE") == Some("snap-start") {
             return Err(SettingsError::Refused {
                 name: "AWS_LAMBDA_INITIALIZATION_TYPE",
@@ -49,14 +43,24 @@ impl RuntimeApiSettings {
             });
         }
         let config = Config {
-            function_name: required("AWS_LAMBDA_FUNCTION_NAME")?,
+            function_name: required(env, "AWS_LAMBDA_FUNCTION_NAME", "a name", |v| Some(v.to_owned()))?,
             memory,
-            version: required("AWS_LAMBDA_FUNCTION_VERSION")?,
+            version: required(env, "AWS_LAMBDA_FUNCTION_VERSION", "a version", |v| Some(v.to_owned()))?,
             log_stream: env.var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default().to_owned(),
             log_group: env.var("AWS_LAMBDA_LOG_GROUP_NAME").unwrap_or_default().to_owned(),
         };
         Ok(Self { endpoint, config, max_concurrency: env.positive_u32("AWS_LAMBDA_MAX_CONCURRENCY")? })
     }
+}
+
+/// A variable Lambda always sets: parsed by `parse` (else invalid, naming `expected`), or missing.
+fn required<T>(
+    env: &Env,
+    name: &'static str,
+    expected: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, SettingsError> {
+    env.parse(name, expected, parse)?.ok_or_else(|| SettingsError::missing(name, SET_BY_LAMBDA))
 }
 
 #[cfg(test)]
